@@ -1,0 +1,139 @@
+// Package link is the wire contract of the private link between the agent
+// (customer zone) and the engine (provider zone): the Arrow Flight action
+// names, descriptors and the JSON bodies they carry.
+//
+// The flow of one job, always opened by the agent:
+//
+//	DoAction(ActionStartJob, JobSpec)        engine allocates an in-memory job
+//	DoPut(Descriptor{JobID, Table}) × tables  agent uploads each table
+//	DoAction(ActionTrain, JobRef)            engine trains, returns TrainResult
+//	DoGet(Ticket{JobID, PredictionsStream})  engine streams predictions back
+//	DoAction(ActionPurge, JobRef)            engine purges, returns PurgeAttestation
+package link
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ferry-ai/ferry/internal/graph"
+)
+
+// ProtocolVersion is bumped on any incompatible change of this contract.
+const ProtocolVersion = 1
+
+// Flight action types.
+const (
+	ActionStartJob = "ferry.job.start"
+	ActionTrain    = "ferry.job.train"
+	ActionPurge    = "ferry.job.purge"
+)
+
+// PredictionsStream names the stream a DoGet ticket asks for.
+const PredictionsStream = "predictions"
+
+// Prediction columns the engine returns, after the entity key column (which
+// keeps its source name and type).
+const (
+	ColAnchorTime     = "anchor_time"
+	ColScore          = "score"
+	ColPredictedClass = "predicted_class"
+)
+
+// JobSpec opens a job on the engine.
+type JobSpec struct {
+	JobID string `json:"job_id"`
+	// Query is the predictive query text (PQL).
+	Query string `json:"query"`
+	// Tables describes every table the agent will upload, with keys and time
+	// columns; the engine builds its graph from it.
+	Tables []graph.Table `json:"tables"`
+	// QuotaBytes caps the memory the job's data may take on the engine; 0
+	// means the engine's default.
+	QuotaBytes int64 `json:"quota_bytes,omitempty"`
+}
+
+// JobRef names a job in an action body.
+type JobRef struct {
+	JobID string `json:"job_id"`
+}
+
+// Descriptor is the JSON in a DoPut FlightDescriptor's Cmd.
+type Descriptor struct {
+	JobID string `json:"job_id"`
+	Table string `json:"table"`
+}
+
+// Ticket is the JSON in a DoGet ticket.
+type Ticket struct {
+	JobID  string `json:"job_id"`
+	Stream string `json:"stream"`
+}
+
+// Metrics are evaluation figures on the held-out test window.
+type Metrics struct {
+	AUROC            float64 `json:"auroc"`
+	AveragePrecision float64 `json:"average_precision"`
+}
+
+// TrainResult is what the engine reports after training and scoring: metadata
+// only (no entity key, no row value).
+type TrainResult struct {
+	JobID    string `json:"job_id"`
+	ModelID  string `json:"model_id"`
+	TaskType string `json:"task_type"` // "binary_classification"
+	// Test holds the model's metrics on the test window.
+	Test Metrics `json:"test"`
+	// BaselineLabelRate scores every entity with the training label rate.
+	BaselineLabelRate Metrics `json:"baseline_label_rate"`
+	// BaselineRecentCount scores each entity by its event count in the last
+	// window (sign chosen by the target's direction).
+	BaselineRecentCount Metrics `json:"baseline_recent_count"`
+
+	TrainRows        int     `json:"train_rows"`
+	ValidationRows   int     `json:"validation_rows"`
+	TestRows         int     `json:"test_rows"`
+	TrainPositives   int     `json:"train_positives"`
+	TestPositiveRate float64 `json:"test_positive_rate"`
+	NumFeatures      int     `json:"num_features"`
+	Anchors          int     `json:"anchors"`
+	BestIteration    int     `json:"best_iteration"`
+	Threshold        float64 `json:"threshold"`
+	PredictionRows   int     `json:"prediction_rows"`
+	// ScoringAnchor is the anchor time predictions are made at.
+	ScoringAnchor time.Time `json:"scoring_anchor"`
+	// FeatureImportance maps feature names (derived from column names, never
+	// values) to gain.
+	FeatureImportance map[string]float64 `json:"feature_importance,omitempty"`
+	FeatureSeconds    float64            `json:"feature_seconds"`
+	TrainSeconds      float64            `json:"train_seconds"`
+	ScoreSeconds      float64            `json:"score_seconds"`
+}
+
+// PurgeAttestation is the engine's statement that a job's data is gone.
+type PurgeAttestation struct {
+	JobID         string    `json:"job_id"`
+	Reason        string    `json:"reason"` // "completed", "failed", "cancelled", "expired", "shutdown"
+	BytesReceived int64     `json:"bytes_received"`
+	BytesPurged   int64     `json:"bytes_purged"`
+	FilesWritten  int64     `json:"files_written"`
+	// StorageWriteBytes is the growth of the engine process's write_bytes
+	// (/proc/self/io) while the job lived; -1 where the platform has none.
+	StorageWriteBytes int64     `json:"storage_write_bytes"`
+	PurgedAt          time.Time `json:"purged_at"`
+}
+
+// Decode unmarshals a JSON body strictly (unknown fields refused), naming what
+// it was decoding in the error.
+func Decode(what string, body []byte, v any) error {
+	if len(body) == 0 {
+		return fmt.Errorf("decode %s: empty body", what)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode %s: %w", what, err)
+	}
+	return nil
+}
