@@ -1,0 +1,176 @@
+// Package api defines the JSON documents of the control plane's user API,
+// shared by the server (package controlplane) and its Go client (package
+// apiclient). Every field is metadata: names, types, counts, metrics, states
+// and timestamps, never a row value.
+package api
+
+import "time"
+
+// Paths of the user API.
+const (
+	PathJobs    = "/v1/jobs"
+	PathAgents  = "/v1/agents"
+	PathHealthz = "/healthz"
+)
+
+// JobState is the state of a job in the control plane's state machine.
+type JobState string
+
+// Job states, in the order a successful job passes through them.
+const (
+	StateQueued    JobState = "queued"
+	StateAssigned  JobState = "assigned"
+	StateReading   JobState = "reading"
+	StateTraining  JobState = "training"
+	StateWriting   JobState = "writing"
+	StateSucceeded JobState = "succeeded"
+	StateFailed    JobState = "failed"
+	StateCancelled JobState = "cancelled"
+)
+
+// Terminal reports whether no further transition leaves s.
+func (s JobState) Terminal() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+}
+
+// SubmitRequest is the body of POST /v1/jobs.
+type SubmitRequest struct {
+	// Query is a predictive query, e.g.
+	// "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id".
+	Query string `json:"query"`
+	// OutputTable is the warehouse table the predictions are written to:
+	// ASCII letters, digits and underscores, not starting with a digit.
+	OutputTable string `json:"output_table"`
+}
+
+// Job is a predictive query's run as listed by GET /v1/jobs.
+type Job struct {
+	ID          string    `json:"id"`
+	Query       string    `json:"query"`
+	OutputTable string    `json:"output_table"`
+	State       JobState  `json:"state"`
+	AgentID     string    `json:"agent_id,omitempty"`
+	Tables      []string  `json:"tables"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Error       *JobError `json:"error,omitempty"`
+}
+
+// JobError says where a job failed; the message is scrubbed of values.
+type JobError struct {
+	// Stage is one of: read, stream, train, score, writeback, agent,
+	// controlplane.
+	Stage   string `json:"stage"`
+	Message string `json:"message"`
+}
+
+// JobDetail is a job with everything reported about it, as returned by
+// GET /v1/jobs/{id}.
+type JobDetail struct {
+	Job
+	History    []StateChange `json:"history"`
+	TableStats []TableStats  `json:"table_stats"`
+	Model      *Model        `json:"model,omitempty"`
+	Purge      *PurgeReport  `json:"purge,omitempty"`
+	Write      *WriteReport  `json:"write,omitempty"`
+}
+
+// StateChange is one entry of a job's state history.
+type StateChange struct {
+	State JobState  `json:"state"`
+	At    time.Time `json:"at"`
+	// Note says why the control plane made the change (empty when the agent
+	// reported it).
+	Note string `json:"note,omitempty"`
+}
+
+// Column is a column's name and Arrow type.
+type Column struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Nullable bool   `json:"nullable"`
+}
+
+// TableStats describe one table uploaded to the engine for a job.
+type TableStats struct {
+	Table   string   `json:"table"`
+	Rows    int64    `json:"rows"`
+	Bytes   int64    `json:"bytes"`
+	Batches int64    `json:"batches"`
+	Columns []Column `json:"columns"`
+	Seconds float64  `json:"seconds"`
+}
+
+// Metric is a model-quality measurement on a held-out set.
+type Metric struct {
+	AUROC            float64 `json:"auroc"`
+	AveragePrecision float64 `json:"average_precision"`
+}
+
+// Model is a trained model's metrics and timings.
+type Model struct {
+	ModelID             string             `json:"model_id"`
+	TaskType            string             `json:"task_type"`
+	Test                *Metric            `json:"test,omitempty"`
+	BaselineLabelRate   *Metric            `json:"baseline_label_rate,omitempty"`
+	BaselineRecentCount *Metric            `json:"baseline_recent_count,omitempty"`
+	TrainRows           int64              `json:"train_rows"`
+	ValidationRows      int64              `json:"validation_rows"`
+	TestRows            int64              `json:"test_rows"`
+	NumFeatures         int64              `json:"num_features"`
+	Anchors             int64              `json:"anchors"`
+	BestIteration       int64              `json:"best_iteration"`
+	PredictionRows      int64              `json:"prediction_rows"`
+	FeatureSeconds      float64            `json:"feature_seconds"`
+	TrainSeconds        float64            `json:"train_seconds"`
+	ScoreSeconds        float64            `json:"score_seconds"`
+	TestPositiveRate    float64            `json:"test_positive_rate"`
+	ScoringAnchor       time.Time          `json:"scoring_anchor,omitzero"`
+	FeatureImportance   map[string]float64 `json:"feature_importance,omitempty"`
+}
+
+// PurgeReport is the engine's attestation that a job's data was released.
+type PurgeReport struct {
+	Reason            string    `json:"reason"`
+	BytesReceived     int64     `json:"bytes_received"`
+	BytesPurged       int64     `json:"bytes_purged"`
+	FilesWritten      int64     `json:"files_written"`
+	StorageWriteBytes int64     `json:"storage_write_bytes"`
+	PurgedAt          time.Time `json:"purged_at,omitzero"`
+}
+
+// WriteReport describes the prediction table written back to the warehouse.
+type WriteReport struct {
+	Table   string  `json:"table"`
+	Rows    int64   `json:"rows"`
+	Seconds float64 `json:"seconds"`
+}
+
+// JobList is the body of GET /v1/jobs, newest job first.
+type JobList struct {
+	Jobs []Job `json:"jobs"`
+}
+
+// Agent is a ferry-agent known to the control plane.
+type Agent struct {
+	ID            string    `json:"id"`
+	Version       string    `json:"version"`
+	WarehouseKind string    `json:"warehouse_kind"`
+	Connected     bool      `json:"connected"`
+	ConnectedAt   time.Time `json:"connected_at,omitzero"`
+	LastSeen      time.Time `json:"last_seen"`
+	// Tables names the tables of the schema the agent last reported.
+	Tables []string `json:"tables"`
+	// RunningJob is the job the agent is running now, if any.
+	RunningJob string `json:"running_job,omitempty"`
+}
+
+// AgentList is the body of GET /v1/agents.
+type AgentList struct {
+	Agents []Agent `json:"agents"`
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+}

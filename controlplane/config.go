@@ -1,0 +1,215 @@
+package controlplane
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ferry-ai/ferry/internal/graph"
+	"github.com/ferry-ai/ferry/internal/pki"
+)
+
+// ErrConfig marks an invalid configuration; ferry-controlplane exits 2 on it.
+var ErrConfig = errors.New("invalid config")
+
+// Defaults applied by New to an empty Config field.
+const (
+	DefaultAPIAddr           = "127.0.0.1:8443"
+	DefaultAgentAddr         = "127.0.0.1:8444"
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultShutdownTimeout   = 10 * time.Second
+)
+
+// Planner validates a predictive query against the schema an agent reported
+// and returns the tables the engine needs, in upload order. Its error is shown
+// to the user as is (first line), so it should name what is wrong and where.
+type Planner interface {
+	Plan(query string, g *graph.Graph) (tables []string, err error)
+}
+
+// PlannerFunc adapts a function to Planner.
+type PlannerFunc func(query string, g *graph.Graph) ([]string, error)
+
+// Plan calls f.
+func (f PlannerFunc) Plan(query string, g *graph.Graph) ([]string, error) { return f(query, g) }
+
+// Config configures a control plane.
+type Config struct {
+	// DataDir holds the metadata database (DataDir/ferry.db); created 0700.
+	DataDir string
+	// APIAddr is the user API's HTTPS listen address (DefaultAPIAddr if
+	// empty; port 0 picks a free port, see Server.Addrs).
+	APIAddr string
+	// AgentAddr is the agent gRPC service's mutual-TLS listen address
+	// (DefaultAgentAddr if empty).
+	AgentAddr string
+	// TLS is the server certificate and key of both listeners and the CA
+	// that verifies agents' client certificates.
+	TLS pki.Files
+	// APIToken is the bearer token of the user API. Only its SHA-256 is
+	// kept. Set exactly one of APIToken and APITokenHash.
+	APIToken string
+	// APITokenHash is the hex SHA-256 of the bearer token (see HashToken).
+	APITokenHash string
+	// Planner validates queries and lists the tables they need. Required.
+	Planner Planner
+	// Logger receives JSON logs; nil means slog JSON on stderr.
+	Logger *slog.Logger
+	// HeartbeatInterval is told to agents in Welcome; an agent silent for
+	// three intervals is disconnected (DefaultHeartbeatInterval if zero).
+	HeartbeatInterval time.Duration
+	// ShutdownTimeout bounds a graceful shutdown (DefaultShutdownTimeout if
+	// zero).
+	ShutdownTimeout time.Duration
+}
+
+// HashToken returns the hex SHA-256 of a bearer token, the form
+// Config.APITokenHash takes.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// normalize checks cfg, fills defaults and returns the token hash.
+func (cfg *Config) normalize() ([sha256.Size]byte, error) {
+	var hash [sha256.Size]byte
+	bad := func(format string, args ...any) ([sha256.Size]byte, error) {
+		return hash, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if cfg.DataDir == "" {
+		return bad("data_dir is required")
+	}
+	if cfg.TLS.Cert == "" || cfg.TLS.Key == "" || cfg.TLS.CA == "" {
+		return bad("tls cert, key and ca are all required")
+	}
+	if cfg.Planner == nil {
+		return bad("a query planner is required")
+	}
+	switch {
+	case cfg.APIToken != "" && cfg.APITokenHash != "":
+		return bad("set the API token or its hash, not both")
+	case cfg.APIToken != "":
+		hash = sha256.Sum256([]byte(cfg.APIToken))
+	case cfg.APITokenHash != "":
+		b, err := hex.DecodeString(cfg.APITokenHash)
+		if err != nil || len(b) != sha256.Size {
+			return bad("the API token hash must be 64 hex digits (a SHA-256)")
+		}
+		copy(hash[:], b)
+	default:
+		return bad("an API token is required (api_token_file)")
+	}
+	if cfg.APIAddr == "" {
+		cfg.APIAddr = DefaultAPIAddr
+	}
+	if cfg.AgentAddr == "" {
+		cfg.AgentAddr = DefaultAgentAddr
+	}
+	if cfg.HeartbeatInterval < 0 || cfg.ShutdownTimeout < 0 {
+		return bad("durations must not be negative")
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return hash, nil
+}
+
+// FileConfig is the YAML configuration file of ferry-controlplane. The API
+// token is never in it: api_token_file names a file holding the token.
+type FileConfig struct {
+	DataDir           string        `yaml:"data_dir"`
+	APIAddr           string        `yaml:"api_addr"`
+	AgentAddr         string        `yaml:"agent_addr"`
+	TLS               pki.Files     `yaml:"tls"`
+	APITokenFile      string        `yaml:"api_token_file"`
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// LogLevel is debug, info, warn or error (info if empty).
+	LogLevel string `yaml:"log_level"`
+}
+
+// ParseFileConfig decodes a YAML configuration; unknown keys are errors
+// wrapping ErrConfig.
+func ParseFileConfig(data []byte) (FileConfig, error) {
+	var fc FileConfig
+	// Refuse a token in the file outright, with a message saying what to do.
+	var keys map[string]any
+	if err := yaml.Unmarshal(data, &keys); err == nil {
+		for _, k := range []string{"api_token", "token"} {
+			if _, ok := keys[k]; ok {
+				return fc, fmt.Errorf("%w: %s must not be in the config file: put the token in a file of its own and set api_token_file", ErrConfig, k)
+			}
+		}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return fc, fmt.Errorf("%w: %s", ErrConfig, oneLine(err.Error()))
+	}
+	return fc, nil
+}
+
+// LoadFileConfig reads and decodes a YAML configuration file.
+func LoadFileConfig(path string) (FileConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return FileConfig{}, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	fc, err := ParseFileConfig(data)
+	if err != nil {
+		return fc, fmt.Errorf("%s: %w", path, err)
+	}
+	return fc, nil
+}
+
+// ReadTokenFile reads a bearer token from a file, trimming surrounding white
+// space; an empty token is an error wrapping ErrConfig.
+func ReadTokenFile(path string) (string, error) {
+	if path == "" {
+		return "", fmt.Errorf("%w: api_token_file is required", ErrConfig)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: api token: %w", ErrConfig, err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if tok == "" {
+		return "", fmt.Errorf("%w: api token file %s is empty", ErrConfig, path)
+	}
+	if strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("%w: api token file %s must hold one token without white space", ErrConfig, path)
+	}
+	return tok, nil
+}
+
+// ParseLogLevel maps debug, info, warn or error ("" is info) to a level.
+func ParseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%w: log_level %q: want debug, info, warn or error", ErrConfig, s)
+	}
+	return l, nil
+}
+
+// oneLine returns the first line of s.
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}

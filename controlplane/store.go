@@ -1,0 +1,792 @@
+package controlplane
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferry-ai/ferry/controlplane/agentapi"
+	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/internal/graph"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// DBFile is the name of the metadata database inside Config.DataDir.
+const DBFile = "ferry.db"
+
+// migrations are applied in order; schema_version holds how many have run.
+// Never edit a released migration: append a new one.
+var migrations = []string{
+	// 1: the walking skeleton's metadata.
+	`
+CREATE TABLE agents (
+	id                    TEXT PRIMARY KEY,
+	version               TEXT NOT NULL,
+	warehouse_kind        TEXT NOT NULL,
+	connected             INTEGER NOT NULL DEFAULT 0,
+	connected_unix_nanos  INTEGER NOT NULL DEFAULT 0,
+	last_seen_unix_nanos  INTEGER NOT NULL
+);
+CREATE TABLE graphs (
+	agent_id             TEXT PRIMARY KEY REFERENCES agents(id),
+	graph_json           TEXT NOT NULL,
+	reported_unix_nanos  INTEGER NOT NULL
+);
+CREATE TABLE jobs (
+	id                  TEXT PRIMARY KEY,
+	query               TEXT NOT NULL,
+	output_table        TEXT NOT NULL,
+	tables_json         TEXT NOT NULL,
+	state               TEXT NOT NULL,
+	agent_id            TEXT NOT NULL DEFAULT '',
+	created_unix_nanos  INTEGER NOT NULL,
+	updated_unix_nanos  INTEGER NOT NULL,
+	error_stage         TEXT NOT NULL DEFAULT '',
+	error_message       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX jobs_by_state ON jobs(state, created_unix_nanos);
+CREATE INDEX jobs_by_created ON jobs(created_unix_nanos);
+CREATE TABLE job_events (
+	seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
+	job_id               TEXT NOT NULL REFERENCES jobs(id),
+	state                TEXT NOT NULL,
+	at_unix_nanos        INTEGER NOT NULL,
+	reported_unix_nanos  INTEGER NOT NULL DEFAULT 0,
+	note                 TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX job_events_by_job ON job_events(job_id, seq);
+CREATE TABLE table_stats (
+	job_id        TEXT NOT NULL REFERENCES jobs(id),
+	table_name    TEXT NOT NULL,
+	rows          INTEGER NOT NULL,
+	bytes         INTEGER NOT NULL,
+	batches       INTEGER NOT NULL,
+	columns_json  TEXT NOT NULL,
+	seconds       REAL NOT NULL,
+	PRIMARY KEY (job_id, table_name)
+);
+CREATE TABLE models (
+	job_id                       TEXT PRIMARY KEY REFERENCES jobs(id),
+	model_id                     TEXT NOT NULL,
+	task_type                    TEXT NOT NULL,
+	metrics_json                 TEXT NOT NULL,
+	train_rows                   INTEGER NOT NULL,
+	validation_rows              INTEGER NOT NULL,
+	test_rows                    INTEGER NOT NULL,
+	num_features                 INTEGER NOT NULL,
+	anchors                      INTEGER NOT NULL,
+	best_iteration               INTEGER NOT NULL,
+	prediction_rows              INTEGER NOT NULL,
+	feature_seconds              REAL NOT NULL,
+	train_seconds                REAL NOT NULL,
+	score_seconds                REAL NOT NULL,
+	test_positive_rate           REAL NOT NULL,
+	scoring_anchor_unix_nanos    INTEGER NOT NULL,
+	feature_importance_json      TEXT NOT NULL
+);
+CREATE TABLE purge_reports (
+	job_id               TEXT PRIMARY KEY REFERENCES jobs(id),
+	reason               TEXT NOT NULL,
+	bytes_received       INTEGER NOT NULL,
+	bytes_purged         INTEGER NOT NULL,
+	files_written        INTEGER NOT NULL,
+	storage_write_bytes  INTEGER NOT NULL,
+	purged_unix_nanos    INTEGER NOT NULL
+);
+CREATE TABLE write_reports (
+	job_id      TEXT PRIMARY KEY REFERENCES jobs(id),
+	table_name  TEXT NOT NULL,
+	rows        INTEGER NOT NULL,
+	seconds     REAL NOT NULL
+);
+`,
+}
+
+// Errors of the metadata store.
+var (
+	errNoGraph     = errors.New("no agent has reported a schema yet: start ferry-agent and retry")
+	errJobNotFound = errors.New("job not found")
+)
+
+// transitionError reports a job event whose state change the state machine
+// does not allow.
+type transitionError struct {
+	Job      string
+	From, To api.JobState
+}
+
+func (e *transitionError) Error() string {
+	return fmt.Sprintf("job %s: illegal transition %s -> %s", e.Job, e.From, e.To)
+}
+
+// ownerError reports a job event from an agent the job is not assigned to.
+type ownerError struct {
+	Job, Agent, Owner string
+}
+
+func (e *ownerError) Error() string {
+	return fmt.Sprintf("job %s is not assigned to agent %q", e.Job, e.Agent)
+}
+
+// store is the metadata database. It holds metadata only: never a row value.
+type store struct {
+	db *sql.DB
+}
+
+// openStore opens (creating if needed) DataDir/ferry.db and migrates it.
+func openStore(ctx context.Context, dir string) (*store, error) {
+	if strings.ContainsAny(dir, "?#") {
+		return nil, fmt.Errorf("metadata db: data dir %q must not contain '?' or '#'", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("metadata db: %w", err)
+	}
+	path := filepath.Join(dir, DBFile)
+	dsn := "file:" + path + "?_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=1&_synchronous=NORMAL&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("metadata db: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	s := &store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("metadata db: %w", err)
+	}
+	return s, nil
+}
+
+func (s *store) close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("metadata db: close: %w", err)
+	}
+	return nil
+}
+
+// migrate brings the schema to len(migrations).
+func (s *store) migrate(ctx context.Context) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+			return fmt.Errorf("metadata db: migrate: %w", err)
+		}
+		var version int
+		err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+				return fmt.Errorf("metadata db: migrate: %w", err)
+			}
+		case err != nil:
+			return fmt.Errorf("metadata db: migrate: read version: %w", err)
+		}
+		if version > len(migrations) {
+			return fmt.Errorf("metadata db: schema version %d is newer than this binary supports (%d)", version, len(migrations))
+		}
+		for i := version; i < len(migrations); i++ {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("metadata db: migration %d: %w", i+1, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations)); err != nil {
+			return fmt.Errorf("metadata db: migrate: %w", err)
+		}
+		return nil
+	})
+}
+
+// schemaVersion returns the applied migration count.
+func (s *store) schemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("metadata db: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// tx runs fn in a write transaction (BEGIN IMMEDIATE).
+func (s *store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("metadata db: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("metadata db: commit: %w", err)
+	}
+	return nil
+}
+
+// agentRecord is what a Hello tells about an agent.
+type agentRecord struct {
+	ID, Version, WarehouseKind string
+}
+
+// agentConnected records a connecting agent and the schema it reported.
+func (s *store) agentConnected(ctx context.Context, a agentRecord, g *graph.Graph, now time.Time) error {
+	gj, err := json.Marshal(g)
+	if err != nil {
+		return fmt.Errorf("metadata db: encode graph: %w", err)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		n := now.UnixNano()
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO agents (id, version, warehouse_kind, connected, connected_unix_nanos, last_seen_unix_nanos)
+VALUES (?, ?, ?, 1, ?, ?)
+ON CONFLICT (id) DO UPDATE SET version = excluded.version, warehouse_kind = excluded.warehouse_kind,
+	connected = 1, connected_unix_nanos = excluded.connected_unix_nanos, last_seen_unix_nanos = excluded.last_seen_unix_nanos`,
+			a.ID, a.Version, a.WarehouseKind, n, n); err != nil {
+			return fmt.Errorf("metadata db: record agent: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO graphs (agent_id, graph_json, reported_unix_nanos) VALUES (?, ?, ?)
+ON CONFLICT (agent_id) DO UPDATE SET graph_json = excluded.graph_json, reported_unix_nanos = excluded.reported_unix_nanos`,
+			a.ID, string(gj), n); err != nil {
+			return fmt.Errorf("metadata db: record graph: %w", err)
+		}
+		return nil
+	})
+}
+
+// agentSeen updates an agent's last-seen time.
+func (s *store) agentSeen(ctx context.Context, id string, now time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE agents SET last_seen_unix_nanos = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
+		return fmt.Errorf("metadata db: agent seen: %w", err)
+	}
+	return nil
+}
+
+// agentDisconnected marks an agent disconnected.
+func (s *store) agentDisconnected(ctx context.Context, id string, now time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE agents SET connected = 0, last_seen_unix_nanos = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
+		return fmt.Errorf("metadata db: agent disconnected: %w", err)
+	}
+	return nil
+}
+
+// listAgents returns every known agent, most recently seen first.
+func (s *store) listAgents(ctx context.Context) ([]api.Agent, error) {
+	rows, err := s.db.QueryContext(ctx, `
+SELECT a.id, a.version, a.warehouse_kind, a.connected, a.connected_unix_nanos, a.last_seen_unix_nanos, COALESCE(g.graph_json, '')
+FROM agents a LEFT JOIN graphs g ON g.agent_id = a.id
+ORDER BY a.last_seen_unix_nanos DESC, a.id`)
+	if err != nil {
+		return nil, fmt.Errorf("metadata db: list agents: %w", err)
+	}
+	defer rows.Close()
+	out := []api.Agent{}
+	for rows.Next() {
+		var (
+			a               api.Agent
+			connected       bool
+			conn, seen      int64
+			graphJSON       string
+		)
+		if err := rows.Scan(&a.ID, &a.Version, &a.WarehouseKind, &connected, &conn, &seen, &graphJSON); err != nil {
+			return nil, fmt.Errorf("metadata db: list agents: %w", err)
+		}
+		a.Connected = connected
+		a.ConnectedAt = fromNanos(conn)
+		a.LastSeen = fromNanos(seen)
+		a.Tables = []string{}
+		if graphJSON != "" {
+			var g graph.Graph
+			if err := json.Unmarshal([]byte(graphJSON), &g); err != nil {
+				return nil, fmt.Errorf("metadata db: agent %s graph: %w", a.ID, err)
+			}
+			a.Tables = g.TableNames()
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("metadata db: list agents: %w", err)
+	}
+	return out, nil
+}
+
+// latestGraph returns the most recently reported graph, preferring connected
+// agents, or errNoGraph.
+func (s *store) latestGraph(ctx context.Context) (*graph.Graph, string, error) {
+	var agentID, gj string
+	err := s.db.QueryRowContext(ctx, `
+SELECT g.agent_id, g.graph_json FROM graphs g JOIN agents a ON a.id = g.agent_id
+ORDER BY a.connected DESC, g.reported_unix_nanos DESC LIMIT 1`).Scan(&agentID, &gj)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, "", errNoGraph
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("metadata db: latest graph: %w", err)
+	}
+	var g graph.Graph
+	if err := json.Unmarshal([]byte(gj), &g); err != nil {
+		return nil, "", fmt.Errorf("metadata db: graph of agent %s: %w", agentID, err)
+	}
+	return &g, agentID, nil
+}
+
+// newJob is a job about to be queued.
+type newJob struct {
+	ID, Query, OutputTable string
+	Tables                 []string
+	Created                time.Time
+}
+
+// insertJob queues a job.
+func (s *store) insertJob(ctx context.Context, j newJob) error {
+	tj, err := json.Marshal(j.Tables)
+	if err != nil {
+		return fmt.Errorf("metadata db: encode tables: %w", err)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		n := j.Created.UnixNano()
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO jobs (id, query, output_table, tables_json, state, created_unix_nanos, updated_unix_nanos)
+VALUES (?, ?, ?, ?, ?, ?, ?)`, j.ID, j.Query, j.OutputTable, string(tj), api.StateQueued, n, n); err != nil {
+			return fmt.Errorf("metadata db: insert job: %w", err)
+		}
+		return insertEvent(ctx, tx, j.ID, api.StateQueued, j.Created, 0, "")
+	})
+}
+
+func insertEvent(ctx context.Context, tx *sql.Tx, job string, state api.JobState, at time.Time, reported int64, note string) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO job_events (job_id, state, at_unix_nanos, reported_unix_nanos, note) VALUES (?, ?, ?, ?, ?)`,
+		job, state, at.UnixNano(), reported, note); err != nil {
+		return fmt.Errorf("metadata db: insert job event: %w", err)
+	}
+	return nil
+}
+
+const jobColumns = `id, query, output_table, tables_json, state, agent_id, created_unix_nanos, updated_unix_nanos, error_stage, error_message`
+
+type scanner interface{ Scan(...any) error }
+
+func scanJob(sc scanner) (api.Job, error) {
+	var (
+		j                api.Job
+		tj               string
+		created, updated int64
+		stage, msg       string
+	)
+	if err := sc.Scan(&j.ID, &j.Query, &j.OutputTable, &tj, &j.State, &j.AgentID, &created, &updated, &stage, &msg); err != nil {
+		return api.Job{}, err
+	}
+	if err := json.Unmarshal([]byte(tj), &j.Tables); err != nil {
+		return api.Job{}, fmt.Errorf("job %s tables: %w", j.ID, err)
+	}
+	j.CreatedAt, j.UpdatedAt = fromNanos(created), fromNanos(updated)
+	if stage != "" || msg != "" {
+		j.Error = &api.JobError{Stage: stage, Message: msg}
+	}
+	return j, nil
+}
+
+func (s *store) queryJobs(ctx context.Context, query string, args ...any) ([]api.Job, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("metadata db: list jobs: %w", err)
+	}
+	defer rows.Close()
+	out := []api.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("metadata db: list jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("metadata db: list jobs: %w", err)
+	}
+	return out, nil
+}
+
+// listJobs returns up to limit jobs, newest first.
+func (s *store) listJobs(ctx context.Context, limit int) ([]api.Job, error) {
+	return s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs ORDER BY created_unix_nanos DESC, id DESC LIMIT ?`, limit)
+}
+
+// queuedJobs returns up to limit queued jobs, oldest first.
+func (s *store) queuedJobs(ctx context.Context, limit int) ([]api.Job, error) {
+	return s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs WHERE state = ? ORDER BY created_unix_nanos, id LIMIT ?`, api.StateQueued, limit)
+}
+
+// job returns one job, or errJobNotFound.
+func (s *store) job(ctx context.Context, id string) (api.Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return api.Job{}, errJobNotFound
+	}
+	if err != nil {
+		return api.Job{}, fmt.Errorf("metadata db: job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// jobDetail returns a job with its history and every report about it.
+func (s *store) jobDetail(ctx context.Context, id string) (api.JobDetail, error) {
+	j, err := s.job(ctx, id)
+	if err != nil {
+		return api.JobDetail{}, err
+	}
+	d := api.JobDetail{Job: j, History: []api.StateChange{}, TableStats: []api.TableStats{}}
+	wrap := func(what string, err error) error { return fmt.Errorf("metadata db: job %s %s: %w", id, what, err) }
+
+	rows, err := s.db.QueryContext(ctx, `SELECT state, at_unix_nanos, note FROM job_events WHERE job_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return api.JobDetail{}, wrap("history", err)
+	}
+	for rows.Next() {
+		var c api.StateChange
+		var at int64
+		if err := rows.Scan(&c.State, &at, &c.Note); err != nil {
+			rows.Close()
+			return api.JobDetail{}, wrap("history", err)
+		}
+		c.At = fromNanos(at)
+		d.History = append(d.History, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return api.JobDetail{}, wrap("history", err)
+	}
+
+	rows, err = s.db.QueryContext(ctx, `SELECT table_name, rows, bytes, batches, columns_json, seconds FROM table_stats WHERE job_id = ? ORDER BY rowid`, id)
+	if err != nil {
+		return api.JobDetail{}, wrap("table stats", err)
+	}
+	for rows.Next() {
+		var t api.TableStats
+		var cj string
+		if err := rows.Scan(&t.Table, &t.Rows, &t.Bytes, &t.Batches, &cj, &t.Seconds); err != nil {
+			rows.Close()
+			return api.JobDetail{}, wrap("table stats", err)
+		}
+		if err := json.Unmarshal([]byte(cj), &t.Columns); err != nil {
+			rows.Close()
+			return api.JobDetail{}, wrap("table stats", err)
+		}
+		d.TableStats = append(d.TableStats, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return api.JobDetail{}, wrap("table stats", err)
+	}
+
+	var (
+		m          api.Model
+		mj, fij    string
+		anchorNano int64
+	)
+	err = s.db.QueryRowContext(ctx, `
+SELECT model_id, task_type, metrics_json, train_rows, validation_rows, test_rows, num_features, anchors, best_iteration,
+	prediction_rows, feature_seconds, train_seconds, score_seconds, test_positive_rate, scoring_anchor_unix_nanos, feature_importance_json
+FROM models WHERE job_id = ?`, id).Scan(&m.ModelID, &m.TaskType, &mj, &m.TrainRows, &m.ValidationRows, &m.TestRows, &m.NumFeatures,
+		&m.Anchors, &m.BestIteration, &m.PredictionRows, &m.FeatureSeconds, &m.TrainSeconds, &m.ScoreSeconds, &m.TestPositiveRate,
+		&anchorNano, &fij)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return api.JobDetail{}, wrap("model", err)
+	default:
+		var ms storedMetrics
+		if err := json.Unmarshal([]byte(mj), &ms); err != nil {
+			return api.JobDetail{}, wrap("model metrics", err)
+		}
+		m.Test, m.BaselineLabelRate, m.BaselineRecentCount = ms.Test, ms.BaselineLabelRate, ms.BaselineRecentCount
+		if err := json.Unmarshal([]byte(fij), &m.FeatureImportance); err != nil {
+			return api.JobDetail{}, wrap("feature importance", err)
+		}
+		m.ScoringAnchor = fromNanos(anchorNano)
+		d.Model = &m
+	}
+
+	var p api.PurgeReport
+	var purged int64
+	err = s.db.QueryRowContext(ctx, `SELECT reason, bytes_received, bytes_purged, files_written, storage_write_bytes, purged_unix_nanos FROM purge_reports WHERE job_id = ?`, id).
+		Scan(&p.Reason, &p.BytesReceived, &p.BytesPurged, &p.FilesWritten, &p.StorageWriteBytes, &purged)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return api.JobDetail{}, wrap("purge report", err)
+	default:
+		p.PurgedAt = fromNanos(purged)
+		d.Purge = &p
+	}
+
+	var w api.WriteReport
+	err = s.db.QueryRowContext(ctx, `SELECT table_name, rows, seconds FROM write_reports WHERE job_id = ?`, id).Scan(&w.Table, &w.Rows, &w.Seconds)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return api.JobDetail{}, wrap("write report", err)
+	default:
+		d.Write = &w
+	}
+	return d, nil
+}
+
+// storedMetrics is the JSON kept in models.metrics_json.
+type storedMetrics struct {
+	Test                *api.Metric `json:"test,omitempty"`
+	BaselineLabelRate   *api.Metric `json:"baseline_label_rate,omitempty"`
+	BaselineRecentCount *api.Metric `json:"baseline_recent_count,omitempty"`
+}
+
+// assignJob moves a queued job to assigned on agentID. It reports false when
+// the job is no longer queued.
+func (s *store) assignJob(ctx context.Context, id, agentID string, now time.Time) (bool, error) {
+	assigned := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, agent_id = ?, updated_unix_nanos = ? WHERE id = ? AND state = ?`,
+			api.StateAssigned, agentID, now.UnixNano(), id, api.StateQueued)
+		if err != nil {
+			return fmt.Errorf("metadata db: assign job %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		assigned = true
+		return insertEvent(ctx, tx, id, api.StateAssigned, now, 0, "assigned to agent "+agentID)
+	})
+	return assigned, err
+}
+
+// cancelQueued cancels a job that is still queued; it reports false when the
+// job is not queued.
+func (s *store) cancelQueued(ctx context.Context, id string, now time.Time) (bool, error) {
+	cancelled := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ? WHERE id = ? AND state = ?`,
+			api.StateCancelled, now.UnixNano(), id, api.StateQueued)
+		if err != nil {
+			return fmt.Errorf("metadata db: cancel job %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		cancelled = true
+		return insertEvent(ctx, tx, id, api.StateCancelled, now, 0, "cancelled by user before assignment")
+	})
+	return cancelled, err
+}
+
+// failRunning fails a job that is assigned or running, with the error stage
+// and the message msg(previous state). It returns the previous state, or ""
+// when the job was not running (queued or already finished).
+func (s *store) failRunning(ctx context.Context, id, stage string, now time.Time, msg func(from api.JobState) string) (api.JobState, error) {
+	var from api.JobState
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var state api.JobState
+		err := tx.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errJobNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("metadata db: fail job %s: %w", id, err)
+		}
+		if state == api.StateQueued || state.Terminal() {
+			return nil
+		}
+		from = state
+		m := msg(state)
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ?, error_stage = ?, error_message = ? WHERE id = ?`,
+			api.StateFailed, now.UnixNano(), stage, m, id); err != nil {
+			return fmt.Errorf("metadata db: fail job %s: %w", id, err)
+		}
+		return insertEvent(ctx, tx, id, api.StateFailed, now, 0, m)
+	})
+	return from, err
+}
+
+// runningJobs returns the ids of every assigned or running job.
+func (s *store) runningJobs(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM jobs WHERE state IN (?, ?, ?, ?) ORDER BY created_unix_nanos`,
+		api.StateAssigned, api.StateReading, api.StateTraining, api.StateWriting)
+	if err != nil {
+		return nil, fmt.Errorf("metadata db: running jobs: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("metadata db: running jobs: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("metadata db: running jobs: %w", err)
+	}
+	return ids, nil
+}
+
+// markAllDisconnected marks every agent disconnected (at startup).
+func (s *store) markAllDisconnected(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE agents SET connected = 0`); err != nil {
+		return fmt.Errorf("metadata db: reset agents: %w", err)
+	}
+	return nil
+}
+
+// eventResult says what applying a job event changed.
+type eventResult struct {
+	From, To api.JobState
+}
+
+// Limits on strings an agent reports, so a faulty agent cannot bloat the DB.
+const (
+	maxNameLen    = 512
+	maxMessageLen = 4096
+)
+
+// applyEvent applies a job event reported by agentID in one transaction: it
+// checks the job belongs to the agent and the transition is legal, records
+// the state change and stores the event's detail.
+func (s *store) applyEvent(ctx context.Context, agentID string, ev *agentapi.JobEvent, now time.Time) (eventResult, error) {
+	to, ok := stateFromProto(ev.GetState())
+	if !ok {
+		return eventResult{}, fmt.Errorf("job %s: unknown state %v", ev.GetJobId(), ev.GetState())
+	}
+	var res eventResult
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var from api.JobState
+		var owner, errStage string
+		err := tx.QueryRowContext(ctx, `SELECT state, agent_id, error_stage FROM jobs WHERE id = ?`, ev.GetJobId()).Scan(&from, &owner, &errStage)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("job %s: %w", ev.GetJobId(), errJobNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("metadata db: job %s: %w", ev.GetJobId(), err)
+		}
+		if owner != agentID {
+			return &ownerError{Job: ev.GetJobId(), Agent: agentID, Owner: owner}
+		}
+		if !transitionAllowed(from, to) {
+			return &transitionError{Job: ev.GetJobId(), From: from, To: to}
+		}
+		res = eventResult{From: from, To: to}
+		id := ev.GetJobId()
+		if from != to {
+			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ? WHERE id = ?`, to, now.UnixNano(), id); err != nil {
+				return fmt.Errorf("metadata db: job %s state: %w", id, err)
+			}
+			if err := insertEvent(ctx, tx, id, to, now, ev.GetAtUnixNanos(), ""); err != nil {
+				return err
+			}
+		}
+		if to == api.StateFailed && errStage == "" {
+			stage, msg := "agent", "the agent reported a failure without details"
+			if e := ev.GetError(); e != nil {
+				stage, msg = clip(e.GetStage(), maxNameLen), clip(e.GetMessage(), maxMessageLen)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET error_stage = ?, error_message = ? WHERE id = ?`, stage, msg, id); err != nil {
+				return fmt.Errorf("metadata db: job %s error: %w", id, err)
+			}
+		}
+		return storeDetail(ctx, tx, id, ev)
+	})
+	return res, err
+}
+
+// storeDetail stores the detail of a job event, replacing an earlier report
+// of the same kind (and table).
+func storeDetail(ctx context.Context, tx *sql.Tx, id string, ev *agentapi.JobEvent) error {
+	wrap := func(what string, err error) error { return fmt.Errorf("metadata db: job %s %s: %w", id, what, err) }
+	switch d := ev.GetDetail().(type) {
+	case *agentapi.JobEvent_TableStats:
+		t := d.TableStats
+		cols := make([]api.Column, len(t.GetColumns()))
+		for i, c := range t.GetColumns() {
+			cols[i] = api.Column{Name: clip(c.GetName(), maxNameLen), Type: clip(c.GetType(), maxNameLen), Nullable: c.GetNullable()}
+		}
+		cj, err := json.Marshal(cols)
+		if err != nil {
+			return wrap("table stats", err)
+		}
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO table_stats (job_id, table_name, rows, bytes, batches, columns_json, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (job_id, table_name) DO UPDATE SET rows = excluded.rows, bytes = excluded.bytes, batches = excluded.batches,
+	columns_json = excluded.columns_json, seconds = excluded.seconds`,
+			id, clip(t.GetTable(), maxNameLen), t.GetRows(), t.GetBytes(), t.GetBatches(), string(cj), t.GetSeconds()); err != nil {
+			return wrap("table stats", err)
+		}
+	case *agentapi.JobEvent_Metrics:
+		m := d.Metrics
+		mj, err := json.Marshal(storedMetrics{
+			Test:                metricFromProto(m.GetTest()),
+			BaselineLabelRate:   metricFromProto(m.GetBaselineLabelRate()),
+			BaselineRecentCount: metricFromProto(m.GetBaselineRecentCount()),
+		})
+		if err != nil {
+			return wrap("metrics", err)
+		}
+		fi := make(map[string]float64, len(m.GetFeatureImportance()))
+		for k, v := range m.GetFeatureImportance() {
+			fi[clip(k, maxNameLen)] = v
+		}
+		fij, err := json.Marshal(fi)
+		if err != nil {
+			return wrap("feature importance", err)
+		}
+		if _, err := tx.ExecContext(ctx, `
+INSERT OR REPLACE INTO models (job_id, model_id, task_type, metrics_json, train_rows, validation_rows, test_rows, num_features,
+	anchors, best_iteration, prediction_rows, feature_seconds, train_seconds, score_seconds, test_positive_rate,
+	scoring_anchor_unix_nanos, feature_importance_json)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, clip(m.GetModelId(), maxNameLen), clip(m.GetTaskType(), maxNameLen), string(mj), m.GetTrainRows(), m.GetValidationRows(),
+			m.GetTestRows(), m.GetNumFeatures(), m.GetAnchors(), m.GetBestIteration(), m.GetPredictionRows(), m.GetFeatureSeconds(),
+			m.GetTrainSeconds(), m.GetScoreSeconds(), m.GetTestPositiveRate(), m.GetScoringAnchorUnixNanos(), string(fij)); err != nil {
+			return wrap("metrics", err)
+		}
+	case *agentapi.JobEvent_Purge:
+		p := d.Purge
+		if _, err := tx.ExecContext(ctx, `
+INSERT OR REPLACE INTO purge_reports (job_id, reason, bytes_received, bytes_purged, files_written, storage_write_bytes, purged_unix_nanos)
+VALUES (?, ?, ?, ?, ?, ?, ?)`, id, clip(p.GetReason(), maxNameLen), p.GetBytesReceived(), p.GetBytesPurged(), p.GetFilesWritten(),
+			p.GetStorageWriteBytes(), p.GetPurgedUnixNanos()); err != nil {
+			return wrap("purge report", err)
+		}
+	case *agentapi.JobEvent_Write:
+		w := d.Write
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO write_reports (job_id, table_name, rows, seconds) VALUES (?, ?, ?, ?)`,
+			id, clip(w.GetTable(), maxNameLen), w.GetRows(), w.GetSeconds()); err != nil {
+			return wrap("write report", err)
+		}
+	}
+	return nil
+}
+
+func metricFromProto(m *agentapi.Metric) *api.Metric {
+	if m == nil {
+		return nil
+	}
+	return &api.Metric{AUROC: m.GetAuroc(), AveragePrecision: m.GetAveragePrecision()}
+}
+
+// clip cuts s to at most n bytes without splitting a UTF-8 sequence.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
