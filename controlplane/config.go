@@ -158,7 +158,7 @@ func ParseFileConfig(data []byte) (FileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return fc, fmt.Errorf("%w: %s", ErrConfig, oneLine(err.Error()))
+		return fc, fmt.Errorf("%w: %s", ErrConfig, joinLines(err.Error()))
 	}
 	return fc, nil
 }
@@ -206,6 +206,17 @@ func ParseLogLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("%w: log_level %q: want debug, info, warn or error", ErrConfig, s)
 	}
 	return l, nil
+}
+
+// joinLines puts a multi-line message (yaml's) on one line.
+func joinLines(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.ReplaceAll(strings.Join(parts, " "), ": line", " line")
 }
 
 // oneLine returns the first line of s.

@@ -290,10 +290,10 @@ ORDER BY a.last_seen_unix_nanos DESC, a.id`)
 	out := []api.Agent{}
 	for rows.Next() {
 		var (
-			a               api.Agent
-			connected       bool
-			conn, seen      int64
-			graphJSON       string
+			a          api.Agent
+			connected  bool
+			conn, seen int64
+			graphJSON  string
 		)
 		if err := rows.Scan(&a.ID, &a.Version, &a.WarehouseKind, &connected, &conn, &seen, &graphJSON); err != nil {
 			return nil, fmt.Errorf("metadata db: list agents: %w", err)

@@ -1,0 +1,183 @@
+// Package apiclient is a small Go client of the control plane's user API,
+// used by the `ferry jobs` commands: submit a predictive query, list jobs,
+// get one job with everything reported about it.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ferry-ai/ferry/controlplane/api"
+)
+
+// maxResponseBytes bounds a response body the client reads.
+const maxResponseBytes = 16 << 20
+
+// Client calls the user API over HTTPS (TLS 1.3) with a bearer token. It is
+// safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// New returns a client of the control plane at baseURL (https://host:port),
+// authenticating with token and verifying the server against roots (nil
+// means the system roots).
+func New(baseURL, token string, roots *x509.CertPool) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("apiclient: base URL: %w", err)
+	}
+	if u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("apiclient: base URL %q must be https://host[:port]", baseURL)
+	}
+	if token == "" {
+		return nil, errors.New("apiclient: token is empty")
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots}
+	tr.Proxy = nil
+	return &Client{base: u, token: token, hc: &http.Client{Transport: tr}}, nil
+}
+
+// StatusError is an error response of the API.
+type StatusError struct {
+	// StatusCode is the HTTP status, e.g. 400.
+	StatusCode int
+	// Message is the server's one-line explanation.
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("control plane: %s (HTTP %d)", e.Message, e.StatusCode)
+}
+
+// Submit queues a predictive query whose predictions go to outputTable.
+func (c *Client) Submit(ctx context.Context, query, outputTable string) (*api.Job, error) {
+	var j api.Job
+	if err := c.do(ctx, http.MethodPost, api.PathJobs, api.SubmitRequest{Query: query, OutputTable: outputTable}, &j); err != nil {
+		return nil, fmt.Errorf("submit job: %w", err)
+	}
+	return &j, nil
+}
+
+// Get returns a job with its state history, table statistics, model metrics,
+// purge report and write report.
+func (c *Client) Get(ctx context.Context, id string) (*api.JobDetail, error) {
+	var d api.JobDetail
+	if err := c.do(ctx, http.MethodGet, api.PathJobs+"/"+url.PathEscape(id), nil, &d); err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
+	}
+	return &d, nil
+}
+
+// List returns the most recent jobs, newest first.
+func (c *Client) List(ctx context.Context) ([]api.Job, error) {
+	var l api.JobList
+	if err := c.do(ctx, http.MethodGet, api.PathJobs, nil, &l); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return l.Jobs, nil
+}
+
+// Cancel cancels a job: at once when it is queued, otherwise by asking its
+// agent to stop (the job then ends in state cancelled).
+func (c *Client) Cancel(ctx context.Context, id string) (*api.Job, error) {
+	var j api.Job
+	if err := c.do(ctx, http.MethodPost, api.PathJobs+"/"+url.PathEscape(id)+"/cancel", nil, &j); err != nil {
+		return nil, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	return &j, nil
+}
+
+// Agents lists the agents the control plane knows.
+func (c *Client) Agents(ctx context.Context) ([]api.Agent, error) {
+	var l api.AgentList
+	if err := c.do(ctx, http.MethodGet, api.PathAgents, nil, &l); err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	return l.Agents, nil
+}
+
+// Wait polls a job every interval until it reaches a terminal state or ctx
+// is done, and returns its last detail.
+func (c *Client) Wait(ctx context.Context, id string, interval time.Duration) (*api.JobDetail, error) {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		d, err := c.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if d.State.Terminal() {
+			return d, nil
+		}
+		select {
+		case <-ctx.Done():
+			return d, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// do sends a request with an optional JSON body and decodes a JSON answer.
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	u := *c.base
+	u.Path += path
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return fmt.Errorf("read response: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var e api.Error
+		msg := strings.TrimSpace(string(data))
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		if msg == "" || len(msg) > 512 {
+			msg = http.StatusText(resp.StatusCode)
+		}
+		return &StatusError{StatusCode: resp.StatusCode, Message: msg}
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode response: %w", err)
+	}
+	return nil
+}
