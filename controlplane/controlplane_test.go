@@ -159,11 +159,11 @@ func TestJobLifecycle(t *testing.T) {
 	a.event(j1.ID, agentapi.JobState_JOB_STATE_TRAINING, func(ev *agentapi.JobEvent) {
 		ev.Detail = &agentapi.JobEvent_Metrics{Metrics: &agentapi.TrainMetrics{
 			ModelId: "m-1", TaskType: "binary_classification",
-			Test:                &agentapi.Metric{Auroc: 0.81, AveragePrecision: 0.42},
-			BaselineLabelRate:   &agentapi.Metric{Auroc: 0.5, AveragePrecision: 0.2},
-			TrainRows:           700, ValidationRows: 150, TestRows: 150, NumFeatures: 12, Anchors: 4, BestIteration: 37,
-			PredictionRows:      100, TrainSeconds: 1.5, TestPositiveRate: 0.2, ScoringAnchorUnixNanos: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano(),
-			FeatureImportance:   map[string]float64{"count_orders_30d": 12.5, "sum_amount_90d": 3.25},
+			Test:              &agentapi.Metric{Auroc: 0.81, AveragePrecision: 0.42},
+			BaselineLabelRate: &agentapi.Metric{Auroc: 0.5, AveragePrecision: 0.2},
+			TrainRows:         700, ValidationRows: 150, TestRows: 150, NumFeatures: 12, Anchors: 4, BestIteration: 37,
+			PredictionRows: 100, TrainSeconds: 1.5, TestPositiveRate: 0.2, ScoringAnchorUnixNanos: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano(),
+			FeatureImportance: map[string]float64{"count_orders_30d": 12.5, "sum_amount_90d": 3.25},
 		}}
 	})
 	a.event(j1.ID, agentapi.JobState_JOB_STATE_WRITING, nil)

@@ -407,6 +407,4 @@ func errorBody(t *testing.T, s string) string {
 	return decodeJSON[api.Error](t, s).Error
 }
 
-
-
 func pkiDevCerts(dir string) error { return pki.DevCerts(dir, testAgentID, time.Hour) }
