@@ -111,25 +111,30 @@ func (c *Client) Agents(ctx context.Context) ([]api.Agent, error) {
 	return l.Agents, nil
 }
 
-// Wait polls a job every interval until it reaches a terminal state or ctx
-// is done, and returns its last detail.
+// Wait polls a job every interval until it reaches a terminal state. When
+// ctx ends first it returns the last detail it got with ctx's error.
 func (c *Client) Wait(ctx context.Context, id string, interval time.Duration) (*api.JobDetail, error) {
 	if interval <= 0 {
 		interval = time.Second
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last *api.JobDetail
 	for {
 		d, err := c.Get(ctx, id)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return last, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
+			}
+			return last, err
 		}
 		if d.State.Terminal() {
 			return d, nil
 		}
+		last = d
 		select {
 		case <-ctx.Done():
-			return d, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
+			return last, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
 		case <-t.C:
 		}
 	}
