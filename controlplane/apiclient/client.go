@@ -60,6 +60,7 @@ type StatusError struct {
 	Message string
 }
 
+// Error returns the server's message with the HTTP status.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("control plane: %s (HTTP %d)", e.Message, e.StatusCode)
 }
