@@ -37,6 +37,9 @@ func TestAPIAuth(t *testing.T) {
 		{"right token", "/v1/jobs", "Bearer " + testToken, http.StatusOK},
 		{"scheme is case-insensitive", "/v1/agents", "bearer " + testToken, http.StatusOK},
 		{"unknown path", "/v1/nothing", "Bearer " + testToken, http.StatusNotFound},
+		{"bad limit", "/v1/jobs?limit=0", "Bearer " + testToken, http.StatusBadRequest},
+		{"limit", "/v1/jobs?limit=5", "Bearer " + testToken, http.StatusOK},
+		{"unknown job", "/v1/jobs/j-0123456789abcdef", "Bearer " + testToken, http.StatusNotFound},
 		{"healthz needs no token", "/healthz", "", http.StatusOK},
 	}
 	for _, tt := range tests {
