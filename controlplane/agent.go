@@ -166,9 +166,9 @@ func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error
 			return ctx.Err()
 		case <-watchdog.C:
 			if since := time.Since(lastSeen); since > timeout {
-				reason = fmt.Sprintf("no message for %s", since.Round(time.Second))
+				reason = fmt.Sprintf("no message for %s", since.Round(time.Millisecond))
 				log.LogAttrs(ctx, slog.LevelWarn, "agent timed out", slog.Duration("silent", since))
-				return status.Errorf(codes.DeadlineExceeded, "no heartbeat for %s", since.Round(time.Second))
+				return status.Errorf(codes.DeadlineExceeded, "no heartbeat for %s", since.Round(time.Millisecond))
 			}
 		case m := <-ss.out:
 			if err := stream.Send(m); err != nil {
