@@ -1,0 +1,71 @@
+// Package conformance holds the suite every connector passes against a real
+// service (gocloud.dev drivertest style): the connector supplies a Harness,
+// declares its Quirks as data, and calls Run from its own TestConformance.
+// Every check uses a checked Arrow allocator and fails on leaked buffers.
+//
+// This is the skeleton's subset of ../shared/CONFORMANCE.md: open/close,
+// metadata with keys and time column, type round trip with nulls, projection,
+// limit, batch size, bounded-memory streaming, hostile names, missing names,
+// cancellation, atomic replace under a polling reader, and idempotent rewrite.
+package conformance
+
+import (
+	"context"
+	"testing"
+
+	"github.com/ferry-ai/ferry/connectors"
+)
+
+// Harness gives the suite fresh connections to the service under test.
+type Harness interface {
+	// Open returns a connection to an empty, writable database or schema that
+	// belongs to this test alone.
+	Open(ctx context.Context, t *testing.T, opts *connectors.Options) *connectors.Conn
+}
+
+// Quirks declares what a connector supports and where it deviates.
+type Quirks struct {
+	// Name is the connector's name in the support matrix.
+	Name string
+	// SupportsConstraints: primary and foreign keys are declared and listed.
+	SupportsConstraints bool
+	// LargeRows is the row count of the bounded-memory streaming check; 0
+	// skips it (CI sets it through the connector's test).
+	LargeRows int64
+	// Deviations are checks the connector does not pass, each with a reason.
+	Deviations map[string]string
+}
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness, q Quirks) {
+	t.Helper()
+	checks := []struct {
+		name string
+		fn   func(t *testing.T, h Harness, q Quirks)
+	}{
+		{"L1_OpenCloseTwice", testOpenClose},
+		{"M1_M5_Metadata", testMetadata},
+		{"M7_MissingNames", testMissingNames},
+		{"T_RoundTripWithNulls", testRoundTrip},
+		{"T15_ZeroRows", testZeroRows},
+		{"R2_Projection", testProjection},
+		{"R4_Limit", testLimit},
+		{"R5_BatchSize", testBatchSize},
+		{"R6_BoundedMemory", testBoundedMemory},
+		{"R10_HostileNames", testHostileNames},
+		{"K2_CancelMidStream", testCancel},
+		{"W2_AtomicReplace", testAtomicReplace},
+		{"W3_IdempotentRewrite", testIdempotentRewrite},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if reason, ok := q.Deviations[c.name]; ok {
+				if reason == "" {
+					t.Fatalf("deviation %s declared without a reason", c.name)
+				}
+				t.Skipf("deviation: %s", reason)
+			}
+			c.fn(t, h, q)
+		})
+	}
+}
