@@ -214,7 +214,7 @@ func FindTable(ts []Table, name string) (Table, error) {
 type notFoundErr struct{ *graph.NotFoundError }
 
 func (e notFoundErr) Is(target error) bool { return target == ErrNotFound }
-func (e notFoundErr) Unwrap() error         { return e.NotFoundError }
+func (e notFoundErr) Unwrap() error        { return e.NotFoundError }
 
 func notFound(e *graph.NotFoundError) error { return notFoundErr{e} }
 

@@ -113,11 +113,11 @@ type TrainResult struct {
 
 // PurgeAttestation is the engine's statement that a job's data is gone.
 type PurgeAttestation struct {
-	JobID         string    `json:"job_id"`
-	Reason        string    `json:"reason"` // "completed", "failed", "cancelled", "expired", "shutdown"
-	BytesReceived int64     `json:"bytes_received"`
-	BytesPurged   int64     `json:"bytes_purged"`
-	FilesWritten  int64     `json:"files_written"`
+	JobID         string `json:"job_id"`
+	Reason        string `json:"reason"` // "completed", "failed", "cancelled", "expired", "shutdown"
+	BytesReceived int64  `json:"bytes_received"`
+	BytesPurged   int64  `json:"bytes_purged"`
+	FilesWritten  int64  `json:"files_written"`
 	// StorageWriteBytes is the growth of the engine process's write_bytes
 	// (/proc/self/io) while the job lived; -1 where the platform has none.
 	StorageWriteBytes int64     `json:"storage_write_bytes"`
