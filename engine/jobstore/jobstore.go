@@ -1,0 +1,288 @@
+// Package jobstore holds each engine job's data in memory only, under a byte
+// quota, and purges it when the job ends.
+//
+// Every Arrow buffer of a job comes from the job's own allocator, which
+// zeroes a buffer before releasing it and counts the bytes it zeroed. Purge
+// releases everything the job holds and returns an attestation (bytes
+// received, bytes purged, files written, storage write bytes) that is
+// metadata and travels to the control plane. After a purge the job's id is
+// unknown: any later request for its data is refused.
+package jobstore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/ferry-ai/ferry/internal/link"
+)
+
+// Errors returned by the store.
+var (
+	ErrUnknownJob = errors.New("unknown job (never started, or purged)")
+	ErrJobExists  = errors.New("job already exists")
+	ErrOverQuota  = errors.New("job is over its memory quota")
+	ErrNotOwner   = errors.New("job belongs to another agent")
+)
+
+// Config configures a Store.
+type Config struct {
+	// DefaultQuota caps a job's bytes when its spec sets none.
+	DefaultQuota int64
+	// MaxQuota caps what a spec may ask for.
+	MaxQuota int64
+	// TTL bounds a job's life; the janitor purges it after that.
+	TTL time.Duration
+	// WatchDirs are checked for files written during a job (the engine's
+	// working directory and TMPDIR); the count goes into the attestation.
+	WatchDirs []string
+}
+
+// Store is the set of live jobs. It is safe for concurrent use.
+type Store struct {
+	cfg  Config
+	mu   sync.Mutex
+	jobs map[string]*Job
+	now  func() time.Time
+}
+
+// New returns an empty store.
+func New(cfg Config) *Store {
+	if cfg.DefaultQuota <= 0 {
+		cfg.DefaultQuota = 4 << 30
+	}
+	if cfg.MaxQuota <= 0 {
+		cfg.MaxQuota = cfg.DefaultQuota
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = time.Hour
+	}
+	return &Store{cfg: cfg, jobs: map[string]*Job{}, now: time.Now}
+}
+
+// Job is one job's in-memory data.
+type Job struct {
+	Spec  link.JobSpec
+	Owner string // the agent identity that opened the job
+	Alloc *ZeroingAllocator
+
+	created    time.Time
+	quota      int64
+	ioStart    int64
+	received   atomic.Int64
+	mu         sync.Mutex
+	tables     map[string][]arrow.RecordBatch
+	results    []arrow.RecordBatch
+	resultInfo *link.TrainResult
+}
+
+// Create opens a job.
+func (s *Store) Create(spec link.JobSpec, owner string) (*Job, error) {
+	if spec.JobID == "" {
+		return nil, errors.New("job spec has no job_id")
+	}
+	quota := spec.QuotaBytes
+	if quota <= 0 {
+		quota = s.cfg.DefaultQuota
+	}
+	if quota > s.cfg.MaxQuota {
+		return nil, fmt.Errorf("job %s asks for a quota of %d bytes; the engine allows at most %d", spec.JobID, quota, s.cfg.MaxQuota)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.jobs[spec.JobID]; ok {
+		return nil, fmt.Errorf("job %s: %w", spec.JobID, ErrJobExists)
+	}
+	j := &Job{
+		Spec: spec, Owner: owner, Alloc: NewZeroingAllocator(),
+		created: s.now(), quota: quota, ioStart: StorageWriteBytes(),
+		tables: map[string][]arrow.RecordBatch{},
+	}
+	s.jobs[spec.JobID] = j
+	return j, nil
+}
+
+// Get returns a live job opened by owner.
+func (s *Store) Get(id, owner string) (*Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[id]
+	if !ok {
+		return nil, fmt.Errorf("job %s: %w", id, ErrUnknownJob)
+	}
+	if j.Owner != owner {
+		return nil, fmt.Errorf("job %s: %w", id, ErrNotOwner)
+	}
+	return j, nil
+}
+
+// Len returns the number of live jobs.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs)
+}
+
+// AddBatch keeps a batch of a table. The batch must have been allocated by
+// j.Alloc; the job takes a reference. It fails the job's write when the
+// quota is exceeded.
+func (j *Job) AddBatch(table string, rec arrow.RecordBatch, wireBytes int64) error {
+	j.received.Add(wireBytes)
+	if used := j.Alloc.CurrentBytes(); used > j.quota {
+		return fmt.Errorf("job %s: table %q: %d bytes held, quota %d: %w", j.Spec.JobID, table, used, j.quota, ErrOverQuota)
+	}
+	rec.Retain()
+	j.mu.Lock()
+	j.tables[table] = append(j.tables[table], rec)
+	j.mu.Unlock()
+	return nil
+}
+
+// Tables returns the batches received per table. The caller must not release
+// them; they live until purge.
+func (j *Job) Tables() map[string][]arrow.RecordBatch {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make(map[string][]arrow.RecordBatch, len(j.tables))
+	for k, v := range j.tables {
+		out[k] = v
+	}
+	return out
+}
+
+// SetResult keeps the trained result and predictions (the job takes the
+// reference to preds).
+func (j *Job) SetResult(res *link.TrainResult, preds arrow.RecordBatch) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, r := range j.results {
+		r.Release()
+	}
+	j.results = []arrow.RecordBatch{preds}
+	j.resultInfo = res
+}
+
+// Predictions returns the predictions, or nil before training finished. The
+// caller must Release the returned batches.
+func (j *Job) Predictions() []arrow.RecordBatch {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.resultInfo == nil {
+		return nil
+	}
+	out := make([]arrow.RecordBatch, len(j.results))
+	for i, r := range j.results {
+		r.Retain()
+		out[i] = r
+	}
+	return out
+}
+
+// BytesReceived is the number of wire bytes received for the job.
+func (j *Job) BytesReceived() int64 { return j.received.Load() }
+
+// Purge removes a job, releases (and so zeroes) all its buffers and returns
+// the attestation.
+func (s *Store) Purge(id, owner, reason string) (link.PurgeAttestation, error) {
+	s.mu.Lock()
+	j, ok := s.jobs[id]
+	if ok && owner != "" && j.Owner != owner {
+		s.mu.Unlock()
+		return link.PurgeAttestation{}, fmt.Errorf("job %s: %w", id, ErrNotOwner)
+	}
+	delete(s.jobs, id)
+	s.mu.Unlock()
+	if !ok {
+		return link.PurgeAttestation{}, fmt.Errorf("job %s: %w", id, ErrUnknownJob)
+	}
+	return s.purge(j, reason), nil
+}
+
+func (s *Store) purge(j *Job, reason string) link.PurgeAttestation {
+	j.mu.Lock()
+	for name, recs := range j.tables {
+		for _, r := range recs {
+			r.Release()
+		}
+		delete(j.tables, name)
+	}
+	for _, r := range j.results {
+		r.Release()
+	}
+	j.results = nil
+	j.resultInfo = nil
+	j.mu.Unlock()
+
+	att := link.PurgeAttestation{
+		JobID:         j.Spec.JobID,
+		Reason:        reason,
+		BytesReceived: j.received.Load(),
+		BytesPurged:   j.Alloc.ZeroedBytes(),
+		FilesWritten:  filesWrittenSince(s.cfg.WatchDirs, j.created),
+		PurgedAt:      s.now().UTC(),
+	}
+	if end := StorageWriteBytes(); end >= 0 && j.ioStart >= 0 {
+		att.StorageWriteBytes = end - j.ioStart
+	} else {
+		att.StorageWriteBytes = -1
+	}
+	return att
+}
+
+// Expire purges every job older than the TTL and returns their attestations.
+func (s *Store) Expire() []link.PurgeAttestation {
+	cutoff := s.now().Add(-s.cfg.TTL)
+	s.mu.Lock()
+	var old []*Job
+	for id, j := range s.jobs {
+		if j.created.Before(cutoff) {
+			old = append(old, j)
+			delete(s.jobs, id)
+		}
+	}
+	s.mu.Unlock()
+	out := make([]link.PurgeAttestation, 0, len(old))
+	for _, j := range old {
+		out = append(out, s.purge(j, "expired"))
+	}
+	return out
+}
+
+// PurgeAll purges every job (at shutdown) with the given reason.
+func (s *Store) PurgeAll(reason string) []link.PurgeAttestation {
+	s.mu.Lock()
+	all := make([]*Job, 0, len(s.jobs))
+	for id, j := range s.jobs {
+		all = append(all, j)
+		delete(s.jobs, id)
+	}
+	s.mu.Unlock()
+	out := make([]link.PurgeAttestation, 0, len(all))
+	for _, j := range all {
+		out = append(out, s.purge(j, reason))
+	}
+	return out
+}
+
+// filesWrittenSince counts regular files under dirs modified at or after t.
+func filesWrittenSince(dirs []string, t time.Time) int64 {
+	var n int64
+	for _, d := range dirs {
+		_ = filepath.WalkDir(d, func(path string, e os.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return nil
+			}
+			if info, err := e.Info(); err == nil && !info.ModTime().Before(t.Add(-time.Second)) {
+				n++
+			}
+			return nil
+		})
+	}
+	return n
+}

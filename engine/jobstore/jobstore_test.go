@@ -1,0 +1,104 @@
+package jobstore
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/ferry-ai/ferry/internal/link"
+)
+
+func batch(t *testing.T, j *Job, n int, secret int64) (arrow.RecordBatch, []byte) {
+	t.Helper()
+	s := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	b := array.NewRecordBuilder(j.Alloc, s)
+	defer b.Release()
+	for i := 0; i < n; i++ {
+		b.Field(0).(*array.Int64Builder).Append(secret)
+	}
+	rec := b.NewRecordBatch()
+	return rec, rec.Column(0).Data().Buffers()[1].Bytes()
+}
+
+func TestPurgeZeroesAndForgets(t *testing.T) {
+	dir := t.TempDir()
+	s := New(Config{WatchDirs: []string{dir}})
+	j, err := s.Create(link.JobSpec{JobID: "j1"}, "agent-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, raw := batch(t, j, 1000, 0x5EC12E7)
+	if err := j.AddBatch("t", rec, 8000); err != nil {
+		t.Fatal(err)
+	}
+	rec.Release()
+	if _, err := s.Get("j1", "agent-b"); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("other agent: got %v, want ErrNotOwner", err)
+	}
+	att, err := s.Purge("j1", "agent-a", "completed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range raw {
+		if b != 0 {
+			t.Fatalf("byte %d of a purged buffer is %#x, want 0", i, b)
+		}
+	}
+	if att.BytesReceived != 8000 || att.BytesPurged < 8000 || att.FilesWritten != 0 || att.Reason != "completed" {
+		t.Fatalf("attestation %+v", att)
+	}
+	if j.Alloc.CurrentBytes() != 0 {
+		t.Fatalf("%d bytes still held after purge", j.Alloc.CurrentBytes())
+	}
+	if _, err := s.Get("j1", "agent-a"); !errors.Is(err, ErrUnknownJob) {
+		t.Fatalf("after purge: got %v, want ErrUnknownJob", err)
+	}
+}
+
+func TestFilesWrittenCounted(t *testing.T) {
+	dir := t.TempDir()
+	s := New(Config{WatchDirs: []string{dir}})
+	if _, err := s.Create(link.JobSpec{JobID: "j"}, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "spill"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	att, err := s.Purge("j", "a", "completed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if att.FilesWritten != 1 {
+		t.Fatalf("files written = %d, want 1", att.FilesWritten)
+	}
+}
+
+func TestQuotaAndTTL(t *testing.T) {
+	s := New(Config{DefaultQuota: 4096, MaxQuota: 1 << 20, TTL: time.Minute})
+	if _, err := s.Create(link.JobSpec{JobID: "big", QuotaBytes: 2 << 20}, "a"); err == nil {
+		t.Fatal("quota above the maximum accepted")
+	}
+	j, err := s.Create(link.JobSpec{JobID: "j"}, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(link.JobSpec{JobID: "j"}, "a"); !errors.Is(err, ErrJobExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	rec, _ := batch(t, j, 10000, 1)
+	err = j.AddBatch("t", rec, 80000)
+	rec.Release()
+	if !errors.Is(err, ErrOverQuota) {
+		t.Fatalf("got %v, want ErrOverQuota", err)
+	}
+	s.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	atts := s.Expire()
+	if len(atts) != 1 || atts[0].Reason != "expired" || s.Len() != 0 {
+		t.Fatalf("expire: %+v, %d jobs left", atts, s.Len())
+	}
+}
