@@ -137,3 +137,11 @@ func Decode(what string, body []byte, v any) error {
 	}
 	return nil
 }
+
+// PutAck is the app metadata of the PutResult that ends a DoPut: what the
+// engine kept of the table.
+type PutAck struct {
+	Rows    int64 `json:"rows"`
+	Batches int64 `json:"batches"`
+	Bytes   int64 `json:"bytes"`
+}

@@ -1,0 +1,141 @@
+// Package engine is Ferry's training engine: an Arrow Flight server, reached
+// only over mutual TLS 1.3, that holds each job's tables in memory (package
+// jobstore), trains and scores on them (package train) and purges them when
+// the job ends. It never writes job data to disk and never talks to a
+// warehouse or the control plane: the agent drives it (package link
+// documents the flow).
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/ferry-ai/ferry/engine/jobstore"
+	"github.com/ferry-ai/ferry/internal/pki"
+)
+
+// Config configures the engine.
+type Config struct {
+	// Addr is the Flight listen address, e.g. "127.0.0.1:8815".
+	Addr string
+	// TLS holds the engine's certificate and the CA that signs agents'.
+	TLS pki.Files
+	// QuotaBytes is the default per-job memory quota (0: 4 GiB).
+	QuotaBytes int64
+	// MaxQuotaBytes caps what a job may ask for (0: QuotaBytes).
+	MaxQuotaBytes int64
+	// JobTTL bounds a job's life (0: 1 hour).
+	JobTTL time.Duration
+	// Threads used by training (0: 2).
+	Threads int
+	// MaxRounds caps boosting rounds (0: the trainer's default).
+	MaxRounds int
+	// Logger receives JSON logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is a running engine.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *jobstore.Store
+	grpc   *grpc.Server
+	lis    net.Listener
+	tlsCfg *tls.Config
+}
+
+// New prepares an engine and binds its listener.
+func New(cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	tlsCfg, err := cfg.TLS.ServerConfig()
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	watch := []string{os.TempDir()}
+	if wd, err := os.Getwd(); err == nil {
+		watch = append(watch, wd)
+	}
+	store := jobstore.New(jobstore.Config{
+		DefaultQuota: cfg.QuotaBytes, MaxQuota: cfg.MaxQuotaBytes, TTL: cfg.JobTTL, WatchDirs: watch,
+	})
+	lis, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("engine: listen %s: %w", cfg.Addr, err)
+	}
+	s := &Server{cfg: cfg, log: log, store: store, lis: lis, tlsCfg: tlsCfg}
+	s.grpc = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.MaxRecvMsgSize(64<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	flight.RegisterFlightServiceServer(s.grpc, &flightService{s: s})
+	return s, nil
+}
+
+// Addr returns the bound listen address.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// Serve serves until ctx is done, then stops, purging every live job.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.grpc.Serve(s.lis) }()
+	s.log.Info("engine listening", "addr", s.lis.Addr().String(), "tls_min", "1.3", "client_auth", "required")
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-errc:
+			s.purgeAll("shutdown")
+			if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("engine: serve: %w", err)
+			}
+			return nil
+		case <-tick.C:
+			for _, att := range s.store.Expire() {
+				s.log.Info("job purged", "job_id", att.JobID, "reason", att.Reason,
+					"bytes_received", att.BytesReceived, "bytes_purged", att.BytesPurged, "files_written", att.FilesWritten)
+			}
+		case <-ctx.Done():
+			stopped := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(5 * time.Second):
+				s.grpc.Stop()
+			}
+			s.purgeAll("shutdown")
+			s.log.Info("engine stopped")
+			return nil
+		}
+	}
+}
+
+func (s *Server) purgeAll(reason string) {
+	for _, att := range s.store.PurgeAll(reason) {
+		s.log.Info("job purged", "job_id", att.JobID, "reason", att.Reason,
+			"bytes_received", att.BytesReceived, "bytes_purged", att.BytesPurged, "files_written", att.FilesWritten)
+	}
+}
+
+// Run starts an engine and serves until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}

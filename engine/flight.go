@@ -1,0 +1,261 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/util"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/ferry-ai/ferry/engine/jobstore"
+	"github.com/ferry-ai/ferry/engine/train"
+	"github.com/ferry-ai/ferry/internal/link"
+	"github.com/ferry-ai/ferry/internal/pki"
+)
+
+// flightService implements the Flight RPCs of the private link; the others
+// answer Unimplemented.
+type flightService struct {
+	flight.BaseFlightServer
+	s *Server
+}
+
+// peerID returns the verified client certificate's common name.
+func peerID(ctx context.Context) (string, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "not a TLS connection")
+	}
+	cn := pki.PeerCommonName(ti.State)
+	if cn == "" {
+		return "", status.Error(codes.Unauthenticated, "no verified client certificate")
+	}
+	return cn, nil
+}
+
+func storeErr(err error) error {
+	switch {
+	case errors.Is(err, jobstore.ErrUnknownJob):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, jobstore.ErrNotOwner):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, jobstore.ErrJobExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, jobstore.ErrOverQuota):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	default:
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+}
+
+func sendJSON(stream flight.FlightService_DoActionServer, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return status.Errorf(codes.Internal, "encode result: %v", err)
+	}
+	return stream.Send(&flight.Result{Body: body})
+}
+
+// DoAction runs the job lifecycle actions.
+func (f *flightService) DoAction(a *flight.Action, stream flight.FlightService_DoActionServer) error {
+	ctx := stream.Context()
+	owner, err := peerID(ctx)
+	if err != nil {
+		return err
+	}
+	switch a.Type {
+	case link.ActionStartJob:
+		var spec link.JobSpec
+		if err := link.Decode("job spec", a.Body, &spec); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if _, err := f.s.store.Create(spec, owner); err != nil {
+			return storeErr(err)
+		}
+		f.s.log.Info("job started", "job_id", spec.JobID, "agent", owner, "tables", len(spec.Tables))
+		return sendJSON(stream, link.JobRef{JobID: spec.JobID})
+	case link.ActionTrain:
+		var ref link.JobRef
+		if err := link.Decode("job ref", a.Body, &ref); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		res, err := f.s.train(ctx, ref.JobID, owner)
+		if err != nil {
+			return err
+		}
+		return sendJSON(stream, res)
+	case link.ActionPurge:
+		var ref link.JobRef
+		if err := link.Decode("job ref", a.Body, &ref); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		att, err := f.s.store.Purge(ref.JobID, owner, "completed")
+		if err != nil {
+			return storeErr(err)
+		}
+		f.s.log.Info("job purged", "job_id", att.JobID, "reason", att.Reason, "bytes_received", att.BytesReceived,
+			"bytes_purged", att.BytesPurged, "files_written", att.FilesWritten, "storage_write_bytes", att.StorageWriteBytes)
+		return sendJSON(stream, att)
+	default:
+		return status.Errorf(codes.Unimplemented, "unknown action %q (known: %s, %s, %s)", a.Type, link.ActionStartJob, link.ActionTrain, link.ActionPurge)
+	}
+}
+
+// train runs the trainer on a job's tables and keeps the predictions.
+func (s *Server) train(ctx context.Context, jobID, owner string) (*link.TrainResult, error) {
+	j, err := s.store.Get(jobID, owner)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	batches := j.Tables()
+	in := train.Input{JobID: jobID, Query: j.Spec.Query, Tables: map[string]train.Table{}}
+	for _, meta := range j.Spec.Tables {
+		recs, ok := batches[meta.Name]
+		if !ok {
+			return nil, status.Errorf(codes.FailedPrecondition, "job %s: table %q was declared but not uploaded", jobID, meta.Name)
+		}
+		in.Tables[meta.Name] = train.Table{Meta: meta, Records: recs}
+	}
+	start := time.Now()
+	out, err := train.Run(ctx, in, train.Options{Allocator: j.Alloc, Logger: s.log.With("job_id", jobID), NThread: s.cfg.Threads, MaxRounds: s.cfg.MaxRounds})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, status.Errorf(codes.Canceled, "job %s: training cancelled", jobID)
+		}
+		return nil, status.Errorf(codes.FailedPrecondition, "job %s: %v", jobID, err)
+	}
+	out.Result.JobID = jobID
+	j.SetResult(&out.Result, out.Predictions)
+	s.log.Info("job trained", "job_id", jobID, "model_id", out.Result.ModelID, "seconds", time.Since(start).Seconds(),
+		"test_auroc", out.Result.Test.AUROC, "prediction_rows", out.Result.PredictionRows)
+	return &out.Result, nil
+}
+
+// DoPut receives one table of a job. The first message's descriptor names
+// the job and table; every batch is allocated by the job's zeroing allocator
+// and kept until purge. The engine answers with one PutResult whose app
+// metadata is a JSON PutAck.
+func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
+	owner, err := peerID(stream.Context())
+	if err != nil {
+		return err
+	}
+	// Peek at the first message for the descriptor before choosing an allocator.
+	first, err := stream.Recv()
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "do_put: no first message: %v", err)
+	}
+	if first.FlightDescriptor == nil || len(first.FlightDescriptor.Cmd) == 0 {
+		return status.Error(codes.InvalidArgument, "do_put: first message has no descriptor command")
+	}
+	var d link.Descriptor
+	if err := link.Decode("put descriptor", first.FlightDescriptor.Cmd, &d); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	j, err := f.s.store.Get(d.JobID, owner)
+	if err != nil {
+		return storeErr(err)
+	}
+	declared := false
+	for _, t := range j.Spec.Tables {
+		declared = declared || t.Name == d.Table
+	}
+	if !declared {
+		return status.Errorf(codes.InvalidArgument, "do_put: table %q is not declared in job %s", d.Table, d.JobID)
+	}
+	src := &replayStream{first: first, stream: stream}
+	r, err := flight.NewRecordReader(src, ipc.WithAllocator(j.Alloc), ipc.WithDelayReadSchema(false))
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "do_put %s/%s: read schema: %v", d.JobID, d.Table, err)
+	}
+	defer r.Release()
+	var ack link.PutAck
+	for r.Next() {
+		rec := r.RecordBatch()
+		size := util.TotalRecordSize(rec)
+		if err := j.AddBatch(d.Table, rec, size); err != nil {
+			return storeErr(err)
+		}
+		ack.Rows += rec.NumRows()
+		ack.Batches++
+		ack.Bytes += size
+	}
+	if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return status.Errorf(codes.Aborted, "do_put %s/%s: stream broke after %d batches: %v", d.JobID, d.Table, ack.Batches, err)
+	}
+	body, _ := json.Marshal(ack)
+	f.s.log.Info("table received", "job_id", d.JobID, "table", d.Table, "rows", ack.Rows, "batches", ack.Batches, "bytes", ack.Bytes)
+	return stream.Send(&flight.PutResult{AppMetadata: body})
+}
+
+// replayStream hands the already-received first message back to the IPC
+// reader, then continues with the stream.
+type replayStream struct {
+	first  *flight.FlightData
+	stream flight.FlightService_DoPutServer
+}
+
+func (r *replayStream) Recv() (*flight.FlightData, error) {
+	if r.first != nil {
+		m := r.first
+		r.first = nil
+		return m, nil
+	}
+	return r.stream.Recv()
+}
+
+// DoGet streams a job's predictions.
+func (f *flightService) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	owner, err := peerID(stream.Context())
+	if err != nil {
+		return err
+	}
+	var t link.Ticket
+	if err := link.Decode("ticket", tkt.Ticket, &t); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if t.Stream != link.PredictionsStream {
+		return status.Errorf(codes.InvalidArgument, "do_get: unknown stream %q (known: %s)", t.Stream, link.PredictionsStream)
+	}
+	j, err := f.s.store.Get(t.JobID, owner)
+	if err != nil {
+		return storeErr(err)
+	}
+	preds := j.Predictions()
+	if preds == nil {
+		return status.Errorf(codes.FailedPrecondition, "do_get: job %s has no predictions yet (train first)", t.JobID)
+	}
+	defer func() {
+		for _, p := range preds {
+			p.Release()
+		}
+	}()
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(preds[0].Schema()), ipc.WithAllocator(j.Alloc))
+	defer w.Close()
+	const chunk = 64 * 1024
+	for _, p := range preds {
+		for off := int64(0); off < p.NumRows(); off += chunk {
+			s := p.NewSlice(off, min(off+chunk, p.NumRows()))
+			err := w.Write(s)
+			s.Release()
+			if err != nil {
+				return status.Errorf(codes.Unavailable, "do_get %s: %v", t.JobID, err)
+			}
+		}
+	}
+	return nil
+}
+
