@@ -1,0 +1,226 @@
+// Package agent is the customer-zone daemon. It dials out to the control
+// plane (gRPC, mutual TLS 1.3) and waits for jobs; for each job it reads the
+// tables the query needs from its warehouse as Arrow, streams them to the
+// engine over Arrow Flight (mutual TLS 1.3), receives the predictions and
+// writes them back into the warehouse atomically. It never listens on a
+// port: every connection is outbound. What it reports to the control plane
+// is metadata only (counts, types, metrics, states, scrubbed errors).
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/controlplane/agentapi"
+	"github.com/ferry-ai/ferry/internal/link"
+)
+
+// Version is the agent's version, reported in Hello.
+const Version = "0.1.0"
+
+// Options carry the agent's dependencies.
+type Options struct {
+	// Connectors opens the warehouse; it must know the warehouse URL's scheme.
+	Connectors *connectors.Mux
+	// Logger receives JSON logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Agent is a configured agent.
+type Agent struct {
+	cfg  Config
+	mux  *connectors.Mux
+	log  *slog.Logger
+	tls  credentials.TransportCredentials
+	busy sync.Mutex // held while a job runs: one job at a time
+}
+
+// New checks the configuration and loads the TLS material.
+func New(cfg Config, opts Options) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if opts.Connectors == nil {
+		return nil, errors.New("agent: no connectors")
+	}
+	tlsCfg, err := cfg.TLS.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Agent{cfg: cfg, mux: opts.Connectors, log: log.With("agent_id", cfg.AgentID), tls: credentials.NewTLS(tlsCfg)}, nil
+}
+
+// Run keeps a session with the control plane open until ctx is done,
+// reconnecting with exponential backoff and jitter. It returns nil on a clean
+// shutdown.
+func (a *Agent) Run(ctx context.Context) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 200 * time.Millisecond
+	b.MaxInterval = 30 * time.Second
+	b.MaxElapsedTime = 0
+	b.RandomizationFactor = 0.5
+	for {
+		started := time.Now()
+		err := a.session(ctx)
+		if ctx.Err() != nil {
+			a.log.Info("agent stopped")
+			return nil
+		}
+		if time.Since(started) > time.Minute {
+			b.Reset()
+		}
+		wait := b.NextBackOff()
+		a.log.Warn("control plane session ended; reconnecting", "error", err.Error(), "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			a.log.Info("agent stopped")
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// session runs one control-plane stream.
+func (a *Agent) session(ctx context.Context) error {
+	hello, err := a.hello(ctx)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(a.cfg.ControlPlane, grpc.WithTransportCredentials(a.tls))
+	if err != nil {
+		return fmt.Errorf("dial control plane %s: %w", a.cfg.ControlPlane, err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := agentapi.NewAgentServiceClient(conn).Connect(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to control plane %s: %w", a.cfg.ControlPlane, err)
+	}
+	if err := stream.Send(&agentapi.AgentMessage{Msg: &agentapi.AgentMessage_Hello{Hello: hello}}); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("await welcome: %w", err)
+	}
+	if first.GetWelcome() == nil {
+		return errors.New("control plane did not answer hello with welcome")
+	}
+	a.log.Info("connected to control plane", "addr", a.cfg.ControlPlane, "tables", len(hello.Tables))
+
+	// One goroutine owns stream.Send.
+	out := make(chan *agentapi.AgentMessage, 64)
+	sendErr := make(chan error, 1)
+	var running sync.Map // job id -> context.CancelFunc
+	go func() {
+		tick := time.NewTicker(a.cfg.Heartbeat)
+		defer tick.Stop()
+		for {
+			var m *agentapi.AgentMessage
+			select {
+			case <-ctx.Done():
+				return
+			case m = <-out:
+			case <-tick.C:
+				hb := &agentapi.Heartbeat{SentUnixNanos: time.Now().UnixNano()}
+				running.Range(func(k, _ any) bool { hb.RunningJobId = k.(string); return false })
+				m = &agentapi.AgentMessage{Msg: &agentapi.AgentMessage_Heartbeat{Heartbeat: hb}}
+			}
+			if err := stream.Send(m); err != nil {
+				sendErr <- err
+				cancel()
+				return
+			}
+		}
+	}()
+	emit := func(ev *agentapi.JobEvent) {
+		ev.AtUnixNanos = time.Now().UnixNano()
+		select {
+		case out <- &agentapi.AgentMessage{Msg: &agentapi.AgentMessage_JobEvent{JobEvent: ev}}:
+		case <-ctx.Done():
+		}
+	}
+	var jobs sync.WaitGroup
+	defer jobs.Wait()
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			cancel()
+			select {
+			case serr := <-sendErr:
+				return fmt.Errorf("send: %w", serr)
+			default:
+			}
+			if errors.Is(err, io.EOF) {
+				return errors.New("control plane closed the stream")
+			}
+			return fmt.Errorf("receive: %w", err)
+		}
+		switch msg := m.Msg.(type) {
+		case *agentapi.ControlMessage_Assignment:
+			asg := msg.Assignment
+			if !a.busy.TryLock() {
+				a.log.Warn("assignment refused: a job is running", "job_id", asg.JobId)
+				emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_FAILED,
+					Detail: &agentapi.JobEvent_Error{Error: &agentapi.JobError{Stage: "agent", Message: "agent is busy with another job"}}})
+				continue
+			}
+			jctx, jcancel := context.WithCancel(ctx)
+			running.Store(asg.JobId, jcancel)
+			jobs.Add(1)
+			go func() {
+				defer jobs.Done()
+				defer a.busy.Unlock()
+				defer running.Delete(asg.JobId)
+				defer jcancel()
+				a.runJob(jctx, asg, emit)
+			}()
+		case *agentapi.ControlMessage_Cancel:
+			if c, ok := running.Load(msg.Cancel.JobId); ok {
+				a.log.Info("job cancel requested", "job_id", msg.Cancel.JobId)
+				c.(context.CancelFunc)()
+			}
+		case *agentapi.ControlMessage_Welcome:
+		}
+	}
+}
+
+// hello lists the warehouse's tables (metadata only) for the Hello message.
+func (a *Agent) hello(ctx context.Context) (*agentapi.Hello, error) {
+	wh, err := a.mux.Open(ctx, a.cfg.Warehouse, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open warehouse: %w", err)
+	}
+	defer wh.Close()
+	tables, err := wh.Tables(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list warehouse tables: %w", err)
+	}
+	h := &agentapi.Hello{ProtocolVersion: link.ProtocolVersion, AgentId: a.cfg.AgentID, Version: Version, WarehouseKind: wh.Scheme()}
+	for _, t := range tables {
+		tm := &agentapi.TableMeta{Name: t.Name, PrimaryKey: t.PrimaryKey, TimeColumn: t.TimeColumn}
+		for _, c := range t.Columns {
+			tm.Columns = append(tm.Columns, &agentapi.Column{Name: c.Name, Type: c.Type, Nullable: c.Nullable})
+		}
+		for _, fk := range t.ForeignKeys {
+			tm.ForeignKeys = append(tm.ForeignKeys, &agentapi.ForeignKey{Columns: fk.Columns, RefTable: fk.RefTable, RefColumns: fk.RefColumns})
+		}
+		h.Tables = append(h.Tables, tm)
+	}
+	return h, nil
+}

@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ferry-ai/ferry/internal/pki"
+)
+
+// Config is the agent's configuration, read from YAML.
+type Config struct {
+	// AgentID must equal the common name of the agent's client certificate.
+	AgentID string `yaml:"agent_id"`
+	// ControlPlane is the host:port of the control plane's agent RPC.
+	ControlPlane string `yaml:"control_plane"`
+	// Engine is the host:port of the engine's Flight endpoint.
+	Engine string `yaml:"engine"`
+	// TLS is the agent's client certificate, key and the CA that signs the
+	// engine's and control plane's certificates.
+	TLS pki.Files `yaml:"tls"`
+	// Warehouse is the connector URL of the warehouse, e.g.
+	// duckdb:///var/lib/ferry/demo.db. Credentials never go here.
+	Warehouse string `yaml:"warehouse"`
+	// Heartbeat is the interval between heartbeats (default 5s).
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// BatchRows is the target rows per Arrow batch sent to the engine
+	// (default 65536).
+	BatchRows int `yaml:"batch_rows"`
+	// LogLevel is debug, info, warn or error (default info).
+	LogLevel string `yaml:"log_level"`
+}
+
+// LoadConfig reads and checks a YAML configuration file. Unknown keys are
+// errors.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig parses YAML configuration; name is used in errors.
+func ParseConfig(name string, data []byte) (Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks required fields and fills defaults.
+func (c *Config) Validate() error {
+	var missing []error
+	for _, f := range []struct{ name, v string }{
+		{"agent_id", c.AgentID}, {"control_plane", c.ControlPlane}, {"engine", c.Engine},
+		{"warehouse", c.Warehouse}, {"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}, {"tls.ca", c.TLS.CA},
+	} {
+		if f.v == "" {
+			missing = append(missing, fmt.Errorf("%s is required", f.name))
+		}
+	}
+	if err := errors.Join(missing...); err != nil {
+		return err
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.Heartbeat < 100*time.Millisecond {
+		return fmt.Errorf("heartbeat %s is below 100ms", c.Heartbeat)
+	}
+	if c.BatchRows == 0 {
+		c.BatchRows = 65536
+	}
+	if c.BatchRows < 1 {
+		return fmt.Errorf("batch_rows %d must be positive", c.BatchRows)
+	}
+	return nil
+}

@@ -1,0 +1,275 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/grpc"
+
+	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/controlplane/agentapi"
+	"github.com/ferry-ai/ferry/internal/graph"
+	"github.com/ferry-ai/ferry/internal/link"
+	"github.com/ferry-ai/ferry/writeback"
+)
+
+// stageError marks where a job failed.
+type stageError struct {
+	stage string
+	err   error
+}
+
+func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
+func (e *stageError) Unwrap() error { return e.err }
+
+func stage(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &stageError{stage: name, err: err}
+}
+
+// runJob runs one assignment end to end and reports its progress through
+// emit. It always asks the engine to purge the job's data, on success and on
+// failure.
+func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send func(*agentapi.JobEvent)) {
+	log := a.log.With("job_id", asg.JobId)
+	// The control plane requires every event to carry the job's state; a
+	// report (purge) carries the state the job is in when it is made.
+	current := agentapi.JobState_JOB_STATE_ASSIGNED
+	emit := func(ev *agentapi.JobEvent) {
+		if ev.State == agentapi.JobState_JOB_STATE_UNSPECIFIED {
+			ev.State = current
+		}
+		current = ev.State
+		send(ev)
+	}
+	log.Info("job assigned", "tables", len(asg.Tables), "output_table", asg.OutputTable)
+	started := time.Now()
+	var scrub *scrubber
+	err := func() error {
+		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_READING})
+		wh, err := a.mux.Open(ctx, a.cfg.Warehouse, nil)
+		if err != nil {
+			return stage("read", err)
+		}
+		defer wh.Close()
+		all, err := wh.Tables(ctx)
+		if err != nil {
+			return stage("read", err)
+		}
+		var names []string
+		for _, t := range all {
+			names = append(names, t.Name)
+			names = append(names, t.ColumnNames()...)
+		}
+		scrub = newScrubber(names)
+		spec := link.JobSpec{JobID: asg.JobId, Query: asg.Query}
+		for _, name := range asg.Tables {
+			t, err := connectors.FindTable(all, name)
+			if err != nil {
+				return stage("read", err)
+			}
+			spec.Tables = append(spec.Tables, t.Table)
+		}
+
+		eng, err := flight.NewClientWithMiddlewareCtx(ctx, a.cfg.Engine, nil, nil, grpc.WithTransportCredentials(a.tls),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		if err != nil {
+			return stage("stream", fmt.Errorf("dial engine %s: %w", a.cfg.Engine, err))
+		}
+		defer eng.Close()
+		if err := doAction(ctx, eng, link.ActionStartJob, spec, nil); err != nil {
+			return stage("stream", err)
+		}
+		defer func() {
+			// Purge on every path; a fresh context so a cancelled job still purges.
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			var att link.PurgeAttestation
+			if err := doAction(pctx, eng, link.ActionPurge, link.JobRef{JobID: asg.JobId}, &att); err != nil {
+				log.Error("engine purge failed", "error", scrub.scrub(err.Error()))
+				return
+			}
+			emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_UNSPECIFIED, Detail: &agentapi.JobEvent_Purge{Purge: &agentapi.PurgeReport{
+				Reason: att.Reason, BytesReceived: att.BytesReceived, BytesPurged: att.BytesPurged, FilesWritten: att.FilesWritten,
+				StorageWriteBytes: att.StorageWriteBytes, PurgedUnixNanos: att.PurgedAt.UnixNano(),
+			}}})
+			log.Info("engine purged job", "bytes_received", att.BytesReceived, "bytes_purged", att.BytesPurged, "files_written", att.FilesWritten)
+		}()
+
+		for _, t := range spec.Tables {
+			st, err := a.upload(ctx, wh, eng, asg.JobId, t)
+			if err != nil {
+				return stage("stream", err)
+			}
+			emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_READING, Detail: &agentapi.JobEvent_TableStats{TableStats: st}})
+			log.Info("table streamed", "table", t.Name, "rows", st.Rows, "bytes", st.Bytes, "seconds", st.Seconds)
+		}
+
+		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_TRAINING})
+		var res link.TrainResult
+		if err := doAction(ctx, eng, link.ActionTrain, link.JobRef{JobID: asg.JobId}, &res); err != nil {
+			return stage("train", err)
+		}
+		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_TRAINING, Detail: &agentapi.JobEvent_Metrics{Metrics: metricsProto(&res)}})
+
+		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_WRITING})
+		wstart := time.Now()
+		n, err := a.writePredictions(ctx, eng, wh, asg, res.ModelID)
+		if err != nil {
+			return stage("writeback", err)
+		}
+		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_WRITING, Detail: &agentapi.JobEvent_Write{Write: &agentapi.WriteReport{
+			Table: asg.OutputTable, Rows: n, Seconds: time.Since(wstart).Seconds()}}})
+		log.Info("predictions written", "table", asg.OutputTable, "rows", n)
+		return nil
+	}()
+	if err != nil {
+		st := "agent"
+		var se *stageError
+		if errors.As(err, &se) {
+			st = se.stage
+		}
+		msg := scrub.scrub(err.Error())
+		state := agentapi.JobState_JOB_STATE_FAILED
+		if ctx.Err() != nil {
+			state = agentapi.JobState_JOB_STATE_CANCELLED
+			msg = "cancelled: " + msg
+		}
+		log.Error("job failed", "stage", st, "error", msg)
+		log.Debug("job failed (unscrubbed, local only)", "error", err.Error())
+		emit(&agentapi.JobEvent{JobId: asg.JobId, State: state, Detail: &agentapi.JobEvent_Error{Error: &agentapi.JobError{Stage: st, Message: msg}}})
+		return
+	}
+	emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_SUCCEEDED})
+	log.Info("job succeeded", "seconds", time.Since(started).Seconds())
+}
+
+// upload streams one table to the engine with DoPut and checks the engine's
+// acknowledgement against what was sent.
+func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Client, jobID string, t graph.Table) (*agentapi.TableStats, error) {
+	start := time.Now()
+	r, err := wh.Read(ctx, t.Name, connectors.ReadOptions{BatchSize: a.cfg.BatchRows})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Release()
+	stream, err := eng.DoPut(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("do_put %q: %w", t.Name, err)
+	}
+	cmd, _ := json.Marshal(link.Descriptor{JobID: jobID, Table: t.Name})
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(r.Schema()), ipc.WithAllocator(memory.DefaultAllocator))
+	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
+	var rows, batches int64
+	for r.Next() {
+		rec := r.RecordBatch()
+		if err := w.Write(rec); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("do_put %q: send batch %d: %w", t.Name, batches, err)
+		}
+		rows += rec.NumRows()
+		batches++
+	}
+	if err := r.Err(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("read %q: %w", t.Name, err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("do_put %q: close: %w", t.Name, err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		return nil, fmt.Errorf("do_put %q: close send: %w", t.Name, err)
+	}
+	res, err := stream.Recv()
+	if err != nil {
+		return nil, fmt.Errorf("do_put %q: engine refused the table: %w", t.Name, err)
+	}
+	var ack link.PutAck
+	if err := link.Decode("put ack", res.AppMetadata, &ack); err != nil {
+		return nil, fmt.Errorf("do_put %q: %w", t.Name, err)
+	}
+	if ack.Rows != rows || ack.Batches != batches {
+		return nil, fmt.Errorf("do_put %q: engine kept %d rows in %d batches, sent %d in %d", t.Name, ack.Rows, ack.Batches, rows, batches)
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("do_put %q: %w", t.Name, err)
+			}
+			break
+		}
+	}
+	st := &agentapi.TableStats{Table: t.Name, Rows: rows, Bytes: ack.Bytes, Batches: batches, Seconds: time.Since(start).Seconds()}
+	for _, c := range t.Columns {
+		st.Columns = append(st.Columns, &agentapi.Column{Name: c.Name, Type: c.Type, Nullable: c.Nullable})
+	}
+	return st, nil
+}
+
+// writePredictions fetches the predictions with DoGet and writes them back.
+func (a *Agent) writePredictions(ctx context.Context, eng flight.Client, wh *connectors.Conn, asg *agentapi.JobAssignment, modelID string) (int64, error) {
+	tkt, _ := json.Marshal(link.Ticket{JobID: asg.JobId, Stream: link.PredictionsStream})
+	stream, err := eng.DoGet(ctx, &flight.Ticket{Ticket: tkt})
+	if err != nil {
+		return 0, fmt.Errorf("do_get predictions: %w", err)
+	}
+	r, err := flight.NewRecordReader(stream)
+	if err != nil {
+		return 0, fmt.Errorf("do_get predictions: %w", err)
+	}
+	defer r.Release()
+	meta := writeback.Meta{JobID: asg.JobId, ModelID: modelID, CreatedAt: time.Unix(0, asg.CreatedUnixNanos).UTC()}
+	return writeback.Write(ctx, wh, asg.OutputTable, r, meta, memory.DefaultAllocator)
+}
+
+// doAction runs a Flight action with a JSON body and decodes its one result
+// into out (if not nil).
+func doAction(ctx context.Context, eng flight.Client, typ string, body, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", typ, err)
+	}
+	stream, err := eng.DoAction(ctx, &flight.Action{Type: typ, Body: b})
+	if err != nil {
+		return fmt.Errorf("%s: %w", typ, err)
+	}
+	res, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("%s: %w", typ, err)
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				return fmt.Errorf("%s: %w", typ, err)
+			}
+			break
+		}
+	}
+	if out == nil {
+		return nil
+	}
+	return link.Decode(typ+" result", res.Body, out)
+}
+
+func metricsProto(r *link.TrainResult) *agentapi.TrainMetrics {
+	return &agentapi.TrainMetrics{
+		ModelId: r.ModelID, TaskType: r.TaskType,
+		Test:                &agentapi.Metric{Auroc: r.Test.AUROC, AveragePrecision: r.Test.AveragePrecision},
+		BaselineLabelRate:   &agentapi.Metric{Auroc: r.BaselineLabelRate.AUROC, AveragePrecision: r.BaselineLabelRate.AveragePrecision},
+		BaselineRecentCount: &agentapi.Metric{Auroc: r.BaselineRecentCount.AUROC, AveragePrecision: r.BaselineRecentCount.AveragePrecision},
+		TrainRows:           int64(r.TrainRows), ValidationRows: int64(r.ValidationRows), TestRows: int64(r.TestRows),
+		NumFeatures: int64(r.NumFeatures), Anchors: int64(r.Anchors), BestIteration: int64(r.BestIteration),
+		PredictionRows: int64(r.PredictionRows), FeatureSeconds: r.FeatureSeconds, TrainSeconds: r.TrainSeconds,
+		ScoreSeconds: r.ScoreSeconds, TestPositiveRate: r.TestPositiveRate, ScoringAnchorUnixNanos: r.ScoringAnchor.UnixNano(),
+		FeatureImportance: r.FeatureImportance,
+	}
+}
