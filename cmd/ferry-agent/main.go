@@ -1,0 +1,69 @@
+// Command ferry-agent runs Ferry's agent in the customer's network. It dials
+// out to the control plane and the engine (never listening itself), reads the
+// warehouse and writes predictions back.
+//
+// Usage:
+//
+//	ferry-agent --config /etc/ferry/agent.yaml
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/ferry-ai/ferry/agent"
+	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/connectors/duckdb"
+	"github.com/ferry-ai/ferry/internal/cli"
+)
+
+func main() { cli.Main("ferry-agent", run, nil) }
+
+const usage = `Usage: ferry-agent --config FILE
+
+Runs the Ferry agent. Configuration keys (YAML):
+  agent_id, control_plane, engine, tls: {cert, key, ca}, warehouse,
+  heartbeat, batch_rows, log_level
+
+Flags:
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ferry-agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", "", "YAML configuration `file` (required)")
+	logLevel := fs.String("log-level", "", "override the configured log level")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return nil
+		}
+		return cli.Usage(err)
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		return cli.Usagef("--config FILE is required and no arguments are taken (see --help)")
+	}
+	cfg, err := agent.LoadConfig(*configPath)
+	if err != nil {
+		return cli.Usage(err)
+	}
+	if *logLevel != "" {
+		cfg.LogLevel = *logLevel
+	}
+	log, err := cli.Logger(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	mux := connectors.NewMux()
+	mux.Register(duckdb.Scheme, duckdb.Opener{})
+	a, err := agent.New(cfg, agent.Options{Connectors: mux, Logger: log})
+	if err != nil {
+		return cli.Usage(err)
+	}
+	return a.Run(ctx)
+}

@@ -1,0 +1,45 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ferry-ai/ferry/internal/pki"
+)
+
+// FileConfig is the YAML configuration of ferry-engine.
+type FileConfig struct {
+	Addr          string        `yaml:"addr"`
+	TLS           pki.Files     `yaml:"tls"`
+	QuotaBytes    int64         `yaml:"quota_bytes"`
+	MaxQuotaBytes int64         `yaml:"max_quota_bytes"`
+	JobTTL        time.Duration `yaml:"job_ttl"`
+	Threads       int           `yaml:"threads"`
+	MaxRounds     int           `yaml:"max_rounds"`
+	LogLevel      string        `yaml:"log_level"`
+}
+
+// LoadFileConfig reads a YAML configuration; unknown keys are errors.
+func LoadFileConfig(path string) (FileConfig, error) {
+	var fc FileConfig
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fc, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil {
+		return fc, fmt.Errorf("config %s: %w", path, err)
+	}
+	if fc.Addr == "" {
+		return fc, fmt.Errorf("config %s: addr is required", path)
+	}
+	if fc.QuotaBytes < 0 || fc.MaxQuotaBytes < 0 || fc.Threads < 0 || fc.MaxRounds < 0 || fc.JobTTL < 0 {
+		return fc, fmt.Errorf("config %s: quotas, threads, max_rounds and job_ttl must not be negative", path)
+	}
+	return fc, nil
+}
