@@ -1,0 +1,259 @@
+// Package devstack starts Ferry's three processes — control plane, engine and
+// agent — on loopback from built binaries, with development certificates, a
+// fresh API token and configuration files in one directory. `ferry demo` and
+// the end-to-end tests use it; nothing in it is simulated: the processes are
+// the real binaries talking over real mutual-TLS connections.
+package devstack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferry-ai/ferry/controlplane/apiclient"
+	"github.com/ferry-ai/ferry/internal/pki"
+)
+
+// AgentID is the agent identity of the development stack.
+const AgentID = "agent-dev"
+
+// Options configure a stack.
+type Options struct {
+	// BinDir holds ferry-controlplane, ferry-engine and ferry-agent.
+	BinDir string
+	// Dir receives certificates, configuration, the metadata DB and logs.
+	Dir string
+	// Warehouse is the agent's warehouse URL.
+	Warehouse string
+	// EngineThreads and EngineMaxRounds tune training (0: defaults).
+	EngineThreads   int
+	EngineMaxRounds int
+	// LogLevel of all three processes ("" is info).
+	LogLevel string
+}
+
+// Proc is one running process.
+type Proc struct {
+	Name    string
+	Cmd     *exec.Cmd
+	LogPath string
+	done    chan struct{}
+	err     error
+}
+
+// Pid returns the process id.
+func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stack is a running development stack.
+type Stack struct {
+	Opts         Options
+	APIURL       string
+	Token        string
+	Certs        string
+	EngineAddr   string
+	AgentAddr    string
+	DataDir      string
+	EngineWork   string // the engine's working directory (empty, watched)
+	EngineTmp    string // the engine's TMPDIR (empty, watched)
+	Client       *apiclient.Client
+	ControlPlane *Proc
+	Engine       *Proc
+	Agent        *Proc
+}
+
+// Start writes certificates and configuration into opts.Dir and starts the
+// three processes, then waits until the agent has registered.
+func Start(ctx context.Context, opts Options) (*Stack, error) {
+	s := &Stack{Opts: opts}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	s.Certs = filepath.Join(opts.Dir, "certs")
+	if err := pki.DevCerts(s.Certs, AgentID, 24*time.Hour); err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	tok := make([]byte, 24)
+	_, _ = rand.Read(tok)
+	s.Token = hex.EncodeToString(tok)
+	tokenFile := filepath.Join(opts.Dir, "api-token")
+	if err := os.WriteFile(tokenFile, []byte(s.Token+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	apiAddr, agentAddr, engineAddr := ports[0], ports[1], ports[2]
+	s.APIURL = "https://" + apiAddr
+	s.AgentAddr = agentAddr
+	s.EngineAddr = engineAddr
+	s.DataDir = filepath.Join(opts.Dir, "controlplane")
+	s.EngineWork = filepath.Join(opts.Dir, "engine-work")
+	s.EngineTmp = filepath.Join(opts.Dir, "engine-tmp")
+	logs := filepath.Join(opts.Dir, "logs")
+	for _, d := range []string{s.DataDir, s.EngineWork, s.EngineTmp, logs} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("devstack: %w", err)
+		}
+	}
+	level := opts.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	tlsYAML := func(name string) string {
+		f := pki.DevFiles(s.Certs, name)
+		return fmt.Sprintf("tls:\n  cert: %q\n  key: %q\n  ca: %q\n", f.Cert, f.Key, f.CA)
+	}
+	files := map[string]string{
+		"controlplane.yaml": fmt.Sprintf("data_dir: %q\napi_addr: %q\nagent_addr: %q\napi_token_file: %q\nheartbeat_interval: 1s\nlog_level: %s\n%s",
+			s.DataDir, apiAddr, agentAddr, tokenFile, level, tlsYAML("controlplane")),
+		"engine.yaml": fmt.Sprintf("addr: %q\nthreads: %d\nmax_rounds: %d\nlog_level: %s\n%s",
+			engineAddr, opts.EngineThreads, opts.EngineMaxRounds, level, tlsYAML("engine")),
+		"agent.yaml": fmt.Sprintf("agent_id: %q\ncontrol_plane: %q\nengine: %q\nwarehouse: %q\nheartbeat: 1s\nlog_level: %s\n%s",
+			AgentID, agentAddr, engineAddr, opts.Warehouse, level, tlsYAML("agent")),
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(opts.Dir, name), []byte(body), 0o600); err != nil {
+			return nil, fmt.Errorf("devstack: %w", err)
+		}
+	}
+	start := func(name, dir string, env []string) (*Proc, error) {
+		p := &Proc{Name: name, LogPath: filepath.Join(logs, name+".log"), done: make(chan struct{})}
+		logf, err := os.Create(p.LogPath)
+		if err != nil {
+			return nil, err
+		}
+		p.Cmd = exec.Command(filepath.Join(opts.BinDir, name), "--config", filepath.Join(opts.Dir, strings.TrimPrefix(name, "ferry-")+".yaml"))
+		p.Cmd.Stdout, p.Cmd.Stderr = logf, logf
+		p.Cmd.Dir = dir
+		p.Cmd.Env = append(os.Environ(), env...)
+		if err := p.Cmd.Start(); err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("devstack: start %s: %w", name, err)
+		}
+		go func() { p.err = p.Cmd.Wait(); logf.Close(); close(p.done) }()
+		return p, nil
+	}
+	if s.ControlPlane, err = start("ferry-controlplane", opts.Dir, nil); err != nil {
+		return nil, err
+	}
+	if s.Engine, err = start("ferry-engine", s.EngineWork, []string{"TMPDIR=" + s.EngineTmp}); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if s.Agent, err = start("ferry-agent", opts.Dir, nil); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	ca, err := pki.LoadCAPool(filepath.Join(s.Certs, pki.CAFile))
+	if err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if s.Client, err = apiclient.New(s.APIURL, s.Token, ca); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if err := s.waitReady(ctx, 60*time.Second); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitReady waits until the agent is connected and the engine listens.
+func (s *Stack) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, p := range []*Proc{s.ControlPlane, s.Engine, s.Agent} {
+			if p.Exited() {
+				return fmt.Errorf("devstack: %s exited early (%v); see %s", p.Name, p.err, p.LogPath)
+			}
+		}
+		agents, err := s.Client.Agents(ctx)
+		if err == nil {
+			for _, a := range agents {
+				if a.ID == AgentID && a.Connected {
+					if c, err := net.DialTimeout("tcp", s.EngineAddr, time.Second); err == nil {
+						c.Close()
+						return nil
+					}
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("devstack: agent not connected after %s (last error: %v); see logs in %s", timeout, err, filepath.Dir(s.Agent.LogPath))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Stop sends SIGTERM to the agent, the engine and the control plane, in that
+// order, and waits for each (killing after 15 s). It returns the first
+// unclean exit.
+func (s *Stack) Stop() error {
+	var errs []error
+	for _, p := range []*Proc{s.Agent, s.Engine, s.ControlPlane} {
+		if p == nil || p.Cmd.Process == nil {
+			continue
+		}
+		if !p.Exited() {
+			_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+		}
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = p.Cmd.Process.Kill()
+			<-p.done
+			errs = append(errs, fmt.Errorf("%s did not stop within 15s after SIGTERM", p.Name))
+			continue
+		}
+		if p.err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.Name, p.err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// freePorts returns n loopback addresses with free ports.
+func freePorts(n int) ([]string, error) {
+	var out []string
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
+}
