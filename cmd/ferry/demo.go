@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/internal/cli"
+	"github.com/ferry-ai/ferry/internal/demodata"
+	"github.com/ferry-ai/ferry/internal/devstack"
+)
+
+// DemoQuery is the query `ferry demo` runs: which recently active customers
+// will place no order in the next 30 days (churn).
+const DemoQuery = "PREDICT COUNT(orders.*, 0, 30, days) = 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -90, 0, days) > 0"
+
+func runDemoData(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ferry demo-data", flag.ContinueOnError)
+	scale := fs.Float64("scale", 1, "size: 1 is about 10k customers and 1M order items")
+	seed := fs.Uint64("seed", 1, "random seed (same seed, same data)")
+	out := fs.String("out", "", "warehouse URL to write, e.g. duckdb:///tmp/demo.db")
+	force := fs.Bool("force", false, "replace an existing DuckDB file")
+	if err := parse(fs, args, "ferry demo-data --scale S --out duckdb:///path/demo.db [--seed N] [--force]", stdout); err != nil {
+		return done(err)
+	}
+	if *out == "" || fs.NArg() > 0 {
+		return cli.Usagef("ferry demo-data needs --out URL and takes no arguments")
+	}
+	if *scale <= 0 || *scale > 100 {
+		return cli.Usagef("--scale %g: want a number in (0, 100]", *scale)
+	}
+	start := time.Now()
+	sum, err := writeDemoData(ctx, *out, *scale, *seed, *force)
+	if err != nil {
+		return err
+	}
+	var parts []string
+	for _, t := range sum.Tables {
+		parts = append(parts, fmt.Sprintf("%s=%d", t.Name, t.Rows))
+	}
+	fmt.Fprintf(stdout, "wrote demo warehouse %s in %.1fs: %s\n", *out, time.Since(start).Seconds(), strings.Join(parts, " "))
+	return nil
+}
+
+func writeDemoData(ctx context.Context, out string, scale float64, seed uint64, force bool) (demodata.Summary, error) {
+	u, err := url.Parse(out)
+	if err != nil {
+		return demodata.Summary{}, cli.Usagef("--out %q is not a URL", out)
+	}
+	if u.Scheme == "duckdb" && u.Path != "" {
+		if _, err := os.Stat(u.Path); err == nil {
+			if !force {
+				return demodata.Summary{}, cli.Usagef("%s exists; pass --force to replace it", u.Path)
+			}
+			for _, p := range []string{u.Path, u.Path + ".wal"} {
+				if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+					return demodata.Summary{}, err
+				}
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(u.Path), 0o755); err != nil {
+			return demodata.Summary{}, err
+		}
+	}
+	c, err := openWarehouse(ctx, out)
+	if err != nil {
+		return demodata.Summary{}, err
+	}
+	defer c.Close()
+	return demodata.Generate(ctx, c, demodata.Config{Scale: scale, Seed: seed})
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ferry demo", flag.ContinueOnError)
+	dir := fs.String("dir", ".ferry-demo", "working directory for the demo's warehouse, certificates, metadata and logs")
+	scale := fs.Float64("scale", 1, "demo warehouse size (reused when present at this scale)")
+	query := fs.String("query", DemoQuery, "the predictive query")
+	output := fs.String("output", "churn_predictions", "prediction table")
+	binDir := fs.String("bin", "", "directory of the ferry binaries (default: next to this one)")
+	if err := parse(fs, args, "ferry demo [--dir DIR] [--scale S] [--query Q] [--output TABLE]", stdout); err != nil {
+		return done(err)
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("ferry demo takes no arguments")
+	}
+	if *binDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		*binDir = filepath.Dir(exe)
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
+
+	// 1. The warehouse, reused when it exists at this scale.
+	dbPath := filepath.Join(abs, fmt.Sprintf("demo-scale-%g.db", *scale))
+	wh := "duckdb://" + dbPath
+	if _, err := os.Stat(dbPath); err == nil {
+		say("== demo warehouse: reusing %s", dbPath)
+	} else {
+		say("== demo warehouse: generating scale %g into %s", *scale, dbPath)
+		start := time.Now()
+		sum, err := writeDemoData(ctx, wh, *scale, 1, true)
+		if err != nil {
+			return err
+		}
+		for _, t := range sum.Tables {
+			say("   %-12s %9d rows", t.Name, t.Rows)
+		}
+		say("   generated in %.1fs", time.Since(start).Seconds())
+	}
+
+	// 2. Three processes on loopback.
+	say("== starting control plane, engine and agent (mTLS, TLS 1.3, dev certificates in %s)", filepath.Join(abs, "run", "certs"))
+	runDir := filepath.Join(abs, "run")
+	_ = os.RemoveAll(runDir)
+	stack, err := devstack.Start(ctx, devstack.Options{BinDir: *binDir, Dir: runDir, Warehouse: wh})
+	if err != nil {
+		return err
+	}
+	defer stack.Stop()
+	say("   control plane API %s, agent RPC %s, engine Flight %s; agent %s connected (outbound only)", stack.APIURL, stack.AgentAddr, stack.EngineAddr, devstack.AgentID)
+
+	// 3. Submit and follow.
+	say("== submitting: %s", *query)
+	job, err := stack.Client.Submit(ctx, *query, *output)
+	if err != nil {
+		return err
+	}
+	say("   job %s; tables the engine needs: %s", job.ID, strings.Join(job.Tables, ", "))
+	d, err := follow(ctx, stack.Client, job.ID, stdout)
+	if err != nil {
+		return err
+	}
+	if d.Job.State != api.StateSucceeded {
+		msg := ""
+		if d.Job.Error != nil {
+			msg = d.Job.Error.Stage + ": " + d.Job.Error.Message
+		}
+		return fmt.Errorf("job %s %s: %s (logs in %s)", job.ID, d.Job.State, msg, filepath.Join(runDir, "logs"))
+	}
+
+	// 4. Metrics beside the baselines.
+	if m := d.Model; m != nil && m.Test != nil {
+		say("== test metrics (anchor window held out by time; %d test entities, positive rate %.3f)", m.TestRows, m.TestPositiveRate)
+		say("   %-36s %8s %10s", "", "AUROC", "avg prec")
+		say("   %-36s %8.4f %10.4f", "XGBoost model "+m.ModelID, m.Test.AUROC, m.Test.AveragePrecision)
+		if b := m.BaselineRecentCount; b != nil {
+			say("   %-36s %8.4f %10.4f", "baseline: orders in the last window", b.AUROC, b.AveragePrecision)
+		}
+		if b := m.BaselineLabelRate; b != nil {
+			say("   %-36s %8.4f %10.4f", "baseline: label rate", b.AUROC, b.AveragePrecision)
+		}
+		say("   %d features, %d anchors, %d train rows, best iteration %d; features %.1fs, training %.1fs",
+			m.NumFeatures, m.Anchors, m.TrainRows, m.BestIteration, m.FeatureSeconds, m.TrainSeconds)
+	}
+
+	// 5. What the control plane holds: metadata only.
+	say("== what the control plane holds about the job (metadata only: no row, no key, no value)")
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("   ", "  ")
+	meta := *d
+	if meta.Model != nil {
+		m := *meta.Model
+		m.FeatureImportance = topN(m.FeatureImportance, 5)
+		meta.Model = &m
+	}
+	_ = enc.Encode(meta)
+
+	// 6. Stop the processes, then read the predictions back from DuckDB.
+	say("== stopping the three processes")
+	if err := stack.Stop(); err != nil {
+		return err
+	}
+	say("== first rows of %s, read back from %s", *output, dbPath)
+	c, err := openWarehouse(ctx, wh)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r, err := c.Read(ctx, *output, connectors.ReadOptions{Limit: 5})
+	if err != nil {
+		return err
+	}
+	defer r.Release()
+	if err := writeCSV(stdout, r); err != nil {
+		return err
+	}
+	say("== done in %.1fs", time.Since(t0).Seconds())
+	return nil
+}
+
+func topN(m map[string]float64, n int) map[string]float64 {
+	type kv struct {
+		k string
+		v float64
+	}
+	var all []kv
+	for k, v := range m {
+		all = append(all, kv{k, v})
+	}
+	for i := range all {
+		for j := i + 1; j < len(all); j++ {
+			if all[j].v > all[i].v || (all[j].v == all[i].v && all[j].k < all[i].k) {
+				all[i], all[j] = all[j], all[i]
+			}
+		}
+	}
+	out := map[string]float64{}
+	for i := 0; i < len(all) && i < n; i++ {
+		out[all[i].k] = all[i].v
+	}
+	return out
+}

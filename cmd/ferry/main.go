@@ -1,0 +1,99 @@
+// Command ferry is Ferry's command-line tool: it makes the demo warehouse and
+// development certificates, inspects and reads warehouses through the
+// connectors, submits and follows jobs through the control plane's API, and
+// runs the all-in-one demo.
+//
+// Exit codes: 0 success, 1 failure, 2 bad input (one line on stderr).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/connectors/duckdb"
+	"github.com/ferry-ai/ferry/controlplane/apiclient"
+	"github.com/ferry-ai/ferry/internal/cli"
+)
+
+func main() { cli.Main("ferry", run, isUsage) }
+
+// command is one subcommand.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"demo-data": {"write the deterministic e-commerce demo warehouse", runDemoData},
+		"dev":       {"development helpers: dev certs <dir>", runDev},
+		"tables":    {"list a warehouse's tables with keys and time columns", runTables},
+		"read":      {"read a table as CSV or JSON lines", runRead},
+		"jobs":      {"submit, follow and list jobs: jobs submit|status|list", runJobs},
+		"demo":      {"run the all-in-one demo on the embedded DuckDB warehouse", runDemo},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: ferry <command> [flags] [arguments]\n\nCommands:")
+	cmds := commands()
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'ferry <command> --help' for a command's flags.")
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		usage(stderr)
+		return cli.Usagef("no command given")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		return nil
+	}
+	c, ok := commands()[args[0]]
+	if !ok {
+		return cli.Usagef("unknown command %q (see ferry --help)", args[0])
+	}
+	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+// isUsage classifies errors from the libraries that are the user's input.
+func isUsage(err error) bool {
+	var se *apiclient.StatusError
+	if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 {
+		return true
+	}
+	return errors.Is(err, connectors.ErrNotFound) || errors.Is(err, connectors.ErrInvalidName) ||
+		errors.Is(err, connectors.ErrInvalidURL)
+}
+
+// connectorMux returns the connectors the CLI knows.
+func connectorMux() *connectors.Mux {
+	m := connectors.NewMux()
+	m.Register(duckdb.Scheme, duckdb.Opener{})
+	return m
+}
+
+// openWarehouse opens a connector URL; a URL the drivers refuse is bad input.
+func openWarehouse(ctx context.Context, url string) (*connectors.Conn, error) {
+	c, err := connectorMux().Open(ctx, url, nil)
+	if err != nil {
+		if errors.Is(err, connectors.ErrInvalidURL) || strings.Contains(err.Error(), "URL") {
+			return nil, cli.Usage(err)
+		}
+		return nil, err
+	}
+	return c, nil
+}
