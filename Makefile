@@ -1,0 +1,48 @@
+# Ferry: `make demo` runs the main job on the embedded DuckDB warehouse;
+# `make test` runs every test against real processes and services.
+
+GO        ?= go
+TAGS      := duckdb_arrow
+BIN       := $(CURDIR)/bin
+export GOTOOLCHAIN := local
+export GOFLAGS     := -mod=readonly -tags=$(TAGS)
+
+.PHONY: all deps build demo test test-short bench fuzz lint proto clean help
+
+all: build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+deps: ## install the system packages the build needs (libxgboost-dev)
+	@bash scripts/deps.sh
+
+build: deps ## build bin/ferry, bin/ferry-agent, bin/ferry-engine, bin/ferry-controlplane
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+demo: build ## generate the demo warehouse (scale 1), start the three processes, run a churn prediction
+	$(BIN)/ferry demo --dir $(CURDIR)/.ferry-demo --scale 1
+
+test: deps ## vet and run all tests (real DuckDB, real processes over mTLS)
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short: deps ## the quick subset
+	$(GO) test -short -count=1 ./...
+
+bench: build ## print throughput tables: DuckDB->Arrow, agent->engine Flight vs raw TLS, engine split
+	$(GO) run ./internal/bench
+
+fuzz: ## run each fuzz target for 60 s (the corpus is kept in testdata/fuzz)
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./engine/pql
+
+lint: ## gofmt, go vet and staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+proto: ## regenerate the agent RPC code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
+	protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative controlplane/agentapi/agent.proto
+
+clean: ## remove build output and the demo directory
+	rm -rf $(BIN) .ferry-demo
