@@ -143,14 +143,18 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 			return nil, err
 		}
 		p.Cmd = exec.Command(filepath.Join(opts.BinDir, name), "--config", filepath.Join(opts.Dir, strings.TrimPrefix(name, "ferry-")+".yaml"))
-		p.Cmd.Stdout, p.Cmd.Stderr = logf, logf
+		// Through a pipe, not the file itself: the log file is written by
+		// this process, so the child's storage writes (/proc/PID/io
+		// write_bytes) count only what the child itself writes to disk.
+		w := pipeWriter{logf}
+		p.Cmd.Stdout, p.Cmd.Stderr = w, w
 		p.Cmd.Dir = dir
 		p.Cmd.Env = append(os.Environ(), env...)
 		if err := p.Cmd.Start(); err != nil {
 			logf.Close()
 			return nil, fmt.Errorf("devstack: start %s: %w", name, err)
 		}
-		go func() { p.err = p.Cmd.Wait(); logf.Close(); close(p.done) }()
+		go func() { p.err = p.Cmd.Wait(); logf.Close(); close(p.done) }() // Wait returns after the pipe is drained
 		return p, nil
 	}
 	if s.ControlPlane, err = start("ferry-controlplane", opts.Dir, nil); err != nil {
@@ -237,6 +241,11 @@ func (s *Stack) Stop() error {
 	}
 	return errors.Join(errs...)
 }
+
+// pipeWriter hides the *os.File from os/exec so it copies through a pipe.
+type pipeWriter struct{ f *os.File }
+
+func (w pipeWriter) Write(b []byte) (int, error) { return w.f.Write(b) }
 
 // freePorts returns n loopback addresses with free ports.
 func freePorts(n int) ([]string, error) {
