@@ -1,0 +1,239 @@
+//go:build duckdb_arrow
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/connectors/duckdb"
+)
+
+const (
+	canaryPrefix = "zqCANARYq"
+	canaryFloat  = 7391846.8125 // exact in binary, so its IEEE bytes are searchable
+	canaryInt    = 7391846
+)
+
+// TestCanaryNoRowDataInControlPlane seeds unique marker strings into every
+// text column and marker numbers into every numeric non-key column, runs a
+// job, and proves no marker reaches the control plane's metadata database or
+// any log line of the three processes (invariant 1).
+func TestCanaryNoRowDataInControlPlane(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "canary.db")
+	markers := seedCanaries(t, baseDB, db)
+	if len(markers) < 5 {
+		t.Fatalf("only %d text markers seeded; the check would prove little", len(markers))
+	}
+	s := startStack(t, db)
+	d := runJob(t, s.Client, demoQuery, "canary_predictions")
+	if d.Purge == nil || d.Model == nil {
+		t.Fatal("job reported no metadata; the canary check would prove little")
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	needles := [][]byte{[]byte(canaryPrefix), []byte(strconv.Itoa(canaryInt))}
+	var fb [8]byte
+	binary.BigEndian.PutUint64(fb[:], math.Float64bits(canaryFloat)) // SQLite stores REAL big-endian
+	needles = append(needles, slices.Clone(fb[:]))
+	binary.LittleEndian.PutUint64(fb[:], math.Float64bits(canaryFloat))
+	needles = append(needles, slices.Clone(fb[:]))
+	binary.BigEndian.PutUint64(fb[:], uint64(canaryInt))
+	needles = append(needles, slices.Clone(fb[:]))
+
+	var files []string
+	_ = filepath.WalkDir(s.DataDir, func(p string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	for _, p := range []string{s.ControlPlane.LogPath, s.Engine.LogPath, s.Agent.LogPath} {
+		files = append(files, p)
+	}
+	sawDB := false
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Base(f) == "ferry.db" && len(data) > 0 {
+			sawDB = true
+		}
+		for _, n := range needles {
+			if i := bytes.Index(data, n); i >= 0 {
+				lo, hi := max(0, i-80), min(len(data), i+80)
+				t.Errorf("marker %q found in %s: …%q…", n, f, data[lo:hi])
+			}
+		}
+	}
+	if !sawDB {
+		t.Fatalf("metadata database not found under %s; files: %v", s.DataDir, files)
+	}
+	// The check can fail: the metadata does hold the table names it is
+	// allowed to hold, found by the same search.
+	data, _ := os.ReadFile(filepath.Join(s.DataDir, "ferry.db"))
+	wal, _ := os.ReadFile(filepath.Join(s.DataDir, "ferry.db-wal"))
+	if !bytes.Contains(append(data, wal...), []byte("order_items")) {
+		t.Fatal("the search does not find even the table names in the metadata DB; it cannot be trusted")
+	}
+}
+
+// seedCanaries copies the warehouse at src into dst through the connector,
+// replacing every 10th value of each text column with a unique marker and of
+// each numeric non-key column with a marker number. It returns the text
+// markers.
+func seedCanaries(t *testing.T, src, dst string) []string {
+	t.Helper()
+	ctx := context.Background()
+	mux := connectors.NewMux()
+	mux.Register(duckdb.Scheme, duckdb.Opener{})
+	in, err := mux.Open(ctx, "duckdb://"+src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := mux.Open(ctx, "duckdb://"+dst, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	tables, err := in.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var markers []string
+	for _, name := range []string{"customers", "products", "orders", "order_items", "returns"} {
+		tbl, err := connectors.FindTable(tables, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := map[string]bool{}
+		for _, k := range tbl.PrimaryKey {
+			keys[k] = true
+		}
+		for _, fk := range tbl.ForeignKeys {
+			for _, c := range fk.Columns {
+				keys[c] = true
+			}
+		}
+		r, err := in.Read(ctx, name, connectors.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []arrow.RecordBatch
+		row := 0
+		for r.Next() {
+			rec := r.RecordBatch()
+			cols := make([]arrow.Array, rec.NumCols())
+			for j := range cols {
+				f := rec.Schema().Field(j)
+				cols[j] = canaryColumn(name, f, rec.Column(j), keys[f.Name] || f.Name == tbl.TimeColumn, row, &markers)
+			}
+			recs = append(recs, array.NewRecordBatch(rec.Schema(), cols, rec.NumRows()))
+			for _, c := range cols {
+				c.Release()
+			}
+			row += int(rec.NumRows())
+		}
+		if err := r.Err(); err != nil {
+			t.Fatal(err)
+		}
+		schema := r.Schema()
+		r.Release()
+		rr, _ := array.NewRecordReader(schema, recs)
+		for _, rec := range recs {
+			rec.Release()
+		}
+		if _, err := out.Write(ctx, name, rr, connectors.WriteOptions{PrimaryKey: tbl.PrimaryKey, ForeignKeys: tbl.ForeignKeys}); err != nil {
+			t.Fatalf("write canary %s: %v", name, err)
+		}
+		rr.Release()
+	}
+	return markers
+}
+
+func canaryColumn(table string, f arrow.Field, a arrow.Array, key bool, row0 int, markers *[]string) arrow.Array {
+	mem := memory.DefaultAllocator
+	n := a.Len()
+	seed := func(i int) bool { return !key && (row0+i)%10 == 0 }
+	switch a := a.(type) {
+	case *array.String:
+		b := array.NewStringBuilder(mem)
+		defer b.Release()
+		for i := 0; i < n; i++ {
+			switch {
+			case seed(i):
+				m := fmt.Sprintf("%s%s_%s_%d", canaryPrefix, table, f.Name, row0+i)
+				if len(*markers) < 1000 {
+					*markers = append(*markers, m)
+				}
+				b.Append(m)
+			case a.IsNull(i):
+				b.AppendNull()
+			default:
+				b.Append(a.Value(i))
+			}
+		}
+		return b.NewArray()
+	case *array.Float64:
+		b := array.NewFloat64Builder(mem)
+		defer b.Release()
+		for i := 0; i < n; i++ {
+			switch {
+			case seed(i):
+				b.Append(canaryFloat)
+			case a.IsNull(i):
+				b.AppendNull()
+			default:
+				b.Append(a.Value(i))
+			}
+		}
+		return b.NewArray()
+	case *array.Int32:
+		b := array.NewInt32Builder(mem)
+		defer b.Release()
+		for i := 0; i < n; i++ {
+			switch {
+			case seed(i):
+				b.Append(canaryInt)
+			case a.IsNull(i):
+				b.AppendNull()
+			default:
+				b.Append(a.Value(i))
+			}
+		}
+		return b.NewArray()
+	case *array.Int64:
+		b := array.NewInt64Builder(mem)
+		defer b.Release()
+		for i := 0; i < n; i++ {
+			switch {
+			case seed(i):
+				b.Append(canaryInt)
+			case a.IsNull(i):
+				b.AppendNull()
+			default:
+				b.Append(a.Value(i))
+			}
+		}
+		return b.NewArray()
+	}
+	a.Retain()
+	return a
+}
