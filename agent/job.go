@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -153,8 +154,7 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 	log.Info("job succeeded", "seconds", time.Since(started).Seconds())
 }
 
-// upload streams one table to the engine with DoPut and checks the engine's
-// acknowledgement against what was sent.
+// upload streams one table from the warehouse to the engine.
 func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Client, jobID string, t graph.Table) (*agentapi.TableStats, error) {
 	start := time.Now()
 	r, err := wh.Read(ctx, t.Name, connectors.ReadOptions{BatchSize: a.cfg.BatchRows})
@@ -162,11 +162,27 @@ func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Clie
 		return nil, err
 	}
 	defer r.Release()
+	ack, err := StreamTable(ctx, eng, jobID, t.Name, r)
+	if err != nil {
+		return nil, err
+	}
+	st := &agentapi.TableStats{Table: t.Name, Rows: ack.Rows, Bytes: ack.Bytes, Batches: ack.Batches, Seconds: time.Since(start).Seconds()}
+	for _, c := range t.Columns {
+		st.Columns = append(st.Columns, &agentapi.Column{Name: c.Name, Type: c.Type, Nullable: c.Nullable})
+	}
+	return st, nil
+}
+
+// StreamTable uploads the records of r as one table of a job with Flight
+// DoPut and checks the engine's acknowledgement against what was sent. It
+// reads r only as fast as the stream accepts it. r is not released.
+func StreamTable(ctx context.Context, eng flight.Client, jobID, table string, r array.RecordReader) (link.PutAck, error) {
+	var ack link.PutAck
 	stream, err := eng.DoPut(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("do_put %q: %w", t.Name, err)
+		return ack, fmt.Errorf("do_put %q: %w", table, err)
 	}
-	cmd, _ := json.Marshal(link.Descriptor{JobID: jobID, Table: t.Name})
+	cmd, _ := json.Marshal(link.Descriptor{JobID: jobID, Table: table})
 	w := flight.NewRecordWriter(stream, ipc.WithSchema(r.Schema()), ipc.WithAllocator(memory.DefaultAllocator))
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
 	var rows, batches int64
@@ -174,45 +190,40 @@ func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Clie
 		rec := r.RecordBatch()
 		if err := w.Write(rec); err != nil {
 			w.Close()
-			return nil, fmt.Errorf("do_put %q: send batch %d: %w", t.Name, batches, err)
+			return ack, fmt.Errorf("do_put %q: send batch %d: %w", table, batches, err)
 		}
 		rows += rec.NumRows()
 		batches++
 	}
 	if err := r.Err(); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("read %q: %w", t.Name, err)
+		return ack, fmt.Errorf("read %q: %w", table, err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("do_put %q: close: %w", t.Name, err)
+		return ack, fmt.Errorf("do_put %q: close: %w", table, err)
 	}
 	if err := stream.CloseSend(); err != nil {
-		return nil, fmt.Errorf("do_put %q: close send: %w", t.Name, err)
+		return ack, fmt.Errorf("do_put %q: close send: %w", table, err)
 	}
 	res, err := stream.Recv()
 	if err != nil {
-		return nil, fmt.Errorf("do_put %q: engine refused the table: %w", t.Name, err)
+		return ack, fmt.Errorf("do_put %q: engine refused the table: %w", table, err)
 	}
-	var ack link.PutAck
 	if err := link.Decode("put ack", res.AppMetadata, &ack); err != nil {
-		return nil, fmt.Errorf("do_put %q: %w", t.Name, err)
+		return ack, fmt.Errorf("do_put %q: %w", table, err)
 	}
 	if ack.Rows != rows || ack.Batches != batches {
-		return nil, fmt.Errorf("do_put %q: engine kept %d rows in %d batches, sent %d in %d", t.Name, ack.Rows, ack.Batches, rows, batches)
+		return ack, fmt.Errorf("do_put %q: engine kept %d rows in %d batches, sent %d in %d", table, ack.Rows, ack.Batches, rows, batches)
 	}
 	for {
 		if _, err := stream.Recv(); err != nil {
 			if !errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("do_put %q: %w", t.Name, err)
+				return ack, fmt.Errorf("do_put %q: %w", table, err)
 			}
 			break
 		}
 	}
-	st := &agentapi.TableStats{Table: t.Name, Rows: rows, Bytes: ack.Bytes, Batches: batches, Seconds: time.Since(start).Seconds()}
-	for _, c := range t.Columns {
-		st.Columns = append(st.Columns, &agentapi.Column{Name: c.Name, Type: c.Type, Nullable: c.Nullable})
-	}
-	return st, nil
+	return ack, nil
 }
 
 // writePredictions fetches the predictions with DoGet and writes them back.
