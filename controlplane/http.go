@@ -335,15 +335,17 @@ func checkOutputTable(name string) error {
 	if len(name) > maxOutputTableLen {
 		return fmt.Errorf("output_table is longer than %d characters", maxOutputTableLen)
 	}
-	for i, c := range name {
+	pos := 0
+	for _, c := range name {
+		pos++
 		switch {
 		case c == '_', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
 		case '0' <= c && c <= '9':
-			if i == 0 {
+			if pos == 1 {
 				return fmt.Errorf("output_table %q must not start with a digit", name)
 			}
 		default:
-			return fmt.Errorf("output_table %q may hold only letters, digits and underscores (%q at position %d)", name, c, i+1)
+			return fmt.Errorf("output_table %q may hold only ASCII letters, digits and underscores (%q at character %d)", name, c, pos)
 		}
 	}
 	return nil

@@ -57,10 +57,12 @@ func TestCheckOutputTable(t *testing.T) {
 		{"P", ""},
 		{"", "empty"},
 		{"1p", "must not start with a digit"},
-		{"a-b", "only letters, digits and underscores"},
-		{"schema.table", "only letters, digits and underscores"},
-		{"préd", "only letters, digits and underscores"},
-		{"a b", "only letters, digits and underscores"},
+		{"a-b", "only ASCII letters, digits and underscores"},
+		{"schema.table", "only ASCII letters, digits and underscores"},
+		{"préd", "only ASCII letters, digits and underscores ('é' at character 3)"},
+		{"éa-", "('é' at character 1)"},
+		{"pr’é", "('’' at character 3)"},
+		{"a b", "only ASCII letters, digits and underscores"},
 		{strings.Repeat("a", 129), "longer than 128"},
 	}
 	for _, tt := range tests {
