@@ -1,0 +1,419 @@
+// Command bench prints Ferry's data-path throughput beside the limit of each
+// path (run by `make bench`):
+//
+//   - DuckDB → Arrow through the connector, beside DuckDB's own Arrow export
+//     of the same table (the limit);
+//   - agent → engine over Arrow Flight with mutual TLS 1.3, beside a raw TLS
+//     1.3 copy of the same number of bytes on loopback (the limit);
+//   - the engine's time split into feature engineering, training and scoring
+//     on the demo warehouse.
+//
+// Each row has rows/s, MB/s, the peak Go heap and the peak RSS of the phase.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/util"
+	duckdbdrv "github.com/duckdb/duckdb-go/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/ferry-ai/ferry/agent"
+	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/connectors/duckdb"
+	"github.com/ferry-ai/ferry/engine"
+	"github.com/ferry-ai/ferry/engine/pql"
+	"github.com/ferry-ai/ferry/internal/demodata"
+	"github.com/ferry-ai/ferry/internal/graph"
+	"github.com/ferry-ai/ferry/internal/link"
+	"github.com/ferry-ai/ferry/internal/pki"
+)
+
+func main() {
+	rows := flag.Int64("rows", 5_000_000, "rows of the throughput table")
+	scale := flag.Float64("scale", 1, "demo warehouse scale for the engine split")
+	flag.Parse()
+	if err := run(context.Background(), *rows, *scale); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name          string
+	rows, bytes   int64
+	secs          float64
+	heapMB, rssMB float64
+	limit         string
+	ratio         float64
+}
+
+func (r result) print() {
+	ratio := ""
+	if r.limit != "" {
+		ratio = fmt.Sprintf("%.2f of %s", r.ratio, r.limit)
+	}
+	rps := "-"
+	if r.rows > 0 {
+		rps = fmt.Sprintf("%.2fM", float64(r.rows)/r.secs/1e6)
+	}
+	fmt.Printf("| %-34s | %9s | %9.1f | %8.1f | %8.1f | %-30s |\n", r.name, rps, float64(r.bytes)/r.secs/1e6, r.heapMB, r.rssMB, ratio)
+}
+
+// peak samples the Go heap while fn runs and reads the process's peak RSS
+// (reset before fn through /proc/self/clear_refs).
+func peak(fn func() error) (heapMB, rssMB float64, err error) {
+	runtime.GC()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	var maxHeap atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ms runtime.MemStats
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > maxHeap.Load() {
+				maxHeap.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err = fn()
+	close(stop)
+	wg.Wait()
+	return float64(maxHeap.Load()) / 1e6, vmHWM() / 1e6, err
+}
+
+func vmHWM() float64 {
+	data, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func run(ctx context.Context, nrows int64, scale float64) error {
+	dir, err := os.MkdirTemp("", "ferry-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	dbPath := filepath.Join(dir, "bench.db")
+	fmt.Printf("Ferry data-path benchmark: %d rows, %d CPUs, %s\n\n", nrows, runtime.NumCPU(), runtime.Version())
+	if err := makeTable(dbPath, nrows); err != nil {
+		return err
+	}
+	fmt.Println("| path                               |    rows/s |      MB/s | heap MB  | RSS MB   | ratio to limit                 |")
+	fmt.Println("|------------------------------------|-----------|-----------|----------|----------|--------------------------------|")
+
+	// 1. DuckDB's own Arrow export: the limit of a DuckDB read.
+	raw := result{name: "DuckDB Arrow export (limit)"}
+	raw.heapMB, raw.rssMB, err = peak(func() error {
+		c, err := duckdbdrv.NewConnector(dbPath, nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		dc, err := c.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer dc.Close()
+		ar, err := duckdbdrv.NewArrowFromConn(dc)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		r, err := ar.QueryContext(ctx, "SELECT * FROM bench")
+		if err != nil {
+			return err
+		}
+		defer r.Release()
+		raw.rows, raw.bytes, err = drain(r)
+		raw.secs = time.Since(start).Seconds()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	raw.print()
+
+	// 2. The connector's paged, snapshot-consistent read.
+	mux := connectors.NewMux()
+	mux.Register(duckdb.Scheme, duckdb.Opener{})
+	conn := result{name: "DuckDB connector read", limit: "DuckDB export"}
+	conn.heapMB, conn.rssMB, err = peak(func() error {
+		c, err := mux.Open(ctx, "duckdb://"+dbPath, nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		start := time.Now()
+		r, err := c.Read(ctx, "bench", connectors.ReadOptions{})
+		if err != nil {
+			return err
+		}
+		defer r.Release()
+		conn.rows, conn.bytes, err = drain(r)
+		conn.secs = time.Since(start).Seconds()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	conn.ratio = (float64(conn.rows) / conn.secs) / (float64(raw.rows) / raw.secs)
+	conn.print()
+
+	// 3. Agent -> engine over Flight, beside a raw TLS 1.3 copy.
+	certs := filepath.Join(dir, "certs")
+	if err := pki.DevCerts(certs, "agent-bench", time.Hour); err != nil {
+		return err
+	}
+	srv, err := engine.New(engine.Config{Addr: "127.0.0.1:0", TLS: pki.DevFiles(certs, "engine"), QuotaBytes: 16 << 30})
+	if err != nil {
+		return err
+	}
+	sctx, stopEngine := context.WithCancel(ctx)
+	defer stopEngine()
+	go func() { _ = srv.Serve(sctx) }()
+	clientTLS, err := pki.DevFiles(certs, "agent").ClientConfig()
+	if err != nil {
+		return err
+	}
+	eng, err := flight.NewClientWithMiddleware(srv.Addr().String(), nil, nil, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	src, err := mux.Open(ctx, "duckdb://"+dbPath, nil)
+	if err != nil {
+		return err
+	}
+	tables, err := src.Tables(ctx)
+	if err != nil {
+		return err
+	}
+	fl := result{name: "agent -> engine Flight (mTLS 1.3)", limit: "raw TLS 1.3 copy"}
+	fl.heapMB, fl.rssMB, err = peak(func() error {
+		if err := action(ctx, eng, link.ActionStartJob, link.JobSpec{JobID: "bench", Tables: []graph.Table{tables[0].Table}}, nil); err != nil {
+			return err
+		}
+		start := time.Now()
+		r, err := src.Read(ctx, "bench", connectors.ReadOptions{BatchSize: 65536})
+		if err != nil {
+			return err
+		}
+		defer r.Release()
+		ack, err := agent.StreamTable(ctx, eng, "bench", "bench", r)
+		fl.secs = time.Since(start).Seconds()
+		fl.rows, fl.bytes = ack.Rows, ack.Bytes
+		return err
+	})
+	src.Close()
+	if err != nil {
+		return err
+	}
+	var att link.PurgeAttestation
+	if err := action(ctx, eng, link.ActionPurge, link.JobRef{JobID: "bench"}, &att); err != nil {
+		return err
+	}
+	tlsCopy := result{name: "raw TLS 1.3 copy, same bytes (limit)", bytes: fl.bytes}
+	tlsCopy.heapMB, tlsCopy.rssMB, err = peak(func() error {
+		secs, err := rawTLSCopy(certs, fl.bytes)
+		tlsCopy.secs = secs
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fl.ratio = (float64(fl.bytes) / fl.secs) / (float64(tlsCopy.bytes) / tlsCopy.secs)
+	tlsCopy.print()
+	fl.print()
+	fmt.Printf("\nengine purge after the Flight run: received %d bytes, purged %d bytes, files written %d\n", att.BytesReceived, att.BytesPurged, att.FilesWritten)
+
+	// 4. The engine's time split on the demo warehouse.
+	return engineSplit(ctx, dir, scale, mux, eng)
+}
+
+func drain(r array.RecordReader) (rows, bytes int64, err error) {
+	for r.Next() {
+		rec := r.RecordBatch()
+		rows += rec.NumRows()
+		bytes += util.TotalRecordSize(rec)
+	}
+	return rows, bytes, r.Err()
+}
+
+func makeTable(path string, n int64) error {
+	db, err := sql.Open("duckdb", path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.Exec(fmt.Sprintf(`CREATE TABLE bench AS SELECT
+		i AS order_id, i %% 100000 AS customer_id,
+		TIMESTAMP '2024-01-01' + to_seconds(i %% 63072000) AS ordered_at,
+		(i %% 10007) / 100.0 AS amount, 'status_' || (i %% 7) AS status
+		FROM range(%d) t(i)`, n))
+	return err
+}
+
+// rawTLSCopy sends n bytes over a TLS 1.3 loopback connection with the same
+// certificates and returns the seconds it took.
+func rawTLSCopy(certs string, n int64) (float64, error) {
+	scfg, err := pki.DevFiles(certs, "engine").ServerConfig()
+	if err != nil {
+		return 0, err
+	}
+	ccfg, err := pki.DevFiles(certs, "agent").ClientConfig()
+	if err != nil {
+		return 0, err
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", scfg)
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.Copy(io.Discard, c)
+		done <- err
+	}()
+	start := time.Now()
+	c, err := tls.DialWithDialer(&net.Dialer{}, "tcp", l.Addr().String(), ccfg)
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 1<<20)
+	for sent := int64(0); sent < n; {
+		k := min(int64(len(buf)), n-sent)
+		if _, err := c.Write(buf[:k]); err != nil {
+			return 0, err
+		}
+		sent += k
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		return 0, err
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+func action(ctx context.Context, eng flight.Client, typ string, body, out any) error {
+	b, _ := json.Marshal(body)
+	s, err := eng.DoAction(ctx, &flight.Action{Type: typ, Body: b})
+	if err != nil {
+		return err
+	}
+	res, err := s.Recv()
+	if err != nil {
+		return fmt.Errorf("%s: %w", typ, err)
+	}
+	if out != nil {
+		return json.Unmarshal(res.Body, out)
+	}
+	return nil
+}
+
+// engineSplit generates the demo warehouse, uploads what the demo query
+// needs and reports the engine's feature, training and scoring times.
+func engineSplit(ctx context.Context, dir string, scale float64, mux *connectors.Mux, eng flight.Client) error {
+	const query = "PREDICT COUNT(orders.*, 0, 30, days) = 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -90, 0, days) > 0"
+	path := filepath.Join(dir, "demo.db")
+	c, err := mux.Open(ctx, "duckdb://"+path, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := demodata.Generate(ctx, c, demodata.Config{Scale: scale, Seed: 1}); err != nil {
+		return err
+	}
+	genSecs := time.Since(start).Seconds()
+	tables, err := c.Tables(ctx)
+	if err != nil {
+		return err
+	}
+	g := connectors.Graph(tables)
+	q, err := pql.Parse(query)
+	if err != nil {
+		return err
+	}
+	need := pql.RequiredTables(q, &g)
+	spec := link.JobSpec{JobID: "bench-demo", Query: query}
+	for _, n := range need {
+		t, _ := g.Table(n)
+		spec.Tables = append(spec.Tables, *t)
+	}
+	if err := action(ctx, eng, link.ActionStartJob, spec, nil); err != nil {
+		return err
+	}
+	var up int64
+	upStart := time.Now()
+	for _, n := range need {
+		r, err := c.Read(ctx, n, connectors.ReadOptions{BatchSize: 65536})
+		if err != nil {
+			return err
+		}
+		ack, err := agent.StreamTable(ctx, eng, spec.JobID, n, r)
+		r.Release()
+		if err != nil {
+			return err
+		}
+		up += ack.Rows
+	}
+	upSecs := time.Since(upStart).Seconds()
+	var res link.TrainResult
+	if err := action(ctx, eng, link.ActionTrain, link.JobRef{JobID: spec.JobID}, &res); err != nil {
+		return err
+	}
+	_ = action(ctx, eng, link.ActionPurge, link.JobRef{JobID: spec.JobID}, nil)
+	total := res.FeatureSeconds + res.TrainSeconds + res.ScoreSeconds
+	fmt.Printf("\nengine on the demo warehouse (scale %g, generated in %.1fs; %d rows of %s uploaded in %.1fs):\n", scale, genSecs, up, strings.Join(need, ", "), upSecs)
+	fmt.Println("| phase                 | seconds | share |")
+	fmt.Println("|-----------------------|---------|-------|")
+	for _, p := range []struct {
+		name string
+		s    float64
+	}{{"feature engineering", res.FeatureSeconds}, {"XGBoost training", res.TrainSeconds}, {"scoring", res.ScoreSeconds}} {
+		fmt.Printf("| %-21s | %7.2f | %4.0f%% |\n", p.name, p.s, 100*p.s/total)
+	}
+	fmt.Printf("%d train rows, %d features, %d anchors, best iteration %d; test AUROC %.4f (recent-count baseline %.4f)\n",
+		res.TrainRows, res.NumFeatures, res.Anchors, res.BestIteration, res.Test.AUROC, res.BaselineRecentCount.AUROC)
+	return nil
+}
