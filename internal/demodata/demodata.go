@@ -185,7 +185,9 @@ type tableSpec struct {
 func tableSpecs() []tableSpec {
 	ts := &arrow.TimestampType{Unit: arrow.Microsecond}
 	pk := func(name string) arrow.Field { return arrow.Field{Name: name, Type: arrow.PrimitiveTypes.Int64} }
-	col := func(name string, t arrow.DataType) arrow.Field { return arrow.Field{Name: name, Type: t, Nullable: true} }
+	col := func(name string, t arrow.DataType) arrow.Field {
+		return arrow.Field{Name: name, Type: t, Nullable: true}
+	}
 	fk := func(col, ref string) graph.ForeignKey {
 		return graph.ForeignKey{Columns: []string{col}, RefTable: ref, RefColumns: []string{col}}
 	}
