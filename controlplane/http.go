@@ -83,7 +83,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		}
 		s.log.LogAttrs(r.Context(), level, "api request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.status),
-			slog.Duration("duration", time.Since(start)), slog.String("remote", r.RemoteAddr))
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000), slog.String("remote", r.RemoteAddr))
 	})
 }
 
