@@ -159,8 +159,8 @@ func TestRowCounts(t *testing.T) {
 		minItems, maxItems  int64
 		minCustomers, maxCu int
 	}{
-		{0.05, 35_000, 70_000, 500, 500},
-		{0.2, 150_000, 270_000, 2000, 2000},
+		{0.05, 35_000, 65_000, 500, 500},
+		{0.2, 150_000, 250_000, 2000, 2000},
 	} {
 		t.Run(fmt.Sprint(tc.scale), func(t *testing.T) {
 			s, sum := generate(t, Config{Scale: tc.scale, BatchSize: 10_000})

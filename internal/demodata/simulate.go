@@ -51,7 +51,9 @@ const (
 	// baseHazard is the churn-onset hazard per day of an average customer.
 	baseHazard = 0.0011
 	// medianGap is the median of the customers' base mean gap between orders.
-	medianGap = 11.0
+	medianGap = 15.0
+	// gapShape is the gamma shape of the gaps between orders.
+	gapShape = 5
 	// saltItems separates the item streams from the customer streams.
 	saltItems = 0x6974656d73
 	// saltProducts seeds the catalogue.
@@ -213,6 +215,15 @@ func genItems(p *params, c *simCustomer, o *simOrder, buf []item) []item {
 	return buf
 }
 
+// gammaUnit draws a gamma(gapShape) variate with mean 1.
+func gammaUnit(rng *rand.Rand) float64 {
+	var s float64
+	for range gapShape {
+		s += rng.ExpFloat64()
+	}
+	return s / gapShape
+}
+
 func cents(x float64) int64 { return int64(math.Round(x * 100)) }
 
 // simulate builds every customer's timeline. Customers are independent, so
@@ -269,8 +280,8 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 	}
 	// Hidden traits: the base mean gap between orders (lognormal, ~10x
 	// spread), the base return propensity and the churn hazard multiplier.
-	gap := medianGap * segmentGap[c.segment] * math.Exp(0.7*rng.NormFloat64())
-	gap = math.Min(120, math.Max(4, gap))
+	gap := medianGap * segmentGap[c.segment] * math.Exp(1.2*rng.NormFloat64())
+	gap = math.Min(120, math.Max(3, gap))
 	returnP := 0.03 + 0.09*rng.Float64()
 	hazard := baseHazard * segmentChurn[c.segment] * channelChurn[c.channel] * (1.6 - 1.4*c.discountP)
 
@@ -291,7 +302,7 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 		o := simOrder{
 			at:       p.start + int64(t*dayMicros)/1_000_000*1_000_000,
 			progress: uint8(math.Round(prog * 255)),
-			discount: rng.Float64() < c.discountP,
+			discount: rng.Float64() < c.discountP*(1-prog),
 			seq:      seq,
 		}
 		buf = genItems(p, c, &o, buf[:0])
@@ -311,7 +322,7 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 			o.status = statusDelivered
 		}
 		returned := false
-		if o.status == statusDelivered && rng.Float64() < returnP+0.15*progQ {
+		if o.status == statusDelivered && rng.Float64() < returnP+0.2*progQ {
 			rt := t + 2 + rng.ExpFloat64()*5
 			if rt <= p.days {
 				returned = true
@@ -341,9 +352,9 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 		// Next gap: gamma(shape 2) around the mean gap, widened during decline.
 		m := 1.0
 		if declining {
-			m = 1 + (widen-1)*math.Max(0.3, prog)
+			m = 1 + (widen-1)*math.Max(0.5, prog)
 		}
-		next := gap * m * (rng.ExpFloat64() + rng.ExpFloat64()) / 2
+		next := gap * m * gammaUnit(rng)
 		if !declining {
 			nRet := 0
 			nSeen := min(int(seq), len(recent))
@@ -352,13 +363,13 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 					nRet++
 				}
 			}
-			h := hazard * (1 + 5*float64(nRet)/float64(len(recent)))
+			h := hazard * (1 + 8*float64(nRet)/float64(len(recent)))
 			if rng.Float64() < 1-math.Exp(-h*next) {
 				declining = true
 				declineStart = t
 				declineLen = 60 + 60*rng.Float64()
 				widen = 2 + rng.Float64()
-				next = gap * (1 + (widen-1)*0.3) * (rng.ExpFloat64() + rng.ExpFloat64()) / 2
+				next = gap * (1 + (widen-1)*0.5) * gammaUnit(rng)
 			}
 		}
 		t += next
