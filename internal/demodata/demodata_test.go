@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"math"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -196,4 +199,214 @@ func TestRowCounts(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestIntegrity(t *testing.T) {
+	for _, cfg := range []Config{
+		{Scale: 0.1, Seed: 3},
+		{Scale: 0.05, Seed: 4, Days: 365, Start: time.Date(2022, 6, 15, 0, 0, 0, 0, time.UTC), BatchSize: 777},
+	} {
+		t.Run(fmt.Sprintf("seed %d", cfg.Seed), func(t *testing.T) {
+			s, sum := generate(t, cfg)
+			full, _ := cfg.withDefaults()
+			start, end := full.Start.UnixMicro(), full.Start.AddDate(0, 0, full.Days).UnixMicro()
+
+			unique := func(table, col string) map[int64]int {
+				ids := s.ints[table][col]
+				idx := make(map[int64]int, len(ids))
+				for i, id := range ids {
+					if _, dup := idx[id]; dup {
+						t.Fatalf("%s.%s: duplicate %d", table, col, id)
+					}
+					idx[id] = i
+				}
+				return idx
+			}
+			custs := unique(TableCustomers, "customer_id")
+			prods := unique(TableProducts, "product_id")
+			orders := unique(TableOrders, "order_id")
+			unique(TableOrderItems, "order_item_id")
+			unique(TableReturns, "return_id")
+			if len(custs) != sum.Customers {
+				t.Errorf("%d customers, summary says %d", len(custs), sum.Customers)
+			}
+			for _, tc := range []struct {
+				table, col string
+				ref        map[int64]int
+			}{
+				{TableOrders, "customer_id", custs},
+				{TableOrderItems, "order_id", orders},
+				{TableOrderItems, "product_id", prods},
+				{TableReturns, "order_id", orders},
+				{TableReturns, "customer_id", custs},
+			} {
+				for _, v := range s.ints[tc.table][tc.col] {
+					if _, ok := tc.ref[v]; !ok {
+						t.Fatalf("%s.%s = %d references nothing", tc.table, tc.col, v)
+					}
+				}
+			}
+			signup := s.ints[TableCustomers]["signup_at"]
+			for _, at := range signup {
+				if at < start || at > end || at%1_000_000 != 0 {
+					t.Fatalf("signup_at %d outside [%d, %d] or not whole seconds", at, start, end)
+				}
+			}
+			oCust, oAt := s.ints[TableOrders]["customer_id"], s.ints[TableOrders]["ordered_at"]
+			for i, at := range oAt {
+				if at > end || at < signup[custs[oCust[i]]] {
+					t.Fatalf("order %d at %d: before its customer's signup or after the end %d", i, at, end)
+				}
+				if i > 0 && at < oAt[i-1] {
+					t.Fatalf("order_id does not follow ordered_at at row %d", i)
+				}
+			}
+			// amount = sum of quantity × unit_price over the order's items.
+			sums := make([]float64, len(oAt))
+			nItems := make([]int, len(oAt))
+			for i, oid := range s.ints[TableOrderItems]["order_id"] {
+				o := orders[oid]
+				sums[o] += float64(s.ints[TableOrderItems]["quantity"][i]) * s.floats[TableOrderItems]["unit_price"][i]
+				nItems[o]++
+			}
+			for i, amt := range s.floats[TableOrders]["amount"] {
+				if math.Abs(amt-sums[i]) > 0.005 || nItems[i] < 1 || nItems[i] > 6 {
+					t.Fatalf("order row %d: amount %.2f, items sum %.2f, %d items", i, amt, sums[i], nItems[i])
+				}
+			}
+			statuses := map[string]int{}
+			for _, st := range s.strs[TableOrders]["status"] {
+				statuses[st]++
+			}
+			if f := float64(statuses["delivered"]) / float64(len(oAt)); f < 0.85 || statuses["cancelled"] == 0 {
+				t.Errorf("statuses %v: want mostly delivered, some cancelled", statuses)
+			}
+			for i, oid := range s.ints[TableReturns]["order_id"] {
+				o := orders[oid]
+				at := s.ints[TableReturns]["returned_at"][i]
+				if at <= oAt[o] || at > end {
+					t.Fatalf("return %d at %d: order at %d, end %d", i, at, oAt[o], end)
+				}
+				if s.ints[TableReturns]["customer_id"][i] != oCust[o] {
+					t.Fatalf("return %d: customer differs from its order's", i)
+				}
+				if st := s.strs[TableOrders]["status"][o]; st != "delivered" {
+					t.Fatalf("return %d of a %s order", i, st)
+				}
+				if r := s.floats[TableReturns]["refund_amount"][i]; r <= 0 || r > s.floats[TableOrders]["amount"][o]+0.005 {
+					t.Fatalf("return %d: refund %.2f of an order of %.2f", i, r, s.floats[TableOrders]["amount"][o])
+				}
+			}
+			// Primary keys are NOT NULL in the schemas, other columns nullable.
+			for table, sc := range s.schemas {
+				pk := s.opts[table].PrimaryKey
+				for _, f := range sc.Fields() {
+					if isPK := slices.Contains(pk, f.Name); f.Nullable == isPK {
+						t.Errorf("%s.%s: nullable %v, primary key %v", table, f.Name, f.Nullable, isPK)
+					}
+				}
+			}
+			if n := s.batches[TableOrderItems]; cfg.BatchSize > 0 && int64(n) < int64(len(s.ints[TableOrderItems]["order_id"]))/int64(cfg.BatchSize) {
+				t.Errorf("order_items in %d batches of at most %d", n, cfg.BatchSize)
+			}
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"negative scale", Config{Scale: -1}, "scale"},
+		{"NaN scale", Config{Scale: math.NaN()}, "scale"},
+		{"short window", Config{Scale: 0.01, Days: 10}, "days"},
+		{"negative batch", Config{Scale: 0.01, BatchSize: -5}, "batch size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Generate(context.Background(), newCollectSink(), tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Generate(context.Background(), nil, Config{}); err == nil {
+		t.Error("nil sink: no error")
+	}
+}
+
+// failSink fails on the named table, or reports a wrong row count.
+type failSink struct {
+	table string
+	lie   bool
+}
+
+func (f failSink) Write(ctx context.Context, table string, r array.RecordReader, _ connectors.WriteOptions) (int64, error) {
+	var n int64
+	for r.Next() {
+		n += r.RecordBatch().NumRows()
+		if table == f.table && !f.lie {
+			return n, errors.New("disk full")
+		}
+	}
+	if table == f.table && f.lie {
+		n++
+	}
+	return n, r.Err()
+}
+
+func TestSinkErrorsAndCancel(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sink connectors.Sink
+		ctx  func() context.Context
+		want string
+	}{
+		{"sink error", failSink{table: TableOrders}, context.Background, "write orders: disk full"},
+		{"wrong count", failSink{table: TableReturns, lie: true}, context.Background, "sink wrote"},
+		{"cancelled", newCollectSink(), func() context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, "context canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			_, err := Generate(tc.ctx(), tc.sink, Config{Scale: 0.02, Allocator: mem})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func BenchmarkGenerate(b *testing.B) {
+	for _, scale := range []float64{0.1, 1} {
+		b.Run(fmt.Sprint("scale=", scale), func(b *testing.B) {
+			var rows int64
+			for b.Loop() {
+				sum, err := Generate(context.Background(), countSink{}, Config{Scale: scale})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, ts := range sum.Tables {
+					rows += ts.Rows
+				}
+			}
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// countSink counts rows and drops them.
+type countSink struct{}
+
+func (countSink) Write(_ context.Context, _ string, r array.RecordReader, _ connectors.WriteOptions) (int64, error) {
+	var n int64
+	for r.Next() {
+		n += r.RecordBatch().NumRows()
+	}
+	return n, r.Err()
 }

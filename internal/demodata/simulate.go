@@ -51,7 +51,7 @@ const (
 	// baseHazard is the churn-onset hazard per day of an average customer.
 	baseHazard = 0.0011
 	// medianGap is the median of the customers' base mean gap between orders.
-	medianGap = 15.0
+	medianGap = 18.0
 	// gapShape is the gamma shape of the gaps between orders.
 	gapShape = 5
 	// saltItems separates the item streams from the customer streams.
@@ -179,7 +179,7 @@ func genItems(p *params, c *simCustomer, o *simOrder, buf []item) []item {
 	rng := itemRNG(p.seed, c.idx, o.seq)
 	prog := float64(o.progress) / 255
 	n := 1
-	pi := 0.4 - 0.2*prog
+	pi := 0.45 - 0.2*prog
 	for range 5 {
 		if rng.Float64() < pi {
 			n++
@@ -280,7 +280,7 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 	}
 	// Hidden traits: the base mean gap between orders (lognormal, ~10x
 	// spread), the base return propensity and the churn hazard multiplier.
-	gap := medianGap * segmentGap[c.segment] * math.Exp(1.2*rng.NormFloat64())
+	gap := medianGap * segmentGap[c.segment] * math.Exp(1.4*rng.NormFloat64())
 	gap = math.Min(120, math.Max(3, gap))
 	returnP := 0.03 + 0.09*rng.Float64()
 	hazard := baseHazard * segmentChurn[c.segment] * channelChurn[c.channel] * (1.6 - 1.4*c.discountP)
@@ -314,7 +314,7 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 		o.nItems = uint8(len(buf))
 		progQ := float64(o.progress) / 255
 		switch {
-		case rng.Float64() < 0.03+0.05*progQ:
+		case rng.Float64() < 0.03+0.08*progQ:
 			o.status = statusCancelled
 		case p.days-t < 4:
 			o.status = statusShipped
@@ -322,7 +322,7 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 			o.status = statusDelivered
 		}
 		returned := false
-		if o.status == statusDelivered && rng.Float64() < returnP+0.2*progQ {
+		if o.status == statusDelivered && rng.Float64() < returnP+0.3*progQ {
 			rt := t + 2 + rng.ExpFloat64()*5
 			if rt <= p.days {
 				returned = true
