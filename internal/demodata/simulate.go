@@ -278,11 +278,11 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 	} else {
 		c.discountP = 0.03 + 0.25*rng.Float64()
 	}
-	// Hidden traits: the base mean gap between orders (lognormal, ~10x
-	// spread), the base return propensity and the churn hazard multiplier.
+	// Hidden traits: the base mean gap between orders (lognormal, wide
+	// spread), the base return propensity and the churn hazard.
 	gap := medianGap * segmentGap[c.segment] * math.Exp(1.4*rng.NormFloat64())
 	gap = math.Min(120, math.Max(3, gap))
-	returnP := 0.03 + 0.09*rng.Float64()
+	returnP := 0.04 + 0.1*rng.Float64()
 	hazard := baseHazard * segmentChurn[c.segment] * channelChurn[c.channel] * (1.6 - 1.4*c.discountP)
 
 	t := signupDay + rng.ExpFloat64()*gap*0.5
@@ -322,7 +322,7 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 			o.status = statusDelivered
 		}
 		returned := false
-		if o.status == statusDelivered && rng.Float64() < returnP+0.3*progQ {
+		if o.status == statusDelivered && rng.Float64() < returnP+0.2*progQ {
 			rt := t + 2 + rng.ExpFloat64()*5
 			if rt <= p.days {
 				returned = true
@@ -349,7 +349,7 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 			c.churned = true
 			break
 		}
-		// Next gap: gamma(shape 2) around the mean gap, widened during decline.
+		// Next gap: gamma(gapShape) around the mean gap, widened during decline.
 		m := 1.0
 		if declining {
 			m = 1 + (widen-1)*math.Max(0.5, prog)
