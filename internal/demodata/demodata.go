@@ -79,6 +79,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"time"
 
@@ -283,17 +284,21 @@ type returnRef struct {
 	ret  uint32 // index into the customer's returns
 }
 
-func build(ctx context.Context, cfg Config) (*dataset, error) {
+// build simulates the data set with the given number of goroutines; the
+// result does not depend on it.
+func build(ctx context.Context, cfg Config, parallel int) (*dataset, error) {
 	nCust := max(1, int(math.Round(CustomersPerScale*cfg.Scale)))
 	nProd := max(50, int(math.Round(ProductsPerScale*cfg.Scale)))
+	v := newVocab()
 	p := &params{
+		v:        v,
 		seed:     cfg.Seed,
 		start:    cfg.Start.UnixMicro(),
 		end:      cfg.Start.UnixMicro() + int64(cfg.Days)*microsPerDay,
 		days:     float64(cfg.Days),
-		catalog:  newCatalogue(cfg.Seed, nProd),
+		catalog:  newCatalogue(v, cfg.Seed, nProd),
 		nCust:    nCust,
-		parallel: defaultParallel(),
+		parallel: parallel,
 	}
 	custs, err := simulate(ctx, p)
 	if err != nil {
@@ -372,7 +377,7 @@ func cmpInt64(a, b int64) int {
 
 // fill returns the batch builder of the named table.
 func (d *dataset) fill(table string) fillFunc {
-	custs := d.custs
+	custs, v := d.custs, d.p.v
 	switch table {
 	case TableCustomers:
 		pos := 0
@@ -388,9 +393,9 @@ func (d *dataset) fill(table string) fillFunc {
 				c := &custs[d.byID[pos]]
 				id.Append(c.id)
 				at.Append(arrow.Timestamp(c.signup))
-				country.Append(countries[c.country])
-				seg.Append(segments[c.segment])
-				ch.Append(channels[c.channel])
+				country.Append(v.countries[c.country])
+				seg.Append(v.segments[c.segment])
+				ch.Append(v.channels[c.channel])
 				opt.Append(c.optIn)
 			}
 			return k
@@ -408,7 +413,7 @@ func (d *dataset) fill(table string) fillFunc {
 				pr := &prods[pos]
 				id.Append(int64(pos + 1))
 				name.Append(pr.name)
-				cat.Append(categories[pr.category])
+				cat.Append(v.categories[pr.category])
 				price.Append(pr.price)
 			}
 			return k
@@ -430,7 +435,7 @@ func (d *dataset) fill(table string) fillFunc {
 				id.Append(o.id)
 				cust.Append(c.id)
 				at.Append(arrow.Timestamp(o.at))
-				status.Append(statuses[o.status])
+				status.Append(v.statuses[o.status])
 				amount.Append(float64(o.cents) / 100)
 				disc.Append(o.discount)
 			}
@@ -491,7 +496,7 @@ func (d *dataset) fill(table string) fillFunc {
 				oid.Append(c.orders[ret.seq].id)
 				cid.Append(c.id)
 				at.Append(arrow.Timestamp(ret.at))
-				reason.Append(returnReasons[ret.reason])
+				reason.Append(v.reasons[ret.reason])
 				refund.Append(float64(ret.cents) / 100)
 			}
 			return k
@@ -511,7 +516,7 @@ func Generate(ctx context.Context, sink connectors.Sink, cfg Config) (Summary, e
 	if err != nil {
 		return Summary{}, err
 	}
-	d, err := build(ctx, cfg)
+	d, err := build(ctx, cfg, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return Summary{}, fmt.Errorf("demodata: simulate: %w", err)
 	}

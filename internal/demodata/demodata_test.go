@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -20,10 +21,11 @@ import (
 	"github.com/ferry-ai/ferry/connectors"
 )
 
-// collectSink is a connectors.Sink that hashes every value it receives and
-// keeps the columns the tests inspect, releasing every batch.
+// collectSink is a connectors.Sink that hashes every value it receives (one
+// hash per column, so batch boundaries do not matter) and keeps the columns
+// the tests inspect, releasing every batch.
 type collectSink struct {
-	h       hash.Hash
+	hashes  map[string]hash.Hash // by "table.column"
 	order   []string
 	opts    map[string]connectors.WriteOptions
 	schemas map[string]*arrow.Schema
@@ -38,7 +40,7 @@ type collectSink struct {
 
 func newCollectSink() *collectSink {
 	return &collectSink{
-		h:       sha256.New(),
+		hashes:  map[string]hash.Hash{},
 		opts:    map[string]connectors.WriteOptions{},
 		schemas: map[string]*arrow.Schema{},
 		batches: map[string]int{},
@@ -55,7 +57,6 @@ func (s *collectSink) Write(ctx context.Context, table string, r array.RecordRea
 	s.ints[table] = map[string][]int64{}
 	s.floats[table] = map[string][]float64{}
 	s.strs[table] = map[string][]string{}
-	fmt.Fprintf(s.h, "table %s %s\n", table, r.Schema())
 	var n int64
 	var b8 [8]byte
 	for r.Next() {
@@ -64,6 +65,11 @@ func (s *collectSink) Write(ctx context.Context, table string, r array.RecordRea
 		n += rec.NumRows()
 		for i, col := range rec.Columns() {
 			name := rec.ColumnName(i)
+			h := s.hashes[table+"."+name]
+			if h == nil {
+				h = sha256.New()
+				s.hashes[table+"."+name] = h
+			}
 			if col.NullN() != 0 {
 				return n, fmt.Errorf("%s.%s: %d nulls", table, name, col.NullN())
 			}
@@ -71,25 +77,25 @@ func (s *collectSink) Write(ctx context.Context, table string, r array.RecordRea
 			case *array.Int64:
 				for _, v := range a.Int64Values() {
 					binary.LittleEndian.PutUint64(b8[:], uint64(v))
-					s.h.Write(b8[:])
+					h.Write(b8[:])
 				}
 				s.ints[table][name] = append(s.ints[table][name], a.Int64Values()...)
 			case *array.Timestamp:
 				for _, v := range a.TimestampValues() {
 					binary.LittleEndian.PutUint64(b8[:], uint64(v))
-					s.h.Write(b8[:])
+					h.Write(b8[:])
 					s.ints[table][name] = append(s.ints[table][name], int64(v))
 				}
 			case *array.Int32:
 				for _, v := range a.Int32Values() {
 					binary.LittleEndian.PutUint64(b8[:], uint64(v))
-					s.h.Write(b8[:])
+					h.Write(b8[:])
 					s.ints[table][name] = append(s.ints[table][name], int64(v))
 				}
 			case *array.Float64:
 				for _, v := range a.Float64Values() {
 					binary.LittleEndian.PutUint64(b8[:], math.Float64bits(v))
-					s.h.Write(b8[:])
+					h.Write(b8[:])
 				}
 				s.floats[table][name] = append(s.floats[table][name], a.Float64Values()...)
 			case *array.Boolean:
@@ -97,16 +103,16 @@ func (s *collectSink) Write(ctx context.Context, table string, r array.RecordRea
 					v := int64(0)
 					if a.Value(j) {
 						v = 1
-						s.h.Write([]byte{1})
+						h.Write([]byte{1})
 					} else {
-						s.h.Write([]byte{0})
+						h.Write([]byte{0})
 					}
 					s.ints[table][name] = append(s.ints[table][name], v)
 				}
 			case *array.String:
 				for j := 0; j < a.Len(); j++ {
-					s.h.Write([]byte(a.Value(j)))
-					s.h.Write([]byte{0})
+					h.Write([]byte(a.Value(j)))
+					h.Write([]byte{0})
 					s.strs[table][name] = append(s.strs[table][name], a.Value(j))
 				}
 			default:
@@ -117,7 +123,19 @@ func (s *collectSink) Write(ctx context.Context, table string, r array.RecordRea
 	return n, r.Err()
 }
 
-func (s *collectSink) sum() string { return fmt.Sprintf("%x", s.h.Sum(nil)) }
+// sum combines the column hashes in table and column order, with the schemas.
+func (s *collectSink) sum() string {
+	h := sha256.New()
+	for _, table := range s.order {
+		fmt.Fprintf(h, "table %s %s\n", table, s.schemas[table])
+		for _, f := range s.schemas[table].Fields() {
+			if ch := s.hashes[table+"."+f.Name]; ch != nil {
+				h.Write(ch.Sum(nil))
+			}
+		}
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
 
 func generate(t testing.TB, cfg Config) (*collectSink, Summary) {
 	t.Helper()
@@ -139,7 +157,9 @@ func TestDeterministic(t *testing.T) {
 		wantEqual bool
 	}{
 		{"same config", Config{Scale: 0.05, Seed: 7}, Config{Scale: 0.05, Seed: 7}, true},
-		{"batch size does not change values", Config{Scale: 0.05, Seed: 7, BatchSize: 1000}, Config{Scale: 0.05, Seed: 7, BatchSize: 1000}, true},
+		{"batch size does not change values", Config{Scale: 0.05, Seed: 7, BatchSize: 1000}, Config{Scale: 0.05, Seed: 7}, true},
+		{"explicit defaults", Config{Scale: 1.0 / 20, Seed: 7, Days: 730, Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}, Config{Scale: 0.05, Seed: 7}, true},
+		{"other start", Config{Scale: 0.05, Seed: 7, Start: time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)}, Config{Scale: 0.05, Seed: 7}, false},
 		{"seed 0 means 1", Config{Scale: 0.05}, Config{Scale: 0.05, Seed: 1}, true},
 		{"other seed", Config{Scale: 0.05, Seed: 7}, Config{Scale: 0.05, Seed: 8}, false},
 	} {
@@ -153,6 +173,30 @@ func TestDeterministic(t *testing.T) {
 				t.Errorf("summaries differ: %v vs %v", sa.Tables, sb.Tables)
 			}
 		})
+	}
+}
+
+// TestParallelDeterministic checks that the simulation does not depend on
+// the number of goroutines.
+func TestParallelDeterministic(t *testing.T) {
+	cfg, err := Config{Scale: 0.05, Seed: 9}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want *dataset
+	for _, parallel := range []int{1, 2, 3, 8} {
+		d, err := build(context.Background(), cfg, parallel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.p.parallel = 0
+		if want == nil {
+			want = d
+			continue
+		}
+		if !reflect.DeepEqual(d, want) {
+			t.Errorf("%d goroutines: data differs from 1 goroutine's", parallel)
+		}
 	}
 }
 

@@ -4,42 +4,55 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 )
 
-// Dimension values. Their order is part of the output: indices are stored in
-// the simulation and map to these strings when tables are emitted.
-var (
-	countries        = []string{"US", "GB", "DE", "FR", "CA", "AU", "NL", "ES", "IT", "SE"}
-	countryWeights   = []float64{0.38, 0.12, 0.10, 0.08, 0.08, 0.06, 0.05, 0.05, 0.04, 0.04}
-	segments         = []string{"standard", "premium", "business"}
-	segmentWeights   = []float64{0.65, 0.25, 0.10}
-	segmentChurn     = []float64{1.0, 0.55, 0.8}
-	segmentGap       = []float64{1.0, 0.85, 0.7}
-	channels         = []string{"organic_search", "paid_search", "paid_social", "referral", "email", "affiliate"}
-	channelWeights   = []float64{0.30, 0.20, 0.20, 0.12, 0.10, 0.08}
-	channelChurn     = []float64{0.9, 1.1, 1.9, 0.45, 0.8, 1.4}
-	statuses         = []string{"delivered", "cancelled", "shipped"}
-	returnReasons    = []string{"damaged", "wrong_size", "not_as_described", "changed_mind", "late_delivery", "defective"}
-	returnWeights    = []float64{0.18, 0.22, 0.2, 0.2, 0.08, 0.12}
-	categories       = []string{"electronics", "home", "apparel", "beauty", "sports", "toys", "grocery", "books"}
-	categoryWeights  = []float64{0.12, 0.16, 0.2, 0.12, 0.1, 0.08, 0.12, 0.1}
-	categoryMedian   = []float64{120, 45, 35, 20, 50, 25, 8, 15}
-	categoryAdjs     = []string{"Classic", "Urban", "Nordic", "Eco", "Pro", "Compact", "Deluxe", "Everyday", "Vintage", "Smart", "Premium", "Essential"}
-	categoryProducts = [][]string{
-		{"Headphones", "Charger", "Speaker", "Keyboard", "Mouse", "Webcam", "Smartwatch", "Power Bank"},
-		{"Lamp", "Cushion", "Vase", "Blanket", "Mug Set", "Frame", "Candle", "Rug"},
-		{"T-Shirt", "Jeans", "Jacket", "Sneakers", "Scarf", "Hoodie", "Dress", "Cap"},
-		{"Serum", "Moisturizer", "Shampoo", "Lip Balm", "Perfume", "Face Mask", "Soap", "Sunscreen"},
-		{"Yoga Mat", "Dumbbells", "Water Bottle", "Running Shorts", "Tennis Balls", "Jump Rope", "Backpack", "Helmet"},
-		{"Puzzle", "Board Game", "Plush Bear", "Building Set", "Toy Car", "Kite", "Doll", "Card Game"},
-		{"Coffee Beans", "Olive Oil", "Granola", "Tea Box", "Chocolate", "Pasta", "Honey", "Spices"},
-		{"Novel", "Cookbook", "Atlas", "Biography", "Poetry", "Comic", "Guide", "Notebook"},
-	}
-)
+// vocab holds the dimension values and the simulation's weights. It is built
+// once per Generate call and only read afterwards. Indices into its slices
+// are stored in the simulation and map to strings when tables are emitted,
+// so the order of values is part of the output.
+type vocab struct {
+	countries, segments, channels, statuses, reasons, categories, adjectives []string
+	countryW, segmentW, channelW, reasonW, categoryW                         []float64
+	// Per-segment churn-hazard and mean-gap factors, per-channel churn
+	// factor, per-category median price.
+	segmentChurn, segmentGap, channelChurn, categoryMedian []float64
+	// products lists product nouns by category.
+	products [][]string
+}
 
-// Status codes stored in simOrder.status; they index statuses.
+func newVocab() *vocab {
+	return &vocab{
+		countries:      []string{"US", "GB", "DE", "FR", "CA", "AU", "NL", "ES", "IT", "SE"},
+		countryW:       []float64{0.38, 0.12, 0.10, 0.08, 0.08, 0.06, 0.05, 0.05, 0.04, 0.04},
+		segments:       []string{"standard", "premium", "business"},
+		segmentW:       []float64{0.65, 0.25, 0.10},
+		segmentChurn:   []float64{1.0, 0.55, 0.8},
+		segmentGap:     []float64{1.0, 0.85, 0.7},
+		channels:       []string{"organic_search", "paid_search", "paid_social", "referral", "email", "affiliate"},
+		channelW:       []float64{0.30, 0.20, 0.20, 0.12, 0.10, 0.08},
+		channelChurn:   []float64{0.9, 1.1, 1.9, 0.45, 0.8, 1.4},
+		statuses:       []string{"delivered", "cancelled", "shipped"},
+		reasons:        []string{"damaged", "wrong_size", "not_as_described", "changed_mind", "late_delivery", "defective"},
+		reasonW:        []float64{0.18, 0.22, 0.2, 0.2, 0.08, 0.12},
+		categories:     []string{"electronics", "home", "apparel", "beauty", "sports", "toys", "grocery", "books"},
+		categoryW:      []float64{0.12, 0.16, 0.2, 0.12, 0.1, 0.08, 0.12, 0.1},
+		categoryMedian: []float64{120, 45, 35, 20, 50, 25, 8, 15},
+		adjectives:     []string{"Classic", "Urban", "Nordic", "Eco", "Pro", "Compact", "Deluxe", "Everyday", "Vintage", "Smart", "Premium", "Essential"},
+		products: [][]string{
+			{"Headphones", "Charger", "Speaker", "Keyboard", "Mouse", "Webcam", "Smartwatch", "Power Bank"},
+			{"Lamp", "Cushion", "Vase", "Blanket", "Mug Set", "Frame", "Candle", "Rug"},
+			{"T-Shirt", "Jeans", "Jacket", "Sneakers", "Scarf", "Hoodie", "Dress", "Cap"},
+			{"Serum", "Moisturizer", "Shampoo", "Lip Balm", "Perfume", "Face Mask", "Soap", "Sunscreen"},
+			{"Yoga Mat", "Dumbbells", "Water Bottle", "Running Shorts", "Tennis Balls", "Jump Rope", "Backpack", "Helmet"},
+			{"Puzzle", "Board Game", "Plush Bear", "Building Set", "Toy Car", "Kite", "Doll", "Card Game"},
+			{"Coffee Beans", "Olive Oil", "Granola", "Tea Box", "Chocolate", "Pasta", "Honey", "Spices"},
+			{"Novel", "Cookbook", "Atlas", "Biography", "Poetry", "Comic", "Guide", "Notebook"},
+		},
+	}
+}
+
+// Status codes stored in simOrder.status; they index vocab.statuses.
 const (
 	statusDelivered uint8 = iota
 	statusCancelled
@@ -73,19 +86,19 @@ type catalogue struct {
 	byCat    [][]int32
 }
 
-func newCatalogue(seed uint64, n int) *catalogue {
+func newCatalogue(v *vocab, seed uint64, n int) *catalogue {
 	rng := rand.New(rand.NewPCG(seed, saltProducts))
-	c := &catalogue{products: make([]product, n), byCat: make([][]int32, len(categories))}
+	c := &catalogue{products: make([]product, n), byCat: make([][]int32, len(v.categories))}
 	for i := range c.products {
-		cat := i % len(categories)
-		if i >= len(categories) { // every category has at least one product
-			cat = pick(rng, categoryWeights)
+		cat := i % len(v.categories)
+		if i >= len(v.categories) { // every category has at least one product
+			cat = pick(rng, v.categoryW)
 		}
-		price := categoryMedian[cat] * math.Exp(0.6*rng.NormFloat64())
+		price := v.categoryMedian[cat] * math.Exp(0.6*rng.NormFloat64())
 		price = math.Max(1, math.Round(price*100)/100-0.01)
-		nouns := categoryProducts[cat]
+		nouns := v.products[cat]
 		c.products[i] = product{
-			name:     categoryAdjs[rng.IntN(len(categoryAdjs))] + " " + nouns[rng.IntN(len(nouns))],
+			name:     v.adjectives[rng.IntN(len(v.adjectives))] + " " + nouns[rng.IntN(len(nouns))],
 			category: uint8(cat),
 			price:    price,
 		}
@@ -101,7 +114,7 @@ type simOrder struct {
 	cents    int64  // amount in cents
 	id       int64  // order_id, assigned after the global sort
 	progress uint8  // decline progress 0..255 when the order was placed
-	status   uint8  // index into statuses
+	status   uint8  // index into vocab.statuses
 	discount bool   // discount_used
 	nItems   uint8  // number of order_items rows
 	seq      uint32 // position in the customer's timeline
@@ -140,6 +153,7 @@ type item struct {
 
 // params are the resolved configuration the simulation needs.
 type params struct {
+	v        *vocab
 	seed     uint64
 	start    int64 // micros
 	end      int64 // micros
@@ -190,7 +204,7 @@ func genItems(p *params, c *simCustomer, o *simOrder, buf []item) []item {
 		if rng.Float64() < 0.6 {
 			cat = int(c.favs[rng.IntN(2)])
 		} else {
-			cat = pick(rng, categoryWeights)
+			cat = pick(rng, p.v.categoryW)
 		}
 		list := p.catalog.byCat[cat]
 		prod := list[rng.IntN(len(list))]
@@ -259,8 +273,6 @@ func simulate(ctx context.Context, p *params) ([]simCustomer, error) {
 	return custs, nil
 }
 
-func defaultParallel() int { return runtime.GOMAXPROCS(0) }
-
 // simulateCustomer draws customer i's attributes and order timeline.
 func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 	rng := rand.New(rand.NewPCG(p.seed, mix64(uint64(i))))
@@ -268,11 +280,11 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 	dayMicros := float64(microsPerDay)
 	signupDay := rng.Float64() * (p.days - 14)
 	c.signup = p.start + int64(signupDay*dayMicros)/1_000_000*1_000_000
-	c.country = uint8(pick(rng, countryWeights))
-	c.segment = uint8(pick(rng, segmentWeights))
-	c.channel = uint8(pick(rng, channelWeights))
+	c.country = uint8(pick(rng, p.v.countryW))
+	c.segment = uint8(pick(rng, p.v.segmentW))
+	c.channel = uint8(pick(rng, p.v.channelW))
 	c.optIn = rng.Float64() < 0.55
-	c.favs = [2]uint8{uint8(pick(rng, categoryWeights)), uint8(pick(rng, categoryWeights))}
+	c.favs = [2]uint8{uint8(pick(rng, p.v.categoryW)), uint8(pick(rng, p.v.categoryW))}
 	if c.optIn {
 		c.discountP = 0.15 + 0.5*rng.Float64()
 	} else {
@@ -280,10 +292,10 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 	}
 	// Hidden traits: the base mean gap between orders (lognormal, wide
 	// spread), the base return propensity and the churn hazard.
-	gap := medianGap * segmentGap[c.segment] * math.Exp(1.4*rng.NormFloat64())
+	gap := medianGap * p.v.segmentGap[c.segment] * math.Exp(1.4*rng.NormFloat64())
 	gap = math.Min(120, math.Max(3, gap))
 	returnP := 0.04 + 0.1*rng.Float64()
-	hazard := baseHazard * segmentChurn[c.segment] * channelChurn[c.channel] * (1.6 - 1.4*c.discountP)
+	hazard := baseHazard * p.v.segmentChurn[c.segment] * p.v.channelChurn[c.channel] * (1.6 - 1.4*c.discountP)
 
 	t := signupDay + rng.ExpFloat64()*gap*0.5
 	declining := false
@@ -335,7 +347,7 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 					at:     p.start + int64(rt*dayMicros)/1_000_000*1_000_000,
 					cents:  cents(refund),
 					seq:    seq,
-					reason: uint8(pick(rng, returnWeights)),
+					reason: uint8(pick(rng, p.v.reasonW)),
 				})
 			}
 		}
@@ -345,7 +357,7 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 
 		// One-time buyers: some customers never come back after the first
 		// order, more often those acquired through churn-prone channels.
-		if seq == 1 && rng.Float64() < 0.05*channelChurn[c.channel] {
+		if seq == 1 && rng.Float64() < 0.05*p.v.channelChurn[c.channel] {
 			c.churned = true
 			break
 		}
