@@ -75,6 +75,7 @@
 package demodata
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -312,10 +313,10 @@ func build(ctx context.Context, cfg Config, parallel int) (*dataset, error) {
 		d.byID[i] = int32(i)
 	}
 	slices.SortFunc(d.byID, func(a, b int32) int {
-		if c := cmpInt64(custs[a].signup, custs[b].signup); c != 0 {
+		if c := cmp.Compare(custs[a].signup, custs[b].signup); c != 0 {
 			return c
 		}
-		return cmpInt64(int64(a), int64(b))
+		return cmp.Compare(int64(a), int64(b))
 	})
 	nOrders, nReturns := 0, 0
 	for rank, ci := range d.byID {
@@ -336,13 +337,13 @@ func build(ctx context.Context, cfg Config, parallel int) (*dataset, error) {
 		}
 	}
 	slices.SortFunc(d.orders, func(a, b orderRef) int {
-		if c := cmpInt64(custs[a.cust].orders[a.seq].at, custs[b.cust].orders[b.seq].at); c != 0 {
+		if c := cmp.Compare(custs[a.cust].orders[a.seq].at, custs[b.cust].orders[b.seq].at); c != 0 {
 			return c
 		}
-		if c := cmpInt64(custs[a.cust].id, custs[b.cust].id); c != 0 {
+		if c := cmp.Compare(custs[a.cust].id, custs[b.cust].id); c != 0 {
 			return c
 		}
-		return cmpInt64(int64(a.seq), int64(b.seq))
+		return cmp.Compare(int64(a.seq), int64(b.seq))
 	})
 	for k, r := range d.orders {
 		custs[r.cust].orders[r.seq].id = int64(k + 1)
@@ -357,22 +358,12 @@ func build(ctx context.Context, cfg Config, parallel int) (*dataset, error) {
 	}
 	slices.SortFunc(d.returns, func(a, b returnRef) int {
 		ra, rb := &custs[a.cust].returns[a.ret], &custs[b.cust].returns[b.ret]
-		if c := cmpInt64(ra.at, rb.at); c != 0 {
+		if c := cmp.Compare(ra.at, rb.at); c != 0 {
 			return c
 		}
-		return cmpInt64(custs[a.cust].orders[ra.seq].id, custs[b.cust].orders[rb.seq].id)
+		return cmp.Compare(custs[a.cust].orders[ra.seq].id, custs[b.cust].orders[rb.seq].id)
 	})
 	return d, nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // fill returns the batch builder of the named table.
