@@ -8,7 +8,7 @@
 // enforces foreign keys accepts every table):
 //
 //	customers(customer_id PK, signup_at, country, segment, acquisition_channel, marketing_opt_in)
-//	products(product_id PK, name, category, price)
+//	products(product_id PK, category, price, name)
 //	orders(order_id PK, customer_id FK, ordered_at, status, amount, discount_used)
 //	order_items(order_item_id PK, order_id FK, product_id FK, quantity, unit_price)
 //	returns(return_id PK, order_id FK, customer_id FK, returned_at, reason, refund_amount)
@@ -124,9 +124,13 @@ type Summary struct {
 	Tables []TableSummary
 	// Customers is the number of customers.
 	Customers int
-	// Churners is the number of customers who stopped ordering for good
-	// before the end of the window.
+	// Churners is the number of customers who stopped ordering (their
+	// decline ended, or they bought once) inside the window and had not come
+	// back by its end.
 	Churners int
+	// Reactivated is the number of customers who stopped and later ordered
+	// again inside the window, at least once.
+	Reactivated int
 }
 
 // Table names, in the order Generate writes them.
@@ -228,7 +232,7 @@ func tableSpecs() []tableSpec {
 		{
 			name: TableProducts,
 			schema: arrow.NewSchema([]arrow.Field{
-				pk("product_id"), col("name", str), col("category", str), col("price", f64),
+				pk("product_id"), col("category", str), col("price", f64), col("name", str),
 			}, nil),
 			opts: connectors.WriteOptions{PrimaryKey: []string{"product_id"}},
 		},
@@ -267,12 +271,13 @@ func tableSpecs() []tableSpec {
 
 // dataset is a simulated warehouse ready to be emitted.
 type dataset struct {
-	p        *params
-	custs    []simCustomer
-	byID     []int32 // customer indices in customer_id order
-	orders   []orderRef
-	returns  []returnRef
-	churners int
+	p           *params
+	custs       []simCustomer
+	byID        []int32 // customer indices in customer_id order
+	orders      []orderRef
+	returns     []returnRef
+	churners    int
+	reactivated int
 }
 
 type orderRef struct {
@@ -326,6 +331,9 @@ func build(ctx context.Context, cfg Config, parallel int) (*dataset, error) {
 		nReturns += len(c.returns)
 		if c.churned {
 			d.churners++
+		}
+		if c.reactivations > 0 {
+			d.reactivated++
 		}
 	}
 
@@ -396,16 +404,16 @@ func (d *dataset) fill(table string) fillFunc {
 		prods := d.p.catalog.products
 		return func(b *array.RecordBuilder, n int) int {
 			id := b.Field(0).(*array.Int64Builder)
-			name := b.Field(1).(*array.StringBuilder)
-			cat := b.Field(2).(*array.StringBuilder)
-			price := b.Field(3).(*array.Float64Builder)
+			cat := b.Field(1).(*array.StringBuilder)
+			price := b.Field(2).(*array.Float64Builder)
+			name := b.Field(3).(*array.StringBuilder)
 			k := 0
 			for ; k < n && pos < len(prods); k, pos = k+1, pos+1 {
 				pr := &prods[pos]
 				id.Append(int64(pos + 1))
-				name.Append(pr.name)
 				cat.Append(v.categories[pr.category])
 				price.Append(pr.price)
+				name.Append(pr.name)
 			}
 			return k
 		}
@@ -511,7 +519,7 @@ func Generate(ctx context.Context, sink connectors.Sink, cfg Config) (Summary, e
 	if err != nil {
 		return Summary{}, fmt.Errorf("demodata: simulate: %w", err)
 	}
-	sum := Summary{Customers: len(d.custs), Churners: d.churners}
+	sum := Summary{Customers: len(d.custs), Churners: d.churners, Reactivated: d.reactivated}
 	for _, spec := range tableSpecs() {
 		r := newLazyReader(ctx, cfg.Allocator, spec.schema, cfg.BatchSize, d.fill(spec.name))
 		n, err := sink.Write(ctx, spec.name, r, spec.opts)

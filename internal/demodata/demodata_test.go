@@ -200,17 +200,82 @@ func TestParallelDeterministic(t *testing.T) {
 	}
 }
 
+// TestRowCounts checks the tables' sizes and rates; scale 1 (about 1.3M
+// rows, a few seconds) is skipped with -short.
+// TestTimelines checks each simulated customer's story: orders in time
+// order after signup, a dormancy of at least dormancyMin days before every
+// reactivation, declines that only make gaps longer, and churners whose
+// last order is followed by no other.
+func TestTimelines(t *testing.T) {
+	for _, seed := range []uint64{1, 5} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			cfg, err := Config{Scale: 0.1, Seed: seed}.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := build(context.Background(), cfg, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var declining, reactivated, churnedAfterDecline int
+			for i := range d.custs {
+				c := &d.custs[i]
+				long := 0
+				sawDecline := false
+				for k, o := range c.orders {
+					if o.at < c.signup || o.at > d.p.end {
+						t.Fatalf("customer %d order %d at %d: outside [signup, end]", c.id, k, o.at)
+					}
+					if k > 0 && o.at < c.orders[k-1].at {
+						t.Fatalf("customer %d: orders out of time order", c.id)
+					}
+					if k > 0 && o.at-c.orders[k-1].at >= dormancyMin*microsPerDay {
+						long++
+					}
+					if o.progress > 0 {
+						sawDecline = true
+					}
+				}
+				if long < c.reactivations {
+					t.Errorf("customer %d: %d reactivations but %d gaps of %d+ days", c.id, c.reactivations, long, dormancyMin)
+				}
+				if sawDecline {
+					declining++
+					if c.churned {
+						churnedAfterDecline++
+					}
+				}
+				if c.reactivations > 0 {
+					reactivated++
+				}
+			}
+			t.Logf("%d customers: %d declined, %d of them churned; %d reactivated", len(d.custs), declining, churnedAfterDecline, reactivated)
+			if declining == 0 || churnedAfterDecline == 0 || reactivated == 0 || churnedAfterDecline == declining {
+				t.Errorf("want some declines, some ending in churn and some not, and some reactivations")
+			}
+		})
+	}
+}
+
 func TestRowCounts(t *testing.T) {
 	for _, tc := range []struct {
 		scale               float64
 		minItems, maxItems  int64
 		minCustomers, maxCu int
 	}{
-		{0.05, 35_000, 65_000, 500, 500},
-		{0.2, 150_000, 250_000, 2000, 2000},
+		{0.05, 40_000, 65_000, 500, 500},
+		{0.2, 170_000, 240_000, 2000, 2000},
+		{1, 900_000, 1_100_000, 10_000, 10_000},
 	} {
 		t.Run(fmt.Sprint(tc.scale), func(t *testing.T) {
-			s, sum := generate(t, Config{Scale: tc.scale, BatchSize: 10_000})
+			if tc.scale >= 1 && testing.Short() {
+				t.Skip("scale 1 skipped in -short mode")
+			}
+			batch := 10_000
+			if tc.scale >= 1 {
+				batch = 0 // the default
+			}
+			s, sum := generate(t, Config{Scale: tc.scale, BatchSize: batch})
 			want := []string{TableCustomers, TableProducts, TableOrders, TableOrderItems, TableReturns}
 			if !slices.Equal(s.order, want) {
 				t.Fatalf("write order %v, want %v", s.order, want)
@@ -219,7 +284,7 @@ func TestRowCounts(t *testing.T) {
 			for _, ts := range sum.Tables {
 				rows[ts.Name] = ts.Rows
 			}
-			t.Logf("scale %g: %v churners %d/%d", tc.scale, sum.Tables, sum.Churners, sum.Customers)
+			t.Logf("scale %g: %v churners %d reactivated %d of %d", tc.scale, sum.Tables, sum.Churners, sum.Reactivated, sum.Customers)
 			if sum.Customers < tc.minCustomers || sum.Customers > tc.maxCu || rows[TableCustomers] != int64(sum.Customers) {
 				t.Errorf("customers %d (%d rows)", sum.Customers, rows[TableCustomers])
 			}
@@ -236,7 +301,11 @@ func TestRowCounts(t *testing.T) {
 			}
 			churn := float64(sum.Churners) / float64(sum.Customers)
 			if churn < 0.25 || churn > 0.45 {
-				t.Errorf("churners %.2f of customers, want 0.30-0.40", churn)
+				t.Errorf("churners %.2f of customers, want 0.25-0.45", churn)
+			}
+			react := float64(sum.Reactivated) / float64(sum.Customers)
+			if react < 0.02 || react > 0.1 {
+				t.Errorf("reactivated %.3f of customers, want 0.02-0.10", react)
 			}
 			if s.batches[TableOrderItems] < 2 {
 				t.Errorf("order_items came in %d batches", s.batches[TableOrderItems])

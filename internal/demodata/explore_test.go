@@ -400,7 +400,7 @@ func TestExploreStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var orders, rets, canc, oneTime, churned int
+	var orders, rets, canc, oneTime, churned, react int
 	byCh := map[string][2]int{}
 	bySeg := map[string][2]int{}
 	for _, c := range d.custs {
@@ -410,6 +410,9 @@ func TestExploreStats(t *testing.T) {
 			if o.status == statusCancelled {
 				canc++
 			}
+		}
+		if c.reactivations > 0 {
+			react++
 		}
 		if c.churned && len(c.orders) == 1 {
 			oneTime++
@@ -424,7 +427,9 @@ func TestExploreStats(t *testing.T) {
 		}
 		byCh[d.p.v.channels[c.channel]], bySeg[d.p.v.segments[c.segment]] = ch, sg
 	}
-	t.Logf("customers %d churned %.3f one-time %.3f orders %d returns/order %.3f cancelled %.3f", len(d.custs), float64(churned)/float64(len(d.custs)), float64(oneTime)/float64(len(d.custs)), orders, float64(rets)/float64(orders), float64(canc)/float64(orders))
+	n := float64(len(d.custs))
+	t.Logf("customers %d churned %.3f one-time %.3f reactivated %.3f orders %d returns/order %.3f cancelled %.3f",
+		len(d.custs), float64(churned)/n, float64(oneTime)/n, float64(react)/n, orders, float64(rets)/float64(orders), float64(canc)/float64(orders))
 	for _, k := range d.p.v.channels {
 		t.Logf("channel %-15s churned %.3f", k, float64(byCh[k][0])/float64(byCh[k][1]))
 	}

@@ -64,9 +64,20 @@ const (
 	// baseHazard is the churn-onset hazard per day of an average customer.
 	baseHazard = 0.0011
 	// medianGap is the median of the customers' base mean gap between orders.
-	medianGap = 18.0
+	medianGap = 16.0
 	// gapShape is the gamma shape of the gaps between orders.
 	gapShape = 5
+	// winBackBase and winBackDiscount give the chance that a customer who
+	// stopped comes back: base + discount × discount propensity, times
+	// winBackNoOptIn for customers who did not opt in to marketing.
+	winBackBase     = 0.1
+	winBackDiscount = 0.5
+	winBackNoOptIn  = 0.6
+	// dormancyMin and dormancyMean shape the days between the last order
+	// before a stop and the first order after a win-back: dormancyMin plus
+	// an exponential with mean dormancyMean.
+	dormancyMin  = 75
+	dormancyMean = 120
 	// saltItems separates the item streams from the customer streams.
 	saltItems = 0x6974656d73
 	// saltProducts seeds the catalogue.
@@ -141,7 +152,9 @@ type simCustomer struct {
 	discountP float64
 	orders    []simOrder
 	returns   []simReturn
-	churned   bool // stopped ordering for good before the end of the window
+	churned   bool // stopped, and not back, before the end of the window
+	// reactivations counts the customer's returns after a dormancy.
+	reactivations int
 }
 
 // item is one order line.
@@ -297,19 +310,50 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 	returnP := 0.04 + 0.1*rng.Float64()
 	hazard := baseHazard * p.v.segmentChurn[c.segment] * p.v.channelChurn[c.channel] * (1.6 - 1.4*c.discountP)
 
+	// Win-back: after a stop, a customer may come back once a dormancy is
+	// over, more often if reachable by marketing and fond of discounts.
+	winBack := winBackBase + winBackDiscount*c.discountP
+	if !c.optIn {
+		winBack *= winBackNoOptIn
+	}
+
 	t := signupDay + rng.ExpFloat64()*gap*0.5
 	declining := false
-	var declineStart, declineLen, widen float64
+	var declineStart, declineEnd, widen float64
 	var recent [6]bool // returned flags of the last orders (ring buffer)
+	var lastAt float64 // day of the latest order
 	seq := uint32(0)
-	for t <= p.days {
+	// stop ends the customer's activity after its order at lastAt: it returns
+	// false when the customer never orders again inside the window, or true
+	// with t set to the first order after a dormancy.
+	stop := func() bool {
+		if rng.Float64() >= winBack {
+			return false
+		}
+		back := lastAt + dormancyMin + rng.ExpFloat64()*dormancyMean
+		if back > p.days {
+			return false
+		}
+		c.reactivations++
+		declining = false
+		recent = [6]bool{} // a fresh start: old returns no longer count
+		t = back
+		return true
+	}
+	for {
 		prog := 0.0
 		if declining {
-			if t >= declineStart+declineLen {
-				c.churned = true
-				break
+			if t >= declineEnd && declineEnd <= p.days {
+				if !stop() {
+					c.churned = true
+					break
+				}
+				continue
 			}
-			prog = (t - declineStart) / declineLen
+			prog = math.Min(1, (t-declineStart)/(declineEnd-declineStart))
+		}
+		if t > p.days {
+			break
 		}
 		o := simOrder{
 			at:       p.start + int64(t*dayMicros)/1_000_000*1_000_000,
@@ -353,13 +397,17 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 		}
 		recent[seq%uint32(len(recent))] = returned
 		c.orders = append(c.orders, o)
+		lastAt = t
 		seq++
 
-		// One-time buyers: some customers never come back after the first
+		// One-time buyers: some customers do not come back after the first
 		// order, more often those acquired through churn-prone channels.
 		if seq == 1 && rng.Float64() < 0.05*p.v.channelChurn[c.channel] {
-			c.churned = true
-			break
+			if !stop() {
+				c.churned = true
+				break
+			}
+			continue
 		}
 		// Next gap: gamma(gapShape) around the mean gap, widened during decline.
 		m := 1.0
@@ -369,9 +417,8 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 		next := gap * m * gammaUnit(rng)
 		if !declining {
 			nRet := 0
-			nSeen := min(int(seq), len(recent))
-			for k := range nSeen {
-				if recent[k] {
+			for _, r := range recent {
+				if r {
 					nRet++
 				}
 			}
@@ -379,15 +426,12 @@ func simulateCustomer(p *params, i int, c *simCustomer, buf []item) []item {
 			if rng.Float64() < 1-math.Exp(-h*next) {
 				declining = true
 				declineStart = t
-				declineLen = 60 + 60*rng.Float64()
+				declineEnd = t + 60 + 60*rng.Float64()
 				widen = 2 + rng.Float64()
 				next = gap * (1 + (widen-1)*0.5) * gammaUnit(rng)
 			}
 		}
 		t += next
-	}
-	if declining && !c.churned && declineStart+declineLen <= p.days {
-		c.churned = true
 	}
 	return buf
 }
