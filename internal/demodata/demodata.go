@@ -29,8 +29,8 @@
 //   - Signup: uniform over the window (except its last 14 days); the first
 //     order follows after an exponential delay of half the mean gap.
 //   - Order rate: a hidden mean gap between orders, lognormal with median
-//     18 days × segment (standard 1, premium 0.85, business 0.7) and log-sd
-//     1.4, clipped to [3, 120] days (quartiles about 7 and 46 days). Gaps
+//     16 days × segment (standard 1, premium 0.85, business 0.7) and log-sd
+//     1.4, clipped to [3, 120] days (quartiles about 6 and 41 days). Gaps
 //     are gamma(shape 5) around it, so a customer is fairly regular but
 //     customers differ a lot: a quiet month often only means a
 //     low-frequency customer who will still order.
@@ -44,9 +44,15 @@
 //     [2, 3]), the return probability rises by 0.2 × p, cancellations by
 //     0.08 × p, discount use falls by the factor 1 − p, baskets shrink
 //     (fewer items and lower quantities, cheaper products). At its end the
-//     customer never orders again.
+//     customer stops ordering.
 //   - One-time buyers: after the first order, 5% × channel factor of
-//     customers never come back.
+//     customers stop ordering.
+//   - Win-back: a customer who stops comes back with probability
+//     0.1 + 0.5 × discount propensity (× 0.6 without marketing opt-in),
+//     75 days plus an exponential delay with mean 120 days after the last
+//     order, as an active customer at its old rate whose return history is
+//     forgotten; it may decline and stop again. A customer who does not come
+//     back inside the window is a churner.
 //
 // The churn hazard per day:
 //
@@ -65,13 +71,13 @@
 // window's end are dropped. The refund is one line's value, or the whole
 // order's for a quarter of returns.
 //
-// At Scale 1 about 38% of customers churn within the two years (about 7%
-// are one-time buyers); by channel from about 21% (referral) to 54%
-// (paid_social). The customer's own rate (counts over 365 days and all
-// time), days since the last order, the 30/90-day count ratio, recent
-// returns, amounts and discount use separate churners from slow buyers far better
-// than the baseline "orders in the last 30 days". See docs/demo-data.md for
-// figures.
+// At Scale 1 about 35% of customers are churners at the window's end (6%
+// one-time buyers) and 5% came back after a stop; churners by channel range
+// from about 20% (referral) to 49% (paid_social). The customer's own rate
+// (counts over 365 days and all time), days since the last order, the
+// 30/90-day count ratio, recent returns, amounts and discount use separate
+// churners from slow buyers far better than the baseline "orders in the
+// last 30 days". See docs/demo-data.md for figures.
 package demodata
 
 import (

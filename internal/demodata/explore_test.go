@@ -305,11 +305,15 @@ func (g *gbdt) predict(r []float64) float64 {
 	return s
 }
 
+// TestExploreEngine mirrors engine/train's split: eight training anchors,
+// one held out (validation there, unused here), the last full window as the
+// test set.
 func TestExploreEngine(t *testing.T) {
-	for _, seed := range []uint64{1, 2} {
-		s, sum := generate(t, Config{Scale: 0.4, Seed: seed})
-		xtr, ytr, _ := engineRows(s, 3, 12)
-		xte, yte, bte := engineRows(s, 1, 2)
+	for _, cfg := range []Config{{Scale: 0.4, Seed: 1}, {Scale: 0.4, Seed: 2}, {Scale: 1, Seed: 1}} {
+		seed := cfg.Seed
+		s, sum := generate(t, cfg)
+		xtr, ytr, _ := engineRows(s, 3, 10)
+		xte, yte, bte := engineRows(s, 1, 1)
 		g := fitGBDT(xtr, ytr, 150, 3)
 		p := make([]float64, len(xte))
 		for i, r := range xte {
@@ -321,8 +325,8 @@ func TestExploreEngine(t *testing.T) {
 				pos++
 			}
 		}
-		t.Logf("seed %d churners %d/%d train %d test %d (%.1f%% pos): model AUROC %.3f baseline %.3f",
-			seed, sum.Churners, sum.Customers, len(xtr), len(xte), 100*float64(pos)/float64(len(yte)), auroc(p, yte), auroc(bte, yte))
+		t.Logf("scale %g seed %d churners %d/%d train %d test %d (%.1f%% pos): model AUROC %.3f baseline %.3f",
+			cfg.Scale, seed, sum.Churners, sum.Customers, len(xtr), len(xte), 100*float64(pos)/float64(len(yte)), auroc(p, yte), auroc(bte, yte))
 	}
 }
 
