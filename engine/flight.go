@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -258,4 +257,3 @@ func (f *flightService) DoGet(tkt *flight.Ticket, stream flight.FlightService_Do
 	}
 	return nil
 }
-

@@ -55,11 +55,14 @@ func fit(ctx context.Context, train, val *matrix, names []string, opts Options) 
 	}
 	defer dval.Close()
 	params := map[string]string{
-		"objective":        "binary:logistic",
-		"tree_method":      "hist",
-		"max_depth":        "6",
-		"eta":              "0.1",
-		"subsample":        "0.8",
+		"objective":   "binary:logistic",
+		"tree_method": "hist",
+		"max_depth":   "6",
+		"eta":         "0.1",
+		// Row subsampling stays off: XGBoost 1.7 draws it from a process-wide
+		// RNG that a new booster does not reseed, so re-running a job would
+		// not reproduce its model. Column sampling is reproducible.
+		"subsample":        "1",
 		"colsample_bytree": "0.8",
 		"min_child_weight": "2",
 		"seed":             strconv.FormatUint(opts.Seed, 10),

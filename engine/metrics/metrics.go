@@ -1,0 +1,119 @@
+// Package metrics computes model-evaluation figures for binary labels (0/1):
+// AUROC, average precision and the F1-optimal threshold.
+package metrics
+
+import (
+	"math"
+	"sort"
+)
+
+type pair struct {
+	s float64
+	l float32
+}
+
+func sorted(labels []float32, scores []float64, desc bool) []pair {
+	ps := make([]pair, len(labels))
+	for i := range labels {
+		ps[i] = pair{scores[i], labels[i]}
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		if desc {
+			return ps[i].s > ps[j].s
+		}
+		return ps[i].s < ps[j].s
+	})
+	return ps
+}
+
+// AUROC is the area under the ROC curve (the Mann–Whitney statistic; tied
+// scores get their average rank). It is NaN when only one class is present.
+func AUROC(labels []float32, scores []float64) float64 {
+	ps := sorted(labels, scores, false)
+	var pos, neg, rankSum float64
+	for i := 0; i < len(ps); {
+		j := i
+		for j < len(ps) && ps[j].s == ps[i].s {
+			j++
+		}
+		avg := float64(i+j+1) / 2 // ranks i+1..j
+		for k := i; k < j; k++ {
+			if ps[k].l > 0 {
+				pos++
+				rankSum += avg
+			} else {
+				neg++
+			}
+		}
+		i = j
+	}
+	if pos == 0 || neg == 0 {
+		return math.NaN()
+	}
+	return (rankSum - pos*(pos+1)/2) / (pos * neg)
+}
+
+// AveragePrecision is the sum over distinct thresholds, from the highest
+// score down, of the recall gained times the precision there (tied scores
+// form one threshold). It is NaN when there is no positive.
+func AveragePrecision(labels []float32, scores []float64) float64 {
+	ps := sorted(labels, scores, true)
+	var total float64
+	for _, p := range ps {
+		if p.l > 0 {
+			total++
+		}
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	var tp, seen, ap, prevRecall float64
+	for i := 0; i < len(ps); {
+		j := i
+		for j < len(ps) && ps[j].s == ps[i].s {
+			if ps[j].l > 0 {
+				tp++
+			}
+			seen++
+			j++
+		}
+		recall := tp / total
+		ap += (recall - prevRecall) * (tp / seen)
+		prevRecall = recall
+		i = j
+	}
+	return ap
+}
+
+// BestF1Threshold returns the threshold t maximizing the F1 score of
+// "score >= t"; 0.5 when there is no positive.
+func BestF1Threshold(labels []float32, scores []float64) float64 {
+	ps := sorted(labels, scores, true)
+	var total float64
+	for _, p := range ps {
+		if p.l > 0 {
+			total++
+		}
+	}
+	if total == 0 {
+		return 0.5
+	}
+	best, bestT := -1.0, 0.5
+	var tp, seen float64
+	for i := 0; i < len(ps); {
+		j := i
+		for j < len(ps) && ps[j].s == ps[i].s {
+			if ps[j].l > 0 {
+				tp++
+			}
+			seen++
+			j++
+		}
+		f1 := 2 * tp / (seen + total)
+		if f1 > best {
+			best, bestT = f1, ps[i].s
+		}
+		i = j
+	}
+	return bestT
+}
