@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/util"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -182,10 +186,19 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	}
 	defer r.Release()
 	var ack link.PutAck
+	defer src.zeroLast()
 	for r.Next() {
-		rec := r.RecordBatch()
+		// The IPC reader's buffers alias the gRPC message; copy the batch
+		// into the job's zeroing allocator so purge can wipe it, then let
+		// replayStream zero the message once the reader moves on.
+		rec, err := copyBatch(r.RecordBatch(), j.Alloc)
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "do_put %s/%s: batch %d: %v", d.JobID, d.Table, ack.Batches, err)
+		}
 		size := util.TotalRecordSize(rec)
-		if err := j.AddBatch(d.Table, rec, size); err != nil {
+		err = j.AddBatch(d.Table, rec, size)
+		rec.Release()
+		if err != nil {
 			return storeErr(err)
 		}
 		ack.Rows += rec.NumRows()
@@ -201,19 +214,52 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 }
 
 // replayStream hands the already-received first message back to the IPC
-// reader, then continues with the stream.
+// reader, then continues with the stream. When the reader asks for the next
+// message it has released the batch built on the previous one (which was
+// copied), so the previous message's body is zeroed then.
 type replayStream struct {
 	first  *flight.FlightData
 	stream flight.FlightService_DoPutServer
+	last   *flight.FlightData
 }
 
 func (r *replayStream) Recv() (*flight.FlightData, error) {
+	r.zeroLast()
 	if r.first != nil {
-		m := r.first
-		r.first = nil
-		return m, nil
+		r.last, r.first = r.first, nil
+		return r.last, nil
 	}
-	return r.stream.Recv()
+	m, err := r.stream.Recv()
+	r.last = m
+	return m, err
+}
+
+func (r *replayStream) zeroLast() {
+	if r.last != nil {
+		clear(r.last.DataBody)
+		clear(r.last.DataHeader)
+		r.last = nil
+	}
+}
+
+// copyBatch deep-copies a batch into buffers from mem.
+func copyBatch(rec arrow.RecordBatch, mem memory.Allocator) (arrow.RecordBatch, error) {
+	cols := make([]arrow.Array, rec.NumCols())
+	for i, c := range rec.Columns() {
+		cp, err := array.Concatenate([]arrow.Array{c}, mem)
+		if err != nil {
+			for _, done := range cols[:i] {
+				done.Release()
+			}
+			return nil, fmt.Errorf("copy column %q: %w", rec.Schema().Field(i).Name, err)
+		}
+		cols[i] = cp
+	}
+	out := array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
+	for _, c := range cols {
+		c.Release()
+	}
+	return out, nil
 }
 
 // DoGet streams a job's predictions.
