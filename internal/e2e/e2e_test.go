@@ -307,7 +307,7 @@ func checkBadInput(t *testing.T, s *devstack.Stack, db string) {
 		{"HostileOutputTable", []string{"jobs", "submit", "--query", demoQuery, "--output", `p"; DROP TABLE customers; --`}, "output"},
 		{"UnicodeQuoteOutputTable", []string{"jobs", "submit", "--query", demoQuery, "--output", "prédictions’"}, "output"},
 		{"HostileReadTable", []string{"read", wh, `customers"; DROP TABLE customers; --`}, "not found"},
-		{"UnknownReadColumn", []string{"read", wh, "customers", "--columns", "nmae"}, `"name"`},
+		{"UnknownReadColumn", []string{"read", wh, "customers", "--columns", "signup_att"}, `did you mean "signup_at"`},
 		{"UnicodeReadTable", []string{"read", wh, "客户"}, "not found"},
 		{"BadURL", []string{"tables", "duckdb://host/x.db"}, "host"},
 		{"UnknownScheme", []string{"tables", "mysql:///x"}, "no driver"},
