@@ -41,6 +41,9 @@ type Config struct {
 	Threads int
 	// MaxRounds caps boosting rounds (0: the trainer's default).
 	MaxRounds int
+	// WatchDirs are checked for files written while a job lives (reported in
+	// its purge attestation); nil means the working directory and TMPDIR.
+	WatchDirs []string
 	// Logger receives JSON logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -65,9 +68,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	watch := []string{os.TempDir()}
-	if wd, err := os.Getwd(); err == nil {
-		watch = append(watch, wd)
+	watch := cfg.WatchDirs
+	if watch == nil {
+		watch = []string{os.TempDir()}
+		if wd, err := os.Getwd(); err == nil {
+			watch = append(watch, wd)
+		}
 	}
 	store := jobstore.New(jobstore.Config{
 		DefaultQuota: cfg.QuotaBytes, MaxQuota: cfg.MaxQuotaBytes, TTL: cfg.JobTTL, WatchDirs: watch,

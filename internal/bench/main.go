@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func (r result) print() {
 	if r.rows > 0 {
 		rps = fmt.Sprintf("%.2fM", float64(r.rows)/r.secs/1e6)
 	}
-	fmt.Printf("| %-34s | %9s | %9.1f | %8.1f | %8.1f | %-30s |\n", r.name, rps, float64(r.bytes)/r.secs/1e6, r.heapMB, r.rssMB, ratio)
+	fmt.Printf("| %-38s | %9s | %9.1f | %8.1f | %8.1f | %-30s |\n", r.name, rps, float64(r.bytes)/r.secs/1e6, r.heapMB, r.rssMB, ratio)
 }
 
 // peak samples the Go heap while fn runs and reads the process's peak RSS
@@ -132,8 +133,8 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 	if err := makeTable(dbPath, nrows); err != nil {
 		return err
 	}
-	fmt.Println("| path                               |    rows/s |      MB/s | heap MB  | RSS MB   | ratio to limit                 |")
-	fmt.Println("|------------------------------------|-----------|-----------|----------|----------|--------------------------------|")
+	fmt.Println("| path                                   |    rows/s |      MB/s | heap MB  | RSS MB   | ratio to limit                 |")
+	fmt.Println("|----------------------------------------|-----------|-----------|----------|----------|--------------------------------|")
 
 	// 1. DuckDB's own Arrow export: the limit of a DuckDB read.
 	raw := result{name: "DuckDB Arrow export (limit)"}
@@ -198,7 +199,14 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 	if err := pki.DevCerts(certs, "agent-bench", time.Hour); err != nil {
 		return err
 	}
-	srv, err := engine.New(engine.Config{Addr: "127.0.0.1:0", TLS: pki.DevFiles(certs, "engine"), QuotaBytes: 16 << 30})
+	// The in-process engine watches an empty directory of its own: the
+	// bench's DuckDB files live in TMPDIR and are not the engine's writes.
+	scratch := filepath.Join(dir, "engine-scratch")
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		return err
+	}
+	srv, err := engine.New(engine.Config{Addr: "127.0.0.1:0", TLS: pki.DevFiles(certs, "engine"), QuotaBytes: 16 << 30,
+		WatchDirs: []string{scratch}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
