@@ -53,10 +53,10 @@ func AUROC(labels []float32, scores []float64) float64 {
 	return (rankSum - pos*(pos+1)/2) / (pos * neg)
 }
 
-// AveragePrecision is the sum over distinct thresholds, from the highest
-// score down, of the recall gained times the precision there (tied scores
-// form one threshold). It is NaN when there is no positive.
-func AveragePrecision(labels []float32, scores []float64) float64 {
+// sweep visits the distinct thresholds from the highest score down, calling
+// fn with the threshold, the positives and rows at or above it, and the total
+// positives. It returns false when there is no positive.
+func sweep(labels []float32, scores []float64, fn func(threshold, tp, seen, total float64)) bool {
 	ps := sorted(labels, scores, true)
 	var total float64
 	for _, p := range ps {
@@ -65,40 +65,8 @@ func AveragePrecision(labels []float32, scores []float64) float64 {
 		}
 	}
 	if total == 0 {
-		return math.NaN()
+		return false
 	}
-	var tp, seen, ap, prevRecall float64
-	for i := 0; i < len(ps); {
-		j := i
-		for j < len(ps) && ps[j].s == ps[i].s {
-			if ps[j].l > 0 {
-				tp++
-			}
-			seen++
-			j++
-		}
-		recall := tp / total
-		ap += (recall - prevRecall) * (tp / seen)
-		prevRecall = recall
-		i = j
-	}
-	return ap
-}
-
-// BestF1Threshold returns the threshold t maximizing the F1 score of
-// "score >= t"; 0.5 when there is no positive.
-func BestF1Threshold(labels []float32, scores []float64) float64 {
-	ps := sorted(labels, scores, true)
-	var total float64
-	for _, p := range ps {
-		if p.l > 0 {
-			total++
-		}
-	}
-	if total == 0 {
-		return 0.5
-	}
-	best, bestT := -1.0, 0.5
 	var tp, seen float64
 	for i := 0; i < len(ps); {
 		j := i
@@ -109,11 +77,35 @@ func BestF1Threshold(labels []float32, scores []float64) float64 {
 			seen++
 			j++
 		}
-		f1 := 2 * tp / (seen + total)
-		if f1 > best {
-			best, bestT = f1, ps[i].s
-		}
+		fn(ps[i].s, tp, seen, total)
 		i = j
 	}
+	return true
+}
+
+// AveragePrecision is the sum over distinct thresholds, from the highest
+// score down, of the recall gained times the precision there (tied scores
+// form one threshold). It is NaN when there is no positive.
+func AveragePrecision(labels []float32, scores []float64) float64 {
+	var ap, prevRecall float64
+	if !sweep(labels, scores, func(_, tp, seen, total float64) {
+		recall := tp / total
+		ap += (recall - prevRecall) * (tp / seen)
+		prevRecall = recall
+	}) {
+		return math.NaN()
+	}
+	return ap
+}
+
+// BestF1Threshold returns the threshold t maximizing the F1 score of
+// "score >= t"; 0.5 when there is no positive.
+func BestF1Threshold(labels []float32, scores []float64) float64 {
+	best, bestT := -1.0, 0.5
+	sweep(labels, scores, func(t, tp, seen, total float64) {
+		if f1 := 2 * tp / (seen + total); f1 > best {
+			best, bestT = f1, t
+		}
+	})
 	return bestT
 }

@@ -194,46 +194,33 @@ func canaryColumn(table string, f arrow.Field, a arrow.Array, key bool, row0 int
 	case *array.Float64:
 		b := array.NewFloat64Builder(mem)
 		defer b.Release()
-		for i := 0; i < n; i++ {
-			switch {
-			case seed(i):
-				b.Append(canaryFloat)
-			case a.IsNull(i):
-				b.AppendNull()
-			default:
-				b.Append(a.Value(i))
-			}
-		}
+		seedNumbers(n, seed, a.IsNull, a.Value, canaryFloat, b.Append, b.AppendNull)
 		return b.NewArray()
 	case *array.Int32:
 		b := array.NewInt32Builder(mem)
 		defer b.Release()
-		for i := 0; i < n; i++ {
-			switch {
-			case seed(i):
-				b.Append(canaryInt)
-			case a.IsNull(i):
-				b.AppendNull()
-			default:
-				b.Append(a.Value(i))
-			}
-		}
+		seedNumbers(n, seed, a.IsNull, a.Value, canaryInt, b.Append, b.AppendNull)
 		return b.NewArray()
 	case *array.Int64:
 		b := array.NewInt64Builder(mem)
 		defer b.Release()
-		for i := 0; i < n; i++ {
-			switch {
-			case seed(i):
-				b.Append(canaryInt)
-			case a.IsNull(i):
-				b.AppendNull()
-			default:
-				b.Append(a.Value(i))
-			}
-		}
+		seedNumbers(n, seed, a.IsNull, a.Value, canaryInt, b.Append, b.AppendNull)
 		return b.NewArray()
 	}
 	a.Retain()
 	return a
+}
+
+// seedNumbers copies n values, putting marker where seed says.
+func seedNumbers[T any](n int, seed, isNull func(int) bool, value func(int) T, marker T, appendV func(T), appendNull func()) {
+	for i := 0; i < n; i++ {
+		switch {
+		case seed(i):
+			appendV(marker)
+		case isNull(i):
+			appendNull()
+		default:
+			appendV(value(i))
+		}
+	}
 }
