@@ -173,6 +173,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	say("== what the control plane holds about the job (metadata only: no row, no key, no value)")
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("   ", "  ")
+	enc.SetEscapeHTML(false)
+	fmt.Fprint(stdout, "   ")
 	meta := *d
 	if meta.Model != nil {
 		m := *meta.Model
