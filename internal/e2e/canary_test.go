@@ -63,9 +63,7 @@ func TestCanaryNoRowDataInControlPlane(t *testing.T) {
 		}
 		return nil
 	})
-	for _, p := range []string{s.ControlPlane.LogPath, s.Engine.LogPath, s.Agent.LogPath} {
-		files = append(files, p)
-	}
+	files = append(files, s.ControlPlane.LogPath, s.Engine.LogPath, s.Agent.LogPath)
 	sawDB := false
 	for _, f := range files {
 		data, err := os.ReadFile(f)
