@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -64,6 +65,10 @@ type ReadOptions struct {
 	Limit int64
 	// BatchSize is the target rows per batch; 0 means the driver's default.
 	BatchSize int
+	// Since and Until select rows whose time column lies in [Since, Until);
+	// a zero bound is open. A table without a time column refuses a range.
+	Since time.Time
+	Until time.Time
 }
 
 // WriteOptions shape a write.
@@ -236,7 +241,17 @@ func (c *Conn) Read(ctx context.Context, table string, opts ReadOptions) (array.
 			}))
 		}
 	}
-	r, err := c.drv.Read(ctx, driver.ReadRequest{Table: table, Columns: cols, Limit: opts.Limit, BatchSize: opts.BatchSize})
+	req := driver.ReadRequest{Table: table, Columns: cols, Limit: opts.Limit, BatchSize: opts.BatchSize, Since: opts.Since, Until: opts.Until}
+	if !opts.Since.IsZero() || !opts.Until.IsZero() {
+		if t.TimeColumn == "" {
+			return nil, fmt.Errorf("read %q: a time range needs a time column, and the table has none: %w", table, ErrNotSupported)
+		}
+		if !opts.Since.IsZero() && !opts.Until.IsZero() && !opts.Since.Before(opts.Until) {
+			return nil, fmt.Errorf("read %q: time range [%s, %s) is empty", table, opts.Since.Format(time.RFC3339Nano), opts.Until.Format(time.RFC3339Nano))
+		}
+		req.TimeColumn = t.TimeColumn
+	}
+	r, err := c.drv.Read(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("read %q: %w", table, err)
 	}

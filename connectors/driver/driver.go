@@ -6,6 +6,7 @@ package driver
 import (
 	"context"
 	"net/url"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -37,6 +38,13 @@ type ReadRequest struct {
 	Limit int64
 	// BatchSize is the target rows per record batch; 0 means the driver's default.
 	BatchSize int
+	// TimeColumn, Since and Until select rows whose time column lies in
+	// [Since, Until); a zero bound is open. TimeColumn is set by the portable
+	// layer whenever a bound is. Drivers push the range down where they can
+	// and must otherwise filter exactly.
+	TimeColumn string
+	Since      time.Time
+	Until      time.Time
 }
 
 // WriteRequest writes a stream of records as a whole table.
