@@ -13,6 +13,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/ferry-ai/ferry/connectors"
 )
 
@@ -32,6 +34,9 @@ type Quirks struct {
 	// LargeRows is the row count of the bounded-memory streaming check; 0
 	// skips it (CI sets it through the connector's test).
 	LargeRows int64
+	// UnmappableType is an Arrow type the connector cannot store (T18); nil
+	// skips that check.
+	UnmappableType arrow.DataType
 	// Deviations are checks the connector does not pass, each with a reason.
 	Deviations map[string]string
 }
@@ -44,11 +49,19 @@ func Run(t *testing.T, h Harness, q Quirks) {
 		fn   func(t *testing.T, h Harness, q Quirks)
 	}{
 		{"L1_OpenCloseTwice", testOpenClose},
+		{"L4_ConcurrentReaders", testConcurrentReaders},
+		{"L7_GoroutinesAfterClose", testGoroutinesAfterClose},
+		{"M6_OddNames", testOddNames},
 		{"M1_M5_Metadata", testMetadata},
 		{"M7_MissingNames", testMissingNames},
 		{"T_RoundTripWithNulls", testRoundTrip},
+		{"T14_AllNull", testAllNull},
 		{"T15_ZeroRows", testZeroRows},
+		{"T16_WideTable", testWideTable},
+		{"T17_Dictionary", testDictionary},
+		{"T18_Unmappable", testUnmappable},
 		{"R2_Projection", testProjection},
+		{"R3_TimeRange", testTimeRange},
 		{"R4_Limit", testLimit},
 		{"R5_BatchSize", testBatchSize},
 		{"R6_BoundedMemory", testBoundedMemory},
@@ -56,6 +69,8 @@ func Run(t *testing.T, h Harness, q Quirks) {
 		{"K2_CancelMidStream", testCancel},
 		{"W2_AtomicReplace", testAtomicReplace},
 		{"W3_IdempotentRewrite", testIdempotentRewrite},
+		{"W4_FailedWriteKeepsOld", testFailedWriteKeepsOld},
+		{"W9_W10_ConcurrentWriters", testConcurrentWriters},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {

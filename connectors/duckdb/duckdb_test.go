@@ -4,8 +4,13 @@ package duckdb_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/ferry-ai/ferry/conformance"
 	"github.com/ferry-ai/ferry/connectors"
@@ -30,7 +35,8 @@ func TestConformance(t *testing.T) {
 	if testing.Short() {
 		rows = 1_000_000
 	}
-	conformance.Run(t, harness{}, conformance.Quirks{Name: "duckdb", SupportsConstraints: true, LargeRows: rows})
+	conformance.Run(t, harness{}, conformance.Quirks{Name: "duckdb", SupportsConstraints: true, LargeRows: rows,
+		UnmappableType: arrow.FixedWidthTypes.Float16})
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -66,4 +72,31 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// OpenWithSQL implements conformance.SQLHarness: the statements run through
+// database/sql on a new file, closed before the connector opens it.
+func (harness) OpenWithSQL(ctx context.Context, t *testing.T, opts *connectors.Options, statements ...string) *connectors.Conn {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "native.db")
+	db, err := sql.Open("duckdb", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range statements {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			db.Close()
+			t.Fatalf("exec %q: %v", s, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mux := connectors.NewMux()
+	mux.Register(duckdb.Scheme, duckdb.Opener{})
+	c, err := mux.Open(ctx, "duckdb://"+path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -42,6 +42,17 @@ func (c *conn) Read(ctx context.Context, req fdriver.ReadRequest) (array.RecordR
 		cols = strings.Join(q, ", ")
 	}
 	from := c.qualified(req.Table)
+	// The time range is pushed down as a predicate with bound parameters.
+	var where []string
+	var args []any
+	if !req.Since.IsZero() {
+		args = append(args, req.Since.UTC())
+		where = append(where, fmt.Sprintf("%s >= $%d", quoteIdent(req.TimeColumn), len(args)))
+	}
+	if !req.Until.IsZero() {
+		args = append(args, req.Until.UTC())
+		where = append(where, fmt.Sprintf("%s < $%d", quoteIdent(req.TimeColumn), len(args)))
+	}
 
 	// The rowid range of the snapshot.
 	var maxRowID int64 = -1
@@ -66,7 +77,8 @@ func (c *conn) Read(ctx context.Context, req fdriver.ReadRequest) (array.RecordR
 
 	r := &pagedReader{
 		ctx: ctx, dc: dc, ar: ar, schema: schema,
-		query:     "SELECT " + cols + " FROM " + from + " WHERE rowid >= $1 AND rowid < $2",
+		query:     "SELECT " + cols + " FROM " + from + " WHERE " + strings.Join(append(where, fmt.Sprintf("rowid >= $%d AND rowid < $%d", len(args)+1, len(args)+2)), " AND "),
+		args:      args,
 		next:      0,
 		maxRowID:  maxRowID,
 		pageRows:  c.pageRows,
@@ -85,6 +97,7 @@ type pagedReader struct {
 	ar        *duckdb.Arrow
 	schema    *arrow.Schema
 	query     string
+	args      []any // bound before the rowid bounds
 	next      int64 // first rowid of the next page
 	maxRowID  int64
 	pageRows  int64
@@ -199,7 +212,7 @@ func (r *pagedReader) Next() bool {
 		}
 		lo, hi := r.next, r.next+r.pageRows
 		r.next = hi
-		page, err := r.ar.QueryContext(r.ctx, r.query, lo, hi)
+		page, err := r.ar.QueryContext(r.ctx, r.query, append(append([]any{}, r.args...), lo, hi)...)
 		if err != nil {
 			if ctxErr := r.ctx.Err(); ctxErr != nil {
 				err = errors.Join(ctxErr, err)

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	fdriver "github.com/ferry-ai/ferry/connectors/driver"
 	"github.com/ferry-ai/ferry/internal/graph"
@@ -36,6 +38,9 @@ func (c *conn) Write(ctx context.Context, req fdriver.WriteRequest) (int64, erro
 	view := "__ferry_stage_" + randomSuffix()
 	release, err := ar.RegisterView(req.Reader, view)
 	if err != nil {
+		if col := unmappableColumn(ar, req.Reader.Schema()); col != nil {
+			return 0, fmt.Errorf("duckdb: column %q has Arrow type %s, which DuckDB cannot store: %w", col.Name, col.Type, err)
+		}
 		return 0, fmt.Errorf("duckdb: register Arrow stream: %w", err)
 	}
 	defer release()
@@ -76,6 +81,25 @@ func (c *conn) Write(ctx context.Context, req fdriver.WriteRequest) (int64, erro
 }
 
 type columnType struct{ name, sqlType string }
+
+// unmappableColumn finds the first field DuckDB refuses, by registering an
+// empty stream of each field alone.
+func unmappableColumn(ar *duckdb.Arrow, s *arrow.Schema) *arrow.Field {
+	for i, f := range s.Fields() {
+		one := arrow.NewSchema([]arrow.Field{f}, nil)
+		r, err := array.NewRecordReader(one, nil)
+		if err != nil {
+			continue
+		}
+		release, err := ar.RegisterView(r, "__ferry_probe_"+randomSuffix())
+		r.Release()
+		if err != nil {
+			return &s.Fields()[i]
+		}
+		release()
+	}
+	return nil
+}
 
 // describe asks DuckDB how it types the columns of the registered view; it
 // binds the view without scanning it.
