@@ -7,7 +7,7 @@ BIN       := $(CURDIR)/bin
 export GOTOOLCHAIN := local
 export GOFLAGS     := -mod=readonly -tags=$(TAGS)
 
-.PHONY: all deps build demo test test-short bench fuzz lint proto clean help
+.PHONY: all deps build demo test test-short conformance bench fuzz lint proto clean help
 
 all: build
 
@@ -29,6 +29,11 @@ test: deps ## vet and run all tests (real DuckDB, real processes over mTLS)
 
 test-short: deps ## the quick subset
 	$(GO) test -short -count=1 ./...
+
+conformance: deps ## run the connector conformance suite against real services and print the support matrix (docs/conformance.md)
+	@rm -f $(CURDIR)/.conformance.jsonl
+	FERRY_CONFORMANCE_OUT=$(CURDIR)/.conformance.jsonl $(GO) test -count=1 -run 'TestConformance' ./connectors/...
+	@$(GO) run ./conformance/matrix $(CURDIR)/.conformance.jsonl | tee docs/conformance.md
 
 bench: build ## print throughput tables: DuckDB->Arrow, agent->engine Flight vs raw TLS, engine split
 	$(GO) run ./internal/bench

@@ -415,7 +415,7 @@ func testBatchSize(t *testing.T, h Harness, _ Quirks) {
 // under a bound that does not depend on the row count.
 func testBoundedMemory(t *testing.T, h Harness, q Quirks) {
 	if q.LargeRows == 0 {
-		t.Skip("LargeRows not set")
+		notSupported(t, q, "LargeRows not set")
 	}
 	c, mem := checkedOpen(t, h)
 	sequence(t, c, mem, "big", q.LargeRows, "marker-value")

@@ -218,7 +218,7 @@ func testDictionary(t *testing.T, h Harness, _ Quirks) {
 // error naming the column (T18).
 func testUnmappable(t *testing.T, h Harness, q Quirks) {
 	if q.UnmappableType == nil {
-		t.Skip("connector declares no unmappable type")
+		notSupported(t, q, "connector declares no unmappable type")
 	}
 	c, mem := checkedOpen(t, h)
 	s := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "odd_col", Type: q.UnmappableType, Nullable: true}}, nil)
@@ -342,10 +342,10 @@ func testGoroutinesAfterClose(t *testing.T, h Harness, _ Quirks) {
 // testOddNames: tables and columns with quotes, spaces, unicode, reserved
 // words and mixed case, created natively, are listed and read back exactly
 // (M6).
-func testOddNames(t *testing.T, h Harness, _ Quirks) {
+func testOddNames(t *testing.T, h Harness, q Quirks) {
 	sh, ok := h.(SQLHarness)
 	if !ok {
-		t.Skip("not a SQL warehouse: names come from Ferry's own writes, which ValidateName restricts")
+		notSupported(t, q, "not a SQL warehouse: names come from Ferry's own writes, which ValidateName restricts")
 	}
 	const table = `Odd "Table"; DROP TABLE x -- ü`
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())

@@ -39,6 +39,8 @@ type Quirks struct {
 	UnmappableType arrow.DataType
 	// Deviations are checks the connector does not pass, each with a reason.
 	Deviations map[string]string
+
+	rec *recorder // set by Run
 }
 
 // Run runs the suite.
@@ -72,15 +74,26 @@ func Run(t *testing.T, h Harness, q Quirks) {
 		{"W4_FailedWriteKeepsOld", testFailedWriteKeepsOld},
 		{"W9_W10_ConcurrentWriters", testConcurrentWriters},
 	}
+	rec := newRecorder(q.Name)
+	q.rec = rec
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
+			defer rec.record(t, c.name)
 			if reason, ok := q.Deviations[c.name]; ok {
 				if reason == "" {
 					t.Fatalf("deviation %s declared without a reason", c.name)
 				}
-				t.Skipf("deviation: %s", reason)
+				notSupported(t, q, "deviation: "+reason)
 			}
 			c.fn(t, h, q)
 		})
+	}
+	for name := range q.Deviations {
+		if !rec.known(name, checks) {
+			t.Errorf("deviation %q names no check", name)
+		}
+	}
+	if err := rec.flush(); err != nil {
+		t.Errorf("support matrix: %v", err)
 	}
 }
