@@ -37,6 +37,8 @@ var (
 	ErrInvalidName = errors.New("invalid name")
 	// ErrInvalidURL: the connection URL is malformed or names no driver.
 	ErrInvalidURL = errors.New("invalid connection URL")
+	// ErrInvalidArgument: a read or write option is out of range.
+	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrNotSupported: the driver cannot do this operation.
 	ErrNotSupported = errors.New("not supported")
 	// ErrClosed: the connection was closed.
@@ -231,7 +233,7 @@ func (c *Conn) Read(ctx context.Context, table string, opts ReadOptions) (array.
 		return nil, fmt.Errorf("read: %w", err)
 	}
 	if opts.Limit < 0 {
-		return nil, fmt.Errorf("read %q: limit %d is negative", table, opts.Limit)
+		return nil, fmt.Errorf("read %q: limit %d is negative: %w", table, opts.Limit, ErrInvalidArgument)
 	}
 	cols := opts.Columns
 	for _, col := range cols {
@@ -247,7 +249,7 @@ func (c *Conn) Read(ctx context.Context, table string, opts ReadOptions) (array.
 			return nil, fmt.Errorf("read %q: a time range needs a time column, and the table has none: %w", table, ErrNotSupported)
 		}
 		if !opts.Since.IsZero() && !opts.Until.IsZero() && !opts.Since.Before(opts.Until) {
-			return nil, fmt.Errorf("read %q: time range [%s, %s) is empty", table, opts.Since.Format(time.RFC3339Nano), opts.Until.Format(time.RFC3339Nano))
+			return nil, fmt.Errorf("read %q: time range [%s, %s) is empty: %w", table, opts.Since.Format(time.RFC3339Nano), opts.Until.Format(time.RFC3339Nano), ErrInvalidArgument)
 		}
 		req.TimeColumn = t.TimeColumn
 	}

@@ -33,7 +33,8 @@ func commands() map[string]command {
 		"demo-data": {"write the deterministic e-commerce demo warehouse", runDemoData},
 		"dev":       {"development helpers: dev certs <dir>", runDev},
 		"tables":    {"list a warehouse's tables with keys and time columns", runTables},
-		"read":      {"read a table as CSV or JSON lines", runRead},
+		"read":      {"read a table as CSV, JSON lines, Arrow or Parquet", runRead},
+		"copy":      {"stream a table from one warehouse into another", runCopy},
 		"jobs":      {"submit, follow and list jobs: jobs submit|status|list", runJobs},
 		"demo":      {"run the all-in-one demo on the embedded DuckDB warehouse", runDemo},
 	}
@@ -76,7 +77,7 @@ func isUsage(err error) bool {
 		return true
 	}
 	return errors.Is(err, connectors.ErrNotFound) || errors.Is(err, connectors.ErrInvalidName) ||
-		errors.Is(err, connectors.ErrInvalidURL)
+		errors.Is(err, connectors.ErrInvalidURL) || errors.Is(err, connectors.ErrInvalidArgument)
 }
 
 // connectorMux returns the connectors the CLI knows.

@@ -2,10 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
+	"time"
+
 	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -57,8 +64,10 @@ func runRead(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("ferry read", flag.ContinueOnError)
 	columns := fs.String("columns", "", "comma-separated columns to read (default all)")
 	limit := fs.Int64("limit", 0, "read at most N rows (0: all)")
-	format := fs.String("format", "csv", "output format: csv or jsonl")
-	const synopsis = "ferry read <url> <table> [--columns a,b] [--limit N] [--format csv|jsonl]"
+	format := fs.String("format", "csv", "output format: csv, jsonl, arrow (IPC stream) or parquet")
+	since := fs.String("since", "", "only rows whose time column is at or after `T` (RFC 3339 or YYYY-MM-DD, UTC)")
+	until := fs.String("until", "", "only rows whose time column is before `T` (RFC 3339 or YYYY-MM-DD, UTC)")
+	const synopsis = "ferry read <url> <table> [--columns a,b] [--since T] [--until T] [--limit N] [--format csv|jsonl|arrow|parquet]"
 	// Accept flags after the positional arguments too.
 	var pos []string
 	for len(args) > 0 {
@@ -77,28 +86,99 @@ func runRead(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *limit < 0 {
 		return cli.Usagef("--limit %d must not be negative", *limit)
 	}
-	if *format != "csv" && *format != "jsonl" {
-		return cli.Usagef("--format %q: want csv or jsonl", *format)
+	switch *format {
+	case "csv", "jsonl", "arrow", "parquet":
+	default:
+		return cli.Usagef("--format %q: want csv, jsonl, arrow or parquet", *format)
 	}
-	var cols []string
+	opts := connectors.ReadOptions{Limit: *limit}
+	var err error
+	if opts.Since, err = parseTime("--since", *since); err != nil {
+		return err
+	}
+	if opts.Until, err = parseTime("--until", *until); err != nil {
+		return err
+	}
 	if *columns != "" {
-		cols = strings.Split(*columns, ",")
+		opts.Columns = strings.Split(*columns, ",")
 	}
 	c, err := openWarehouse(ctx, pos[0])
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	r, err := c.Read(ctx, pos[1], connectors.ReadOptions{Columns: cols, Limit: *limit})
+	r, err := c.Read(ctx, pos[1], opts)
 	if err != nil {
+		if errors.Is(err, connectors.ErrNotSupported) {
+			return cli.Usage(err)
+		}
 		return err
 	}
 	defer r.Release()
-	if *format == "csv" {
+	switch *format {
+	case "csv":
 		return writeCSV(stdout, r)
+	case "jsonl":
+		return writeJSONL(stdout, r)
+	case "arrow":
+		return writeArrow(stdout, r)
+	default:
+		return writeParquet(stdout, r)
 	}
-	return writeJSONL(stdout, r)
 }
+
+// parseTime reads a --since/--until value: RFC 3339, or a date (UTC).
+func parseTime(flag, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", time.DateOnly} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, cli.Usagef("%s %q: want RFC 3339 (2025-01-31T08:00:00Z) or a date (2025-01-31)", flag, v)
+}
+
+// writeArrow writes the records as an Arrow IPC stream.
+func writeArrow(w io.Writer, r array.RecordReader) error {
+	iw := ipc.NewWriter(w, ipc.WithSchema(r.Schema()))
+	for r.Next() {
+		if err := iw.Write(r.RecordBatch()); err != nil {
+			iw.Close()
+			return fmt.Errorf("write Arrow stream: %w", err)
+		}
+	}
+	if err := r.Err(); err != nil {
+		iw.Close()
+		return err
+	}
+	return iw.Close()
+}
+
+// writeParquet writes the records as one Parquet file (Zstd, statistics on).
+func writeParquet(w io.Writer, r array.RecordReader) error {
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithStats(true))
+	pw, err := pqarrow.NewFileWriter(r.Schema(), nopCloser{w}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		return fmt.Errorf("write Parquet: %w", err)
+	}
+	for r.Next() {
+		if err := pw.WriteBuffered(r.RecordBatch()); err != nil {
+			pw.Close()
+			return fmt.Errorf("write Parquet: %w", err)
+		}
+	}
+	if err := r.Err(); err != nil {
+		pw.Close()
+		return err
+	}
+	return pw.Close()
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 func writeCSV(w io.Writer, r array.RecordReader) error {
 	cw := csv.NewWriter(w)

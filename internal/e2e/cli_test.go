@@ -17,7 +17,7 @@ func TestHelpEverywhere(t *testing.T) {
 		{"ferry-engine", "--help"},
 		{"ferry-controlplane", "--help"},
 	}
-	for _, sub := range []string{"demo-data", "dev", "tables", "read", "jobs", "demo"} {
+	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "demo"} {
 		cases = append(cases, []string{"ferry", sub, "--help"})
 	}
 	cases = append(cases, []string{"ferry", "dev", "certs", "--help"}, []string{"ferry", "jobs", "submit", "--help"},
