@@ -7,7 +7,7 @@ BIN       := $(CURDIR)/bin
 export GOTOOLCHAIN := local
 export GOFLAGS     := -mod=readonly -tags=$(TAGS)
 
-.PHONY: all deps build demo test test-short conformance bench fuzz lint proto clean help
+.PHONY: all deps services build demo test test-short conformance bench fuzz lint proto clean help
 
 all: build
 
@@ -23,14 +23,17 @@ build: deps ## build bin/ferry, bin/ferry-agent, bin/ferry-engine, bin/ferry-con
 demo: build ## generate the demo warehouse (scale 1), start the three processes, run a churn prediction
 	$(BIN)/ferry demo --dir $(CURDIR)/.ferry-demo --scale 1
 
-test: deps ## vet and run all tests (real DuckDB, real processes over mTLS)
+services: ## install and start PostgreSQL and build the S3 server (versitygw) into ~/.cache/ferry
+	@bash scripts/services.sh
+
+test: deps services ## vet and run all tests (real DuckDB, PostgreSQL, S3 server, real processes over mTLS)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
 test-short: deps ## the quick subset
 	$(GO) test -short -count=1 ./...
 
-conformance: deps ## run the connector conformance suite against real services and print the support matrix (docs/conformance.md)
+conformance: deps services ## run the connector conformance suite against real services and print the support matrix (docs/conformance.md)
 	@rm -f $(CURDIR)/.conformance.jsonl
 	FERRY_CONFORMANCE_OUT=$(CURDIR)/.conformance.jsonl $(GO) test -count=1 -run 'TestConformance' ./connectors/...
 	@$(GO) run ./conformance/matrix $(CURDIR)/.conformance.jsonl | tee docs/conformance.md
