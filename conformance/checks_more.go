@@ -369,3 +369,51 @@ func testOddNames(t *testing.T, h Harness, q Quirks) {
 		t.Fatalf("read back %v", cols)
 	}
 }
+
+// testTimeNestedInterval: time of day, intervals, lists and structs
+// round-trip with nulls (T10–T13).
+func testTimeNestedInterval(t *testing.T, h Harness, _ Quirks) {
+	c, mem := checkedOpen(t, h)
+	listT := arrow.ListOf(arrow.PrimitiveTypes.Int64)
+	structT := arrow.StructOf(arrow.Field{Name: "a", Type: arrow.PrimitiveTypes.Int64, Nullable: true}, arrow.Field{Name: "b", Type: arrow.BinaryTypes.String, Nullable: true})
+	s := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "tod", Type: arrow.FixedWidthTypes.Time64us, Nullable: true},
+		{Name: "iv", Type: arrow.FixedWidthTypes.MonthDayNanoInterval, Nullable: true},
+		{Name: "xs", Type: listT, Nullable: true},
+		{Name: "st", Type: structT, Nullable: true},
+	}, nil)
+	b := array.NewRecordBuilder(mem, s)
+	b.Field(0).(*array.Int64Builder).AppendValues([]int64{1, 2, 3}, nil)
+	b.Field(1).(*array.Time64Builder).AppendValues([]arrow.Time64{0, arrow.Time64((23*3600+59*60+59)*1e6 + 999999), 0}, []bool{true, true, false})
+	b.Field(2).(*array.MonthDayNanoIntervalBuilder).AppendValues([]arrow.MonthDayNanoInterval{{Months: 14, Days: 3, Nanoseconds: 5000}, {Months: -1, Days: 0, Nanoseconds: 0}, {}}, []bool{true, true, false})
+	lb := b.Field(3).(*array.ListBuilder)
+	lv := lb.ValueBuilder().(*array.Int64Builder)
+	lb.Append(true)
+	lv.AppendValues([]int64{1, -2, 3}, nil)
+	lb.Append(true) // empty list
+	lb.AppendNull()
+	sb := b.Field(4).(*array.StructBuilder)
+	sb.Append(true)
+	sb.FieldBuilder(0).(*array.Int64Builder).Append(7)
+	sb.FieldBuilder(1).(*array.StringBuilder).Append("seven")
+	sb.Append(true)
+	sb.FieldBuilder(0).(*array.Int64Builder).AppendNull()
+	sb.FieldBuilder(1).(*array.StringBuilder).Append("")
+	sb.AppendNull()
+	sb.FieldBuilder(0).(*array.Int64Builder).AppendNull()
+	sb.FieldBuilder(1).(*array.StringBuilder).AppendNull()
+	rec := b.NewRecordBatch()
+	b.Release()
+	want := make([][]string, rec.NumCols())
+	for i := range want {
+		want[i] = valueStrings(rec.Column(i))
+	}
+	write(t, c, "nested", s, []arrow.RecordBatch{rec}, connectors.WriteOptions{PrimaryKey: []string{"id"}})
+	_, got, _ := readAll(t, c, "nested", connectors.ReadOptions{})
+	for i, f := range s.Fields() {
+		if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+			t.Errorf("column %s (%s): got %q, want %q", f.Name, f.Type, got[i], want[i])
+		}
+	}
+}

@@ -62,6 +62,7 @@ func Run(t *testing.T, h Harness, q Quirks) {
 		{"T16_WideTable", testWideTable},
 		{"T17_Dictionary", testDictionary},
 		{"T18_Unmappable", testUnmappable},
+		{"T10_T13_TimeIntervalListStruct", testTimeNestedInterval},
 		{"R2_Projection", testProjection},
 		{"R3_TimeRange", testTimeRange},
 		{"R4_Limit", testLimit},
