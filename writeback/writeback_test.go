@@ -22,7 +22,7 @@ import (
 	"github.com/ferry-ai/ferry/writeback"
 )
 
-func open(t *testing.T, mem memory.Allocator) *connectors.Conn {
+func open(t testing.TB, mem memory.Allocator) *connectors.Conn {
 	t.Helper()
 	mux := connectors.NewMux()
 	mux.Register(duckdb.Scheme, duckdb.Opener{})

@@ -29,8 +29,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/util"
 	duckdbdrv "github.com/duckdb/duckdb-go/v2"
 	"google.golang.org/grpc"
@@ -45,6 +47,7 @@ import (
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/link"
 	"github.com/ferry-ai/ferry/internal/pki"
+	"github.com/ferry-ai/ferry/writeback"
 )
 
 func main() {
@@ -268,8 +271,147 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 	fl.print()
 	fmt.Printf("\nengine purge after the Flight run: received %d bytes, purged %d bytes, files written %d\n", att.BytesReceived, att.BytesPurged, att.FilesWritten)
 
-	// 4. The engine's time split on the demo warehouse.
+	// 4. Writeback into DuckDB beside DuckDB's native bulk load of the same
+	// Arrow rows (CREATE TABLE AS SELECT from a registered Arrow stream).
+	if err := writebackBench(ctx, dir, mux, nrows); err != nil {
+		return err
+	}
+
+	// 5. The engine's time split on the demo warehouse.
 	return engineSplit(ctx, dir, scale, mux, eng)
+}
+
+// predictionBatches makes n prediction rows in batches of 64Ki.
+func predictionBatches(n int64) (*arrow.Schema, []arrow.RecordBatch) {
+	s := arrow.NewSchema([]arrow.Field{
+		{Name: "customer_id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: link.ColAnchorTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
+		{Name: link.ColScore, Type: arrow.PrimitiveTypes.Float64},
+		{Name: link.ColPredictedClass, Type: arrow.FixedWidthTypes.Boolean},
+	}, nil)
+	var out []arrow.RecordBatch
+	for done := int64(0); done < n; {
+		k := min(n-done, 65536)
+		b := array.NewRecordBuilder(memory.DefaultAllocator, s)
+		for i := int64(0); i < k; i++ {
+			b.Field(0).(*array.Int64Builder).Append(done + i)
+			b.Field(1).(*array.TimestampBuilder).Append(1_700_000_000_000_000)
+			b.Field(2).(*array.Float64Builder).Append(float64((done+i)%1000) / 1000)
+			b.Field(3).(*array.BooleanBuilder).Append((done+i)%3 == 0)
+		}
+		out = append(out, b.NewRecordBatch())
+		b.Release()
+		done += k
+	}
+	return s, out
+}
+
+// withIDs appends model_id, job_id and created_at as plain columns.
+func withIDs(s *arrow.Schema, recs []arrow.RecordBatch) (*arrow.Schema, []arrow.RecordBatch) {
+	ts := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+	full := arrow.NewSchema(append(s.Fields(),
+		arrow.Field{Name: writeback.ColModelID, Type: arrow.BinaryTypes.String},
+		arrow.Field{Name: writeback.ColJobID, Type: arrow.BinaryTypes.String},
+		arrow.Field{Name: writeback.ColCreatedAt, Type: ts}), nil)
+	var out []arrow.RecordBatch
+	for _, r := range recs {
+		n := int(r.NumRows())
+		sb := array.NewStringBuilder(memory.DefaultAllocator)
+		jb := array.NewStringBuilder(memory.DefaultAllocator)
+		tb := array.NewTimestampBuilder(memory.DefaultAllocator, ts)
+		for i := 0; i < n; i++ {
+			sb.Append("m-bench")
+			jb.Append("j-bench")
+			tb.Append(1_700_000_000_000_000)
+		}
+		cols := append(append([]arrow.Array{}, r.Columns()...), sb.NewArray(), jb.NewArray(), tb.NewArray())
+		out = append(out, array.NewRecordBatch(full, cols, int64(n)))
+		for _, c := range cols[r.NumCols():] {
+			c.Release()
+		}
+		sb.Release()
+		jb.Release()
+		tb.Release()
+	}
+	return full, out
+}
+
+func writebackBench(ctx context.Context, dir string, mux *connectors.Mux, n int64) error {
+	s, recs := predictionBatches(n)
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	var bytes int64
+	for _, r := range recs {
+		bytes += util.TotalRecordSize(r)
+	}
+	native := result{name: "DuckDB native bulk load (limit)", rows: n, bytes: bytes}
+	var err error
+	native.heapMB, native.rssMB, err = peak(func() error {
+		c, err := duckdbdrv.NewConnector(filepath.Join(dir, "native.db"), nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		dc, err := c.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer dc.Close()
+		ar, err := duckdbdrv.NewArrowFromConn(dc)
+		if err != nil {
+			return err
+		}
+		// The same rows writeback stores: the predictions with their
+		// identifier columns, as plain arrays.
+		full, fullRecs := withIDs(s, recs)
+		defer func() {
+			for _, r := range fullRecs {
+				r.Release()
+			}
+		}()
+		rr, _ := array.NewRecordReader(full, fullRecs)
+		defer rr.Release()
+		start := time.Now()
+		release, err := ar.RegisterView(rr, "incoming")
+		if err != nil {
+			return err
+		}
+		defer release()
+		r, err := ar.QueryContext(ctx, "CREATE TABLE preds AS SELECT * FROM incoming")
+		if err != nil {
+			return err
+		}
+		r.Release()
+		native.secs = time.Since(start).Seconds()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	wb := result{name: "writeback into DuckDB (atomic)", rows: n, bytes: bytes, limit: "native bulk load"}
+	wb.heapMB, wb.rssMB, err = peak(func() error {
+		c, err := mux.Open(ctx, "duckdb://"+filepath.Join(dir, "wb.db"), nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		rr, _ := array.NewRecordReader(s, recs)
+		defer rr.Release()
+		start := time.Now()
+		_, err = writeback.Write(ctx, c, "preds", rr, writeback.Meta{JobID: "j-bench", ModelID: "m-bench", CreatedAt: time.Now()}, memory.DefaultAllocator)
+		wb.secs = time.Since(start).Seconds()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	wb.ratio = (float64(n) / wb.secs) / (float64(n) / native.secs)
+	native.print()
+	wb.print()
+	return nil
 }
 
 func drain(r array.RecordReader) (rows, bytes int64, err error) {
