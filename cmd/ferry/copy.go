@@ -21,7 +21,9 @@ import (
 func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ferry copy", flag.ContinueOnError)
 	progress := fs.String("progress", "auto", "progress line on stderr: auto (on a terminal), always or never")
-	const synopsis = "ferry copy <src url> <table> <dst url> [<dst table>] [--progress auto|always|never]"
+	srcCreds := fs.String("src-credentials", "", "YAML `file` of the source warehouse's credentials")
+	dstCreds := fs.String("dst-credentials", "", "YAML `file` of the destination warehouse's credentials")
+	const synopsis = "ferry copy <src url> <table> <dst url> [<dst table>] [--progress auto|always|never] [--src-credentials F] [--dst-credentials F]"
 	var pos []string
 	for len(args) > 0 {
 		if err := parse(fs, args, synopsis, stdout); err != nil {
@@ -55,14 +57,14 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return cli.Usage(fmt.Errorf("destination table: %w", err))
 	}
 
-	src, err := openWarehouse(ctx, srcURL)
+	src, err := openWarehouseWith(ctx, srcURL, *srcCreds)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 	dst := src
 	if dstURL != srcURL {
-		if dst, err = openWarehouse(ctx, dstURL); err != nil {
+		if dst, err = openWarehouseWith(ctx, dstURL, *dstCreds); err != nil {
 			return err
 		}
 		defer dst.Close()

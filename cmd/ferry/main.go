@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/connectors/duckdb"
@@ -89,7 +92,22 @@ func connectorMux() *connectors.Mux {
 
 // openWarehouse opens a connector URL; a URL the drivers refuse is bad input.
 func openWarehouse(ctx context.Context, url string) (*connectors.Conn, error) {
-	c, err := connectorMux().Open(ctx, url, nil)
+	return openWarehouseWith(ctx, url, "")
+}
+
+// openWarehouseWith opens a connector URL with the credentials in a YAML file
+// (a map of names to strings: user, password, access_key_id, …). The file
+// must not be readable by group or others; its values are never printed.
+func openWarehouseWith(ctx context.Context, url, credentialsFile string) (*connectors.Conn, error) {
+	var opts *connectors.Options
+	if credentialsFile != "" {
+		creds, err := loadCredentials(credentialsFile)
+		if err != nil {
+			return nil, cli.Usage(err)
+		}
+		opts = &connectors.Options{Credentials: creds}
+	}
+	c, err := connectorMux().Open(ctx, url, opts)
 	if err != nil {
 		if errors.Is(err, connectors.ErrInvalidURL) || strings.Contains(err.Error(), "URL") {
 			return nil, cli.Usage(err)
@@ -97,4 +115,24 @@ func openWarehouse(ctx context.Context, url string) (*connectors.Conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+func loadCredentials(path string) (map[string]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("credentials file %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	var m map[string]string
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		// The YAML error may quote the file's text: say only where it is.
+		return nil, fmt.Errorf("credentials file %s is not a YAML map of strings", path)
+	}
+	return m, nil
 }

@@ -27,13 +27,14 @@ import (
 func runTables(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ferry tables", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON metadata")
-	if err := parse(fs, args, "ferry tables [--json] <url>", stdout); err != nil {
+	creds := fs.String("credentials", "", "YAML `file` of warehouse credentials (user, password, …)")
+	if err := parse(fs, args, "ferry tables [--json] [--credentials FILE] <url>", stdout); err != nil {
 		return done(err)
 	}
 	if fs.NArg() != 1 {
 		return cli.Usagef("ferry tables takes one warehouse URL")
 	}
-	c, err := openWarehouse(ctx, fs.Arg(0))
+	c, err := openWarehouseWith(ctx, fs.Arg(0), *creds)
 	if err != nil {
 		return err
 	}
@@ -49,13 +50,42 @@ func runTables(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return enc.Encode(g)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TABLE\tCOLUMNS\tPRIMARY KEY\tTIME COLUMN\tFOREIGN KEYS")
-	for _, t := range ts {
-		var fks []string
-		for _, fk := range t.ForeignKeys {
-			fks = append(fks, fmt.Sprintf("(%s)->%s(%s)", strings.Join(fk.Columns, ","), fk.RefTable, strings.Join(fk.RefColumns, ",")))
+	for i, t := range ts {
+		if i > 0 {
+			fmt.Fprintln(tw)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", t.Name, len(t.Columns), strings.Join(t.PrimaryKey, ","), t.TimeColumn, strings.Join(fks, " "))
+		fmt.Fprintf(tw, "%s\n", t.Name)
+		pk := map[string]bool{}
+		for _, k := range t.PrimaryKey {
+			pk[k] = true
+		}
+		refs := map[string]string{}
+		for _, fk := range t.ForeignKeys {
+			for j, c := range fk.Columns {
+				ref := fk.RefTable
+				if j < len(fk.RefColumns) {
+					ref += "." + fk.RefColumns[j]
+				}
+				refs[c] = ref
+			}
+		}
+		for _, c := range t.Columns {
+			var notes []string
+			if pk[c.Name] {
+				notes = append(notes, "primary key")
+			}
+			if r, ok := refs[c.Name]; ok {
+				notes = append(notes, "-> "+r)
+			}
+			if c.Name == t.TimeColumn {
+				notes = append(notes, "time column")
+			}
+			null := "not null"
+			if c.Nullable {
+				null = "null"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Name, c.Type, null, strings.Join(notes, ", "))
+		}
 	}
 	return tw.Flush()
 }
@@ -67,6 +97,7 @@ func runRead(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	format := fs.String("format", "csv", "output format: csv, jsonl, arrow (IPC stream) or parquet")
 	since := fs.String("since", "", "only rows whose time column is at or after `T` (RFC 3339 or YYYY-MM-DD, UTC)")
 	until := fs.String("until", "", "only rows whose time column is before `T` (RFC 3339 or YYYY-MM-DD, UTC)")
+	creds := fs.String("credentials", "", "YAML `file` of warehouse credentials (user, password, …)")
 	const synopsis = "ferry read <url> <table> [--columns a,b] [--since T] [--until T] [--limit N] [--format csv|jsonl|arrow|parquet]"
 	// Accept flags after the positional arguments too.
 	var pos []string
@@ -102,7 +133,7 @@ func runRead(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *columns != "" {
 		opts.Columns = strings.Split(*columns, ",")
 	}
-	c, err := openWarehouse(ctx, pos[0])
+	c, err := openWarehouseWith(ctx, pos[0], *creds)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,10 +104,20 @@ func TestReadFormatsRangeAndCopy(t *testing.T) {
 		t.Fatalf("copy within one warehouse: exit %d %s", code, stderr)
 	}
 
+	open := filepath.Join(t.TempDir(), "open.yaml")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(open, []byte("password: hunter2-SECRET\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("password: [hunter2-SECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"tables", "--credentials", open, wh}, "chmod 600"},
+		{[]string{"tables", "--credentials", bad, wh}, "not a YAML map"},
 		{[]string{"read", wh, "orders", "--since", "yesterday"}, "--since"},
 		{[]string{"read", wh, "orders", "--since", "2025-02-01", "--until", "2025-01-01"}, "empty"},
 		{[]string{"read", wh, "products", "--since", "2025-01-01"}, "time column"},
@@ -116,6 +127,9 @@ func TestReadFormatsRangeAndCopy(t *testing.T) {
 		{[]string{"copy", wh, "orders", wh}, "same table"},
 	} {
 		code, _, stderr := ferry(t, nil, tc.args...)
+		if strings.Contains(stderr, "hunter2") {
+			t.Errorf("ferry %v leaks the credential: %q", tc.args, stderr)
+		}
 		if code != 2 || strings.Count(strings.TrimRight(stderr, "\n"), "\n") != 0 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("ferry %v: exit %d, stderr %q; want exit 2 and one line mentioning %q", tc.args, code, stderr, tc.want)
 		}
