@@ -15,8 +15,7 @@ import (
 	"io"
 
 	"github.com/ferry-ai/ferry/agent"
-	"github.com/ferry-ai/ferry/connectors"
-	"github.com/ferry-ai/ferry/connectors/duckdb"
+	"github.com/ferry-ai/ferry/connectors/all"
 	"github.com/ferry-ai/ferry/internal/cli"
 )
 
@@ -59,9 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mux := connectors.NewMux()
-	mux.Register(duckdb.Scheme, duckdb.Opener{})
-	a, err := agent.New(cfg, agent.Options{Connectors: mux, Logger: log})
+	a, err := agent.New(cfg, agent.Options{Connectors: all.Mux(), Logger: log})
 	if err != nil {
 		return cli.Usage(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferry-ai/ferry/connectors"
-	"github.com/ferry-ai/ferry/connectors/duckdb"
+	"github.com/ferry-ai/ferry/connectors/all"
 	"github.com/ferry-ai/ferry/controlplane/apiclient"
 	"github.com/ferry-ai/ferry/internal/cli"
 )
@@ -83,12 +83,8 @@ func isUsage(err error) bool {
 		errors.Is(err, connectors.ErrInvalidURL) || errors.Is(err, connectors.ErrInvalidArgument)
 }
 
-// connectorMux returns the connectors the CLI knows.
-func connectorMux() *connectors.Mux {
-	m := connectors.NewMux()
-	m.Register(duckdb.Scheme, duckdb.Opener{})
-	return m
-}
+// connectorMux returns the connectors the CLI knows: all of them.
+func connectorMux() *connectors.Mux { return all.Mux() }
 
 // openWarehouse opens a connector URL; a URL the drivers refuse is bad input.
 func openWarehouse(ctx context.Context, url string) (*connectors.Conn, error) {
