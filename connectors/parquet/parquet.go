@@ -86,7 +86,7 @@ func (FileOpener) Open(ctx context.Context, u *url.URL, opts driver.Options) (dr
 	return c, nil
 }
 
-type config struct {
+type settings struct {
 	compression  compress.Compression
 	staleAfter   time.Duration
 	partBytes    int64
@@ -96,8 +96,8 @@ type config struct {
 
 // parseConfig reads the common parameters; extra names parameters the
 // caller handles itself.
-func parseConfig(q url.Values, extra map[string]bool) (config, error) {
-	cfg := config{compression: compress.Codecs.Snappy, staleAfter: defaultStaleAfter,
+func parseConfig(q url.Values, extra map[string]bool) (settings, error) {
+	cfg := settings{compression: compress.Codecs.Snappy, staleAfter: defaultStaleAfter,
 		partBytes: defaultPartBytes, partRows: defaultPartRows, rowGroupRows: defaultRowGroupRows}
 	for k, vs := range q {
 		v := vs[len(vs)-1]
@@ -129,13 +129,13 @@ func parseConfig(q url.Values, extra map[string]bool) (config, error) {
 
 type conn struct {
 	st  store
-	cfg config
+	cfg settings
 	mem memory.Allocator
 	// graphMu serialises this connection's read-modify-write of the sidecar.
 	graphMu sync.Mutex
 }
 
-func newConn(st store, cfg config, opts driver.Options) *conn {
+func newConn(st store, cfg settings, opts driver.Options) *conn {
 	mem := opts.Allocator
 	if mem == nil {
 		mem = memory.DefaultAllocator
