@@ -74,30 +74,11 @@ func (c *conn) Read(ctx context.Context, req driver.ReadRequest) (array.RecordRe
 	if batch <= 0 {
 		batch = defaultBatchSize
 	}
-	var (
-		src   *tableSource
-		first *openedPart
-		err   error
-	)
-	// A concurrent replace may delete the parts of the version just listed;
-	// reread the manifest then (a few times) before giving up.
-	for attempt := 0; ; attempt++ {
-		src, err = resolve(ctx, c.st, req.Table)
-		if err != nil {
-			return nil, fmt.Errorf("parquet: %w", err)
-		}
-		if len(src.parts) == 0 {
-			return nil, fmt.Errorf("parquet: table %q has no parts", req.Table)
-		}
-		first, err = c.openPart(ctx, src.parts[0], batch)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) || src.manifest == nil || attempt >= 4 {
-			return nil, fmt.Errorf("parquet: %w", err)
-		}
+	src, first, err := c.snapshot(ctx, req.Table, batch)
+	if err != nil {
+		return nil, err
 	}
-	r := &reader{ctx: ctx, c: c, parts: src.parts, batch: batch, remaining: -1, timeCol: req.TimeColumn,
+	r := &reader{ctx: ctx, c: c, table: req.Table, parts: src.parts, batch: batch, remaining: -1, timeCol: req.TimeColumn,
 		since: req.Since, until: req.Until}
 	if req.Limit > 0 {
 		r.remaining = req.Limit
@@ -133,13 +114,60 @@ func (c *conn) Read(ctx context.Context, req driver.ReadRequest) (array.RecordRe
 		}
 	}
 	r.pending = first
+	r.managed = src.manifest != nil
 	return r, nil
+}
+
+// maxRestarts bounds how often a read restarts from a fresh manifest when a
+// concurrent replace deleted the parts of the version it started on.
+const maxRestarts = 5
+
+// snapshot resolves a table and opens its first part. A concurrent replace
+// may delete the parts of the version just resolved; the manifest is then
+// read again (a few times) before giving up.
+func (c *conn) snapshot(ctx context.Context, table string, batch int) (*tableSource, *openedPart, error) {
+	for attempt := 0; ; attempt++ {
+		src, err := resolve(ctx, c.st, table)
+		if err != nil {
+			return nil, nil, fmt.Errorf("parquet: %w", err)
+		}
+		if len(src.parts) == 0 {
+			return nil, nil, fmt.Errorf("parquet: table %q has no parts", table)
+		}
+		first, err := c.openPart(ctx, src.parts[0], batch)
+		if err == nil {
+			return src, first, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || src.manifest == nil || attempt >= maxRestarts {
+			return nil, nil, fmt.Errorf("parquet: %w", err)
+		}
+	}
+}
+
+// restart begins the read again on the current manifest; only allowed
+// before any batch was returned, so the caller never sees two versions.
+func (r *reader) restart() error {
+	r.closePart()
+	if r.pending != nil {
+		r.pending.Close()
+		r.pending = nil
+	}
+	src, first, err := r.c.snapshot(r.ctx, r.table, r.batch)
+	if err != nil {
+		return err
+	}
+	r.parts, r.pending, r.nextPart = src.parts, first, 0
+	return nil
 }
 
 // reader streams a table's parts as one RecordReader.
 type reader struct {
 	ctx       context.Context
 	c         *conn
+	table     string
+	managed   bool // the table has a manifest
+	emitted   bool // a batch was returned
+	restarts  int
 	parts     []Part
 	nextPart  int
 	batch     int
@@ -206,6 +234,12 @@ func (r *reader) fail(err error) bool {
 	return false
 }
 
+// retryable reports whether err means a concurrent replace removed the
+// parts under the read and the read can still start over.
+func (r *reader) retryable(err error) bool {
+	return r.managed && !r.emitted && r.restarts < maxRestarts && errors.Is(err, fs.ErrNotExist)
+}
+
 func (r *reader) Next() bool {
 	r.releaseRec()
 	if r.err != nil || r.remaining == 0 {
@@ -218,6 +252,12 @@ func (r *reader) Next() bool {
 		}
 		if r.rr == nil {
 			ok, err := r.startPart()
+			if err != nil && r.retryable(err) {
+				r.restarts++
+				if err = r.restart(); err == nil {
+					continue
+				}
+			}
 			if err != nil {
 				return r.fail(err)
 			}
@@ -230,6 +270,14 @@ func (r *reader) Next() bool {
 			if err := r.rr.Err(); err != nil {
 				if cerr := r.ctx.Err(); cerr != nil {
 					err = fmt.Errorf("%w (%v)", cerr, err)
+				} else if r.retryable(err) {
+					r.restarts++
+					if err = r.restart(); err == nil {
+						continue
+					}
+				}
+				if errors.Is(err, fs.ErrNotExist) && r.managed {
+					err = fmt.Errorf("table %q was replaced more than once during the read and its old parts are gone: %w", r.table, err)
 				}
 				return r.fail(fmt.Errorf("parquet: read %s: %w", r.cur.key, err))
 			}
@@ -252,6 +300,7 @@ func (r *reader) Next() bool {
 			r.remaining -= out.NumRows()
 		}
 		r.rec = out
+		r.emitted = true
 		return true
 	}
 }
