@@ -32,7 +32,7 @@ func TestTypesRoundTrip(t *testing.T) {
 		{"ts_s", arrow.FixedWidthTypes.Timestamp_s, &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"},
 			func(b array.Builder) { b.(*array.TimestampBuilder).Append(253402300799) }, "[253402300799000 (null)]"},
 		{"ts_la", la, nil, func(b array.Builder) { b.(*array.TimestampBuilder).Append(1710066600000000) }, ""},
-		{"date64", arrow.FixedWidthTypes.Date64, arrow.FixedWidthTypes.Date32, func(b array.Builder) { b.(*array.Date64Builder).Append(86400000) }, "[1 (null)]"},
+		{"date64", arrow.FixedWidthTypes.Date64, arrow.FixedWidthTypes.Date32, func(b array.Builder) { b.(*array.Date64Builder).Append(86400000) }, "[1970-01-02 (null)]"},
 		{"large_string", arrow.BinaryTypes.LargeString, nil, func(b array.Builder) { b.(*array.LargeStringBuilder).Append("x\x00y") }, ""},
 		{"list", arrow.ListOf(arrow.PrimitiveTypes.Int32), nil, func(b array.Builder) {
 			lb := b.(*array.ListBuilder)
