@@ -3,6 +3,7 @@ package parquet_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -11,6 +12,29 @@ import (
 
 	"github.com/ferry-ai/ferry/connectors"
 )
+
+// TestRefusedTypes: types Parquet cannot hold are refused, naming the column.
+func TestRefusedTypes(t *testing.T) {
+	for _, dt := range []arrow.DataType{arrow.FixedWidthTypes.Duration_us, arrow.FixedWidthTypes.MonthDayNanoInterval,
+		&arrow.Decimal128Type{Precision: 10, Scale: -2}} {
+		t.Run(dt.String(), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			c, err := newMux().Open(context.Background(), "file://"+t.TempDir(), &connectors.Options{Allocator: mem})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s := arrow.NewSchema([]arrow.Field{{Name: "odd_col", Type: dt, Nullable: true}}, nil)
+			r, _ := array.NewRecordReader(s, nil)
+			defer r.Release()
+			_, err = c.Write(context.Background(), "t", r, connectors.WriteOptions{})
+			if err == nil || !strings.Contains(err.Error(), `"odd_col"`) {
+				t.Fatalf("write of %s: %v, want an error naming the column", dt, err)
+			}
+		})
+	}
+}
 
 // TestTypesRoundTrip writes one column per type (with a null) and checks
 // the type and values read back, as documented in README.md.

@@ -41,12 +41,24 @@ func (c *conn) writeSchema(in *arrow.Schema) (*arrow.Schema, error) {
 		if dt, ok := f.Type.(*arrow.DictionaryType); ok {
 			f.Type = dt.ValueType
 		}
-		if _, err := pqarrow.ToParquet(arrow.NewSchema([]arrow.Field{f}, nil), props, aprops); err != nil {
+		if err := toParquet(f, props, aprops); err != nil {
 			return nil, fmt.Errorf("column %q: type %s cannot be stored in Parquet: %w", f.Name, f.Type, err)
 		}
 		fields[i] = f
 	}
 	return arrow.NewSchema(fields, nil), nil
+}
+
+// toParquet checks that one field maps to Parquet. pqarrow panics on some
+// types (a decimal with negative scale); that becomes an error too.
+func toParquet(f arrow.Field, props *parquet.WriterProperties, aprops pqarrow.ArrowWriterProperties) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	_, err = pqarrow.ToParquet(arrow.NewSchema([]arrow.Field{f}, nil), props, aprops)
+	return err
 }
 
 // normalize turns a batch into the stored schema (unpacking dictionaries).
