@@ -5,11 +5,14 @@ package all
 import (
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/connectors/duckdb"
+	"github.com/ferry-ai/ferry/connectors/parquet"
 )
 
 // Mux returns a Mux with every built-in driver registered.
 func Mux() *connectors.Mux {
 	m := connectors.NewMux()
 	m.Register(duckdb.Scheme, duckdb.Opener{})
+	m.Register(parquet.FileScheme, parquet.FileOpener{})
+	m.Register(parquet.S3Scheme, parquet.S3Opener{})
 	return m
 }
