@@ -54,7 +54,7 @@ type Aggregation struct {
 	Start  int
 	End    int
 	Unit   Unit
-	Pos    Pos
+	Pos    Pos // where the aggregation starts in the query text
 }
 
 // Window returns the window's bounds relative to the anchor.
@@ -73,68 +73,107 @@ func colString(c string) string {
 	return quoteIdent(c, false)
 }
 
-// Comparison is an aggregation compared with a number.
-type Comparison struct {
+// Comparison operators, as they appear in canonical text ("<>" is read as
+// "!=" and "==" as "=").
+const (
+	OpGT = ">"
+	OpGE = ">="
+	OpLT = "<"
+	OpLE = "<="
+	OpEQ = "="
+	OpNE = "!="
+)
+
+// TaskBinaryClassification is the task type of a target that compares an
+// aggregation with a number.
+const TaskBinaryClassification = "binary_classification"
+
+// Target is what a query predicts: for now an aggregation over a future
+// window compared with a number, which makes a binary label. Later forms
+// (bare aggregations for regression, static columns, RANK TOP k) add fields.
+type Target struct {
 	Agg   Aggregation
-	Op    string // one of > >= < <= = !=
+	Op    string // one of the Op constants
 	Value float64
-	Pos   Pos
+	Pos   Pos // where the target starts in the query text
 }
 
-func (c Comparison) String() string {
-	return fmt.Sprintf("%s %s %s", c.Agg, c.Op, strconv.FormatFloat(c.Value, 'g', -1, 64))
-}
+func (c Target) String() string { return comparisonString(c.Agg, c.Op, c.Value) }
 
-// Holds reports whether the comparison holds for the value v.
-func (c Comparison) Holds(v float64) bool {
+// Holds reports whether the target's comparison holds for the aggregate v,
+// that is, whether the label is positive.
+func (c Target) Holds(v float64) bool { return Compare(v, c.Op, c.Value) }
+
+// FewerIsPositive reports whether a smaller aggregate makes the label more
+// likely to be positive (= 0, <, <=), which orients count-based baselines.
+func (c Target) FewerIsPositive() bool {
 	switch c.Op {
-	case ">":
-		return v > c.Value
-	case ">=":
-		return v >= c.Value
-	case "<":
-		return v < c.Value
-	case "<=":
-		return v <= c.Value
-	case "=":
-		return v == c.Value
-	case "!=":
-		return v != c.Value
-	}
-	return false
-}
-
-// FewerIsPositive reports whether a smaller aggregate makes the comparison
-// more likely to hold (= 0, <, <=), which orients count-based baselines.
-func (c Comparison) FewerIsPositive() bool {
-	switch c.Op {
-	case "<", "<=":
+	case OpLT, OpLE:
 		return true
-	case "=":
+	case OpEQ:
 		return c.Value <= 0
 	}
 	return false
+}
+
+// Condition is one WHERE filter: an aggregation over a past window compared
+// with a number.
+type Condition struct {
+	Agg   Aggregation
+	Op    string // one of the Op constants
+	Value float64
+	Pos   Pos // where the condition starts in the query text
+}
+
+func (c Condition) String() string { return comparisonString(c.Agg, c.Op, c.Value) }
+
+// Holds reports whether the condition holds for the aggregate v.
+func (c Condition) Holds(v float64) bool { return Compare(v, c.Op, c.Value) }
+
+// Compare evaluates "a op b" for one of the Op constants; an unknown operator
+// is false.
+func Compare(a float64, op string, b float64) bool {
+	switch op {
+	case OpGT:
+		return a > b
+	case OpGE:
+		return a >= b
+	case OpLT:
+		return a < b
+	case OpLE:
+		return a <= b
+	case OpEQ:
+		return a == b
+	case OpNE:
+		return a != b
+	}
+	return false
+}
+
+func comparisonString(a Aggregation, op string, v float64) string {
+	return fmt.Sprintf("%s %s %s", a, op, strconv.FormatFloat(v, 'g', -1, 64))
 }
 
 // EntityRef is FOR EACH table.column: the entities and their key.
 type EntityRef struct {
 	Table  string
 	Column string
-	Pos    Pos
+	Pos    Pos // where the table name is in the query text
 }
 
 // Query is a parsed predictive query.
 type Query struct {
-	Target Comparison
+	Target Target
 	Entity EntityRef
 	// Filters are the WHERE conditions, all of which must hold (AND).
-	Filters []Comparison
+	Filters []Condition
 	// Text is the query as given.
 	Text string
 }
 
-// TaskType names the learning task the query asks for.
-func (q *Query) TaskType() string { return "binary_classification" }
+// TaskType names the learning task the query asks for: a comparison target is
+// TaskBinaryClassification (the only form this version parses).
+func (q *Query) TaskType() string { return TaskBinaryClassification }
 
 // String returns the query in canonical form.
 func (q *Query) String() string {
@@ -162,10 +201,10 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("pql: line %d, column %d: %s", e.Line, e.Col, e.Msg)
 }
 
-// quoteIdent renders an identifier, quoted when it is not a plain one (or
-// always when force is set).
+// quoteIdent renders an identifier, quoted when it is not a plain one or is
+// a keyword (or always when force is set).
 func quoteIdent(s string, force bool) string {
-	plain := s != "" && !keywords[strings.ToUpper(s)]
+	plain := s != "" && !isKeyword(s)
 	for i, r := range s {
 		if !(isIdentStart(r) || (i > 0 && isIdentPart(r))) {
 			plain = false
@@ -178,4 +217,14 @@ func quoteIdent(s string, force bool) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
-var keywords = map[string]bool{"PREDICT": true, "FOR": true, "EACH": true, "WHERE": true, "AND": true, "COUNT": true}
+// isKeyword reports whether s is a reserved word (case-insensitively),
+// including those of the full language that this version refuses: a name
+// spelled like one is quoted in canonical text so that it stays a name.
+func isKeyword(s string) bool {
+	switch strings.ToUpper(s) {
+	case "PREDICT", "FOR", "EACH", "WHERE", "AND", "OR", "NOT", "COUNT", "SUM", "AVG", "MIN", "MAX",
+		"COUNT_DISTINCT", "FIRST", "LAST", "EXISTS", "LIST_DISTINCT", "RANK", "TOP", "ASSUMING", "IN", "IS", "NULL":
+		return true
+	}
+	return false
+}

@@ -5,10 +5,14 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // maxQueryLen bounds the text a query may have.
 const maxQueryLen = 64 << 10
+
+// maxWindow bounds how far from the anchor a window may reach.
+const maxWindow = 100 * 366 * 24 * time.Hour
 
 // Parse parses a predictive query. Errors are *SyntaxError.
 func Parse(text string) (*Query, error) {
@@ -66,10 +70,11 @@ func (p *parser) query() (*Query, error) {
 	if err := p.expectKeyword("PREDICT", " at the start of the query"); err != nil {
 		return nil, err
 	}
-	target, err := p.comparison("target")
+	agg, op, v, pos, err := p.comparison("target")
 	if err != nil {
 		return nil, err
 	}
+	target := Target{Agg: agg, Op: op, Value: v, Pos: pos}
 	if target.Agg.Start < 0 {
 		return nil, &SyntaxError{Line: target.Agg.Pos.Line, Col: target.Agg.Pos.Col,
 			Msg: fmt.Sprintf("the target window (%d, %d] must lie in the future: start must be >= 0", target.Agg.Start, target.Agg.End)}
@@ -94,10 +99,11 @@ func (p *parser) query() (*Query, error) {
 	if p.isKeyword("WHERE") {
 		p.advance()
 		for {
-			c, err := p.comparison("filter")
+			agg, op, v, pos, err := p.comparison("filter")
 			if err != nil {
 				return nil, err
 			}
+			c := Condition{Agg: agg, Op: op, Value: v, Pos: pos}
 			if c.Agg.End > 0 {
 				return nil, &SyntaxError{Line: c.Agg.Pos.Line, Col: c.Agg.Pos.Col,
 					Msg: fmt.Sprintf("a WHERE window (%d, %d] must lie in the past: end must be <= 0", c.Agg.Start, c.Agg.End)}
@@ -108,6 +114,9 @@ func (p *parser) query() (*Query, error) {
 			}
 			p.advance()
 		}
+	}
+	if p.isKeyword("OR") {
+		return nil, p.errf(p.tok, "OR is not supported yet; WHERE conditions are joined with AND")
 	}
 	if p.tok.kind != tokEOF {
 		want := "WHERE or end of query"
@@ -129,24 +138,18 @@ func (p *parser) ident(what, context string) (string, error) {
 }
 
 // comparison := aggregation op number
-func (p *parser) comparison(role string) (Comparison, error) {
-	c := Comparison{Pos: p.tok.pos}
-	agg, err := p.aggregation(role)
-	if err != nil {
-		return c, err
+func (p *parser) comparison(role string) (agg Aggregation, op string, value float64, pos Pos, err error) {
+	pos = p.tok.pos
+	if agg, err = p.aggregation(role); err != nil {
+		return
 	}
-	c.Agg = agg
-	op, err := p.expect(tokOp, "a comparison (>, >=, <, <=, =, !=)", " after the "+role+" aggregation")
+	opTok, err := p.expect(tokOp, "a comparison (>, >=, <, <=, =, !=)", " after the "+role+" aggregation")
 	if err != nil {
-		return c, err
+		return
 	}
-	c.Op = op.text
-	v, _, err := p.number(false, "a number", " after "+op.text)
-	if err != nil {
-		return c, err
-	}
-	c.Value = v
-	return c, nil
+	op = opTok.text
+	value, _, err = p.number(false, "a number", " after "+op)
+	return
 }
 
 // aggregation := COUNT "(" ident "." "*" "," int "," int "," unit ")"
@@ -179,20 +182,17 @@ func (p *parser) aggregation(role string) (Aggregation, error) {
 		return a, err
 	}
 	a.Column = "*"
-	startTok := p.tok
 	if _, err := p.expect(tokComma, `","`, " before the window start"); err != nil {
 		return a, err
 	}
-	_ = startTok
-	start, _, err := p.number(true, "the window start (an integer)", "")
+	start, startTok, err := p.number(true, "the window start (an integer)", "")
 	if err != nil {
 		return a, err
 	}
 	if _, err := p.expect(tokComma, `","`, " before the window end"); err != nil {
 		return a, err
 	}
-	endTok := p.tok
-	end, _, err := p.number(true, "the window end (an integer)", "")
+	end, endTok, err := p.number(true, "the window end (an integer)", "")
 	if err != nil {
 		return a, err
 	}
@@ -217,9 +217,15 @@ func (p *parser) aggregation(role string) (Aggregation, error) {
 	if _, err := p.expect(tokRParen, `")"`, " to close "+fn+"("); err != nil {
 		return a, err
 	}
-	const limit = 100000
-	if math.Abs(start) > limit || math.Abs(end) > limit {
-		return a, p.errf(endTok, "window bounds must be within ±%d", limit)
+	// Bounds stay within maxWindow so that durations never overflow.
+	limit := float64(maxWindow / a.Unit.Duration(1))
+	for _, b := range []struct {
+		v   float64
+		tok token
+	}{{start, startTok}, {end, endTok}} {
+		if math.Abs(b.v) > limit {
+			return a, p.errf(b.tok, "window bound %s %s is more than 100 years from the anchor", strconv.FormatFloat(b.v, 'f', -1, 64), a.Unit)
+		}
 	}
 	a.Start, a.End = int(start), int(end)
 	if a.Start >= a.End {

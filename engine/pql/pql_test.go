@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-ai/ferry/internal/graph"
 )
@@ -17,6 +18,9 @@ func TestParseGood(t *testing.T) {
 		{"PREDICT COUNT(\"my orders\".*, 0, 2, weeks) >= 1.5\nFOR EACH \"Cust\".\"id\" -- comment\nWHERE COUNT(\"my orders\".*, -12, 0, hours) != 0 AND COUNT(x.*, -1, 0, day) <= 3",
 			`PREDICT COUNT("my orders".*, 0, 2, weeks) >= 1.5 FOR EACH Cust.id WHERE COUNT("my orders".*, -12, 0, hours) != 0 AND COUNT(x.*, -1, 0, days) <= 3`},
 		{"PREDICT COUNT(o.*, 0, 30, days) <> 0 FOR EACH c.id", "PREDICT COUNT(o.*, 0, 30, days) != 0 FOR EACH c.id"},
+		// Names spelled like keywords stay names.
+		{`PREDICT COUNT("count".*, +0, 30, DAYS) == -1.25e1 FOR EACH "where"."and"`, `PREDICT COUNT("count".*, 0, 30, days) = -12.5 FOR EACH "where"."and"`},
+		{"PREDICT COUNT(o.*, 0, 5000, weeks) > 0 FOR EACH c.id WHERE COUNT(o.*, -876000, 0, hours) > 0", "PREDICT COUNT(o.*, 0, 5000, weeks) > 0 FOR EACH c.id WHERE COUNT(o.*, -876000, 0, hours) > 0"},
 	} {
 		q, err := Parse(tc.in)
 		if err != nil {
@@ -31,6 +35,14 @@ func TestParseGood(t *testing.T) {
 		}
 	}
 	q, _ := Parse(demo)
+	wantTarget := Target{Agg: Aggregation{Func: "COUNT", Table: "orders", Column: "*", Start: 0, End: 30, Unit: Days, Pos: Pos{1, 9}}, Op: "=", Value: 0, Pos: Pos{1, 9}}
+	wantFilter := Condition{Agg: Aggregation{Func: "COUNT", Table: "orders", Column: "*", Start: -90, End: 0, Unit: Days, Pos: Pos{1, 79}}, Op: ">", Value: 0, Pos: Pos{1, 79}}
+	if q.Target != wantTarget || len(q.Filters) != 1 || q.Filters[0] != wantFilter || q.Entity != (EntityRef{"customers", "customer_id", Pos{1, 51}}) || q.Text != demo {
+		t.Errorf("demo query parsed as %+v", q)
+	}
+	if s, e := q.Target.Agg.Window(); s != 0 || e != 30*24*time.Hour {
+		t.Errorf("target window = (%v, %v]", s, e)
+	}
 	if q.Target.Agg.Start != 0 || q.Target.Agg.End != 30 || q.Target.Op != "=" || q.Target.Value != 0 ||
 		len(q.Filters) != 1 || q.Filters[0].Agg.Start != -90 || !q.Target.FewerIsPositive() || q.TaskType() != "binary_classification" {
 		t.Errorf("demo query parsed as %+v", q)
@@ -59,6 +71,16 @@ func TestParseErrors(t *testing.T) {
 		{"PREDICT COUNT(\"orders.*, 0, 30, days) > 0 FOR EACH c.id", 1, 15, "unterminated"},
 		{"PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH c.id; DROP TABLE x", 1, 55, "unexpected character"},
 		{"PREDICT COUNT(orders.*, 0, 30, days) > 1e999 FOR EACH c.id", 1, 40, "out of range"},
+		{"PREDICT COUNT x", 1, 15, `expected "(" after COUNT, found "x"`},
+		{"PREDICT COUNT(orders.*, 0, 999999999999, hours) > 0 FOR EACH c.id", 1, 28, "more than 100 years"},
+		{"PREDICT COUNT(orders.*, 0, 6000, weeks) > 0 FOR EACH c.id", 1, 28, "more than 100 years"},
+		{"PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH c.id WHERE COUNT(o.*, -99999999, 0, days) > 0", 1, 73, "more than 100 years"},
+		{"PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH c.id WHERE COUNT(o.*, -9, 0, days) > 0 OR", 1, 90, "OR is not supported yet"},
+		{"PREDICT COUNT(orders.*, 0, 30, days) ! 0 FOR EACH c.id", 1, 38, `"!="`},
+		{"PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH \"\".id", 1, 51, "empty"},
+		{"PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH c.\"a\nb\"", 1, 53, "newline"},
+		{"PREDICT\n\tCOUNT(orders.*, 0, 30, days)\n\t> x", 3, 4, "expected a number"},
+		{"PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH c.id \xff", 1, 56, "UTF-8"},
 	} {
 		_, err := Parse(tc.in)
 		var se *SyntaxError
@@ -112,8 +134,19 @@ func TestValidate(t *testing.T) {
 			t.Errorf("Validate(%q) = %v, want a *graph.NotFoundError", tc.in, err)
 		}
 	}
-	q, _ := Parse(demo)
-	if got := strings.Join(RequiredTables(q, g), ","); got != "customers,orders,returns" {
-		t.Errorf("RequiredTables = %s, want customers,orders,returns", got)
+	for _, tc := range []struct{ in, want string }{
+		{demo, "customers,orders,returns"},
+		{"PREDICT COUNT(returns.*, 0, 30, days) > 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -60, 0, days) >= 2 AND COUNT(returns.*, -9, 0, days) = 0",
+			"customers,returns,orders"},
+		// Unknown tables are listed as named; Validate reports them.
+		{"PREDICT COUNT(x.*, 0, 30, days) > 0 FOR EACH y.id", "y,x"},
+	} {
+		q, err := Parse(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(RequiredTables(q, g), ","); got != tc.want {
+			t.Errorf("RequiredTables(%q) = %s, want %s", tc.in, got, tc.want)
+		}
 	}
 }
