@@ -29,7 +29,7 @@ func (m *model) predict(x *matrix) ([]float64, error) {
 		return nil, err
 	}
 	defer d.Close()
-	p, err := m.booster.Predict(d, m.best+1)
+	p, err := m.booster.Predict(d, 0, m.best+1)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func fit(ctx context.Context, train, val *matrix, names []string, opts Options) 
 			b.Close()
 			return nil, fmt.Errorf("boosting round %d: %w", it, err)
 		}
-		p, err := b.Predict(dval, it+1)
+		p, err := b.Predict(dval, 0, it+1)
 		if err != nil {
 			b.Close()
 			return nil, err
