@@ -1,5 +1,8 @@
-// Package metrics computes model-evaluation figures for binary labels (0/1):
-// AUROC, average precision and the F1-optimal threshold.
+// Package metrics computes model-evaluation figures for binary labels (a
+// label > 0 is positive): AUROC, average precision and the F1-optimal
+// threshold. Each function takes labels and scores of equal length and
+// returns NaN (or a documented default) when the figure is undefined; a NaN
+// score ranks below every other score.
 package metrics
 
 import (
@@ -12,10 +15,15 @@ type pair struct {
 	l float32
 }
 
+// sorted pairs labels with scores (NaN as -Inf) in score order.
 func sorted(labels []float32, scores []float64, desc bool) []pair {
 	ps := make([]pair, len(labels))
 	for i := range labels {
-		ps[i] = pair{scores[i], labels[i]}
+		s := scores[i]
+		if math.IsNaN(s) {
+			s = math.Inf(-1)
+		}
+		ps[i] = pair{s, labels[i]}
 	}
 	sort.SliceStable(ps, func(i, j int) bool {
 		if desc {
@@ -27,8 +35,12 @@ func sorted(labels []float32, scores []float64, desc bool) []pair {
 }
 
 // AUROC is the area under the ROC curve (the Mann–Whitney statistic; tied
-// scores get their average rank). It is NaN when only one class is present.
+// scores get their average rank). It is NaN when only one class is present
+// or the lengths differ.
 func AUROC(labels []float32, scores []float64) float64 {
+	if len(labels) != len(scores) {
+		return math.NaN()
+	}
 	ps := sorted(labels, scores, false)
 	var pos, neg, rankSum float64
 	for i := 0; i < len(ps); {
@@ -57,6 +69,9 @@ func AUROC(labels []float32, scores []float64) float64 {
 // fn with the threshold, the positives and rows at or above it, and the total
 // positives. It returns false when there is no positive.
 func sweep(labels []float32, scores []float64, fn func(threshold, tp, seen, total float64)) bool {
+	if len(labels) != len(scores) {
+		return false
+	}
 	ps := sorted(labels, scores, true)
 	var total float64
 	for _, p := range ps {
@@ -85,7 +100,8 @@ func sweep(labels []float32, scores []float64, fn func(threshold, tp, seen, tota
 
 // AveragePrecision is the sum over distinct thresholds, from the highest
 // score down, of the recall gained times the precision there (tied scores
-// form one threshold). It is NaN when there is no positive.
+// form one threshold). It is NaN when there is no positive or the lengths
+// differ.
 func AveragePrecision(labels []float32, scores []float64) float64 {
 	var ap, prevRecall float64
 	if !sweep(labels, scores, func(_, tp, seen, total float64) {
@@ -98,8 +114,9 @@ func AveragePrecision(labels []float32, scores []float64) float64 {
 	return ap
 }
 
-// BestF1Threshold returns the threshold t maximizing the F1 score of
-// "score >= t"; 0.5 when there is no positive.
+// BestF1Threshold returns the threshold t, one of the scores, that maximizes
+// the F1 score of predicting positive when score >= t (the highest such t on
+// a tie); 0.5 when there is no positive or the lengths differ.
 func BestF1Threshold(labels []float32, scores []float64) float64 {
 	best, bestT := -1.0, 0.5
 	sweep(labels, scores, func(t, tp, seen, total float64) {
