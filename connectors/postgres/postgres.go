@@ -1,0 +1,180 @@
+// Package postgres is Ferry's connector for PostgreSQL (and, through the
+// same wire protocol, Redshift). Reads stream a binary
+// `COPY (SELECT …) TO STDOUT (FORMAT binary)` and decode it straight into
+// Arrow builders; writes bulk-load a staging table with binary COPY and swap
+// it in for the target in one transaction.
+//
+// URLs:
+//
+//	postgres://host:port/db?schema=s&sslmode=disable
+//	postgresql://…   (the same)
+//
+// Credentials ("user", "password") come from the connection options, never
+// from the URL. Query parameters other than schema, sslmode and
+// connect_timeout are errors.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	fdriver "github.com/ferry-ai/ferry/connectors/driver"
+)
+
+// Schemes this driver registers.
+const (
+	Scheme      = "postgres"
+	SchemeLong  = "postgresql"
+	defaultPort = "5432"
+)
+
+// Opener opens PostgreSQL connections; register it under Scheme and
+// SchemeLong.
+type Opener struct{}
+
+type config struct {
+	host, port, db, schema, sslmode string
+	connectTimeout                  time.Duration
+}
+
+func parseURL(u *url.URL) (config, error) {
+	cfg := config{host: u.Hostname(), port: u.Port(), db: strings.TrimPrefix(u.Path, "/"), schema: "public", sslmode: "prefer", connectTimeout: 10 * time.Second}
+	if cfg.host == "" {
+		return cfg, errors.New("postgres: URL needs a host: postgres://host:port/database")
+	}
+	if cfg.port == "" {
+		cfg.port = defaultPort
+	}
+	if cfg.db == "" || strings.Contains(cfg.db, "/") {
+		return cfg, fmt.Errorf("postgres: URL needs one database name in its path, got %q", u.Path)
+	}
+	for k, vs := range u.Query() {
+		v := vs[len(vs)-1]
+		switch k {
+		case "schema":
+			if v == "" {
+				return cfg, errors.New("postgres: URL parameter schema is empty")
+			}
+			cfg.schema = v
+		case "sslmode":
+			switch v {
+			case "disable", "allow", "prefer", "require", "verify-ca", "verify-full":
+				cfg.sslmode = v
+			default:
+				return cfg, fmt.Errorf("postgres: URL parameter sslmode=%q: want disable, allow, prefer, require, verify-ca or verify-full", v)
+			}
+		case "connect_timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return cfg, fmt.Errorf("postgres: URL parameter connect_timeout=%q: want a positive duration such as 5s", v)
+			}
+			cfg.connectTimeout = d
+		default:
+			return cfg, fmt.Errorf("postgres: unknown URL parameter %q (known: schema, sslmode, connect_timeout)", k)
+		}
+	}
+	return cfg, nil
+}
+
+// Open implements driver.Opener.
+func (Opener) Open(ctx context.Context, u *url.URL, opts fdriver.Options) (fdriver.Conn, error) {
+	cfg, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(fmt.Sprintf("host=%s port=%s dbname=%s sslmode=%s", quoteConn(cfg.host), quoteConn(cfg.port), quoteConn(cfg.db), cfg.sslmode))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pcfg.ConnConfig.ConnectTimeout = cfg.connectTimeout
+	if v := opts.Credentials["user"]; v != "" {
+		pcfg.ConnConfig.User = v
+	}
+	if v := opts.Credentials["password"]; v != "" {
+		pcfg.ConnConfig.Password = v
+	}
+	pcfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", redact(err, opts.Credentials))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect to %s:%s/%s: %w", cfg.host, cfg.port, cfg.db, redact(err, opts.Credentials))
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, cfg.schema).Scan(&exists); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: check schema: %w", err)
+	}
+	if !exists {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: schema %q does not exist in database %q", cfg.schema, cfg.db)
+	}
+	return &conn{cfg: cfg, pool: pool}, nil
+}
+
+// quoteConn quotes a value for a libpq key=value connection string.
+func quoteConn(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// redact removes credential values from an error's text.
+func redact(err error, creds map[string]string) error {
+	msg := err.Error()
+	changed := false
+	for k, v := range creds {
+		if v != "" && (k == "password" || strings.Contains(k, "secret")) && strings.Contains(msg, v) {
+			msg = strings.ReplaceAll(msg, v, "[redacted]")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return errors.New(msg)
+}
+
+type conn struct {
+	cfg  config
+	pool *pgxpool.Pool
+}
+
+// Ping implements driver.Pinger.
+func (c *conn) Ping(ctx context.Context) error { return c.pool.Ping(ctx) }
+
+// Close implements driver.Conn.
+func (c *conn) Close() error {
+	c.pool.Close()
+	return nil
+}
+
+func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+func (c *conn) qualified(table string) string { return pgx.Identifier{c.cfg.schema, table}.Sanitize() }
+
+// pgError returns the server error inside err, if any.
+func pgError(err error) (*pgconn.PgError, bool) {
+	var pe *pgconn.PgError
+	ok := errors.As(err, &pe)
+	return pe, ok
+}
+
+
+// timeLiteral renders t as a typed SQL literal: for timestamptz an instant
+// in UTC, for timestamp (and date columns) the UTC wall clock.
+func timeLiteral(t time.Time, typ string) string {
+	s := t.UTC().Format("2006-01-02 15:04:05.999999")
+	if typ == "timestamptz" {
+		return "'" + s + "+00'::timestamptz"
+	}
+	return "'" + s + "'::timestamp"
+}
