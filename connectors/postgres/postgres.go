@@ -22,10 +22,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ferry-ai/ferry/connectors"
 	fdriver "github.com/ferry-ai/ferry/connectors/driver"
 )
 
@@ -36,9 +38,36 @@ const (
 	defaultPort = "5432"
 )
 
+// RedshiftScheme is the scheme of Amazon Redshift, which speaks the
+// PostgreSQL protocol but has no COPY TO STDOUT.
+const RedshiftScheme = "redshift"
+
 // Opener opens PostgreSQL connections; register it under Scheme and
 // SchemeLong.
 type Opener struct{}
+
+// RedshiftOpener opens Redshift connections: reads use the extended query
+// protocol with binary results (each value in the same binary form as in a
+// binary COPY), and writes are not supported yet (Redshift loads by
+// COPY … FORMAT PARQUET from S3; see README.md).
+type RedshiftOpener struct{}
+
+// Open implements driver.Opener.
+func (RedshiftOpener) Open(ctx context.Context, u *url.URL, opts fdriver.Options) (fdriver.Conn, error) {
+	c, err := Opener{}.Open(ctx, u, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &redshiftConn{conn: c.(*conn)}, nil
+}
+
+// redshiftConn is a conn that reads through queries and cannot write.
+type redshiftConn struct{ *conn }
+
+// Read implements driver.Conn through the extended query protocol.
+func (c *redshiftConn) Read(ctx context.Context, req fdriver.ReadRequest) (array.RecordReader, error) {
+	return c.queryRead(ctx, req)
+}
 
 type config struct {
 	host, port, db, schema, sslmode string
@@ -168,7 +197,6 @@ func pgError(err error) (*pgconn.PgError, bool) {
 	return pe, ok
 }
 
-
 // timeLiteral renders t as a typed SQL literal: for timestamptz an instant
 // in UTC, for timestamp (and date columns) the UTC wall clock.
 func timeLiteral(t time.Time, typ string) string {
@@ -177,4 +205,10 @@ func timeLiteral(t time.Time, typ string) string {
 		return "'" + s + "+00'::timestamptz"
 	}
 	return "'" + s + "'::timestamp"
+}
+
+// Write refuses: loading Redshift goes through Parquet on S3 and
+// COPY … FORMAT PARQUET, which needs a real cluster to prove (README.md).
+func (c *redshiftConn) Write(ctx context.Context, req fdriver.WriteRequest) (int64, error) {
+	return 0, fmt.Errorf("redshift: writing tables (Parquet on S3 + COPY … FORMAT PARQUET) is not built yet: %w", connectors.ErrNotSupported)
 }

@@ -27,6 +27,10 @@ func serverURL() string {
 
 var testCreds = map[string]string{"user": "postgres"}
 
+// lastURL is the URL of the schema most recently opened (tests run
+// sequentially within this package).
+var lastURL string
+
 func adminConn(ctx context.Context, t *testing.T) *pgx.Conn {
 	t.Helper()
 	c, err := pgx.Connect(ctx, "host=127.0.0.1 port=5432 dbname=test user=postgres sslmode=disable")
@@ -67,7 +71,8 @@ func openSchema(ctx context.Context, t *testing.T, schema string, opts *connecto
 	if opts != nil {
 		o.Allocator = opts.Allocator
 	}
-	c, err := mux.Open(ctx, serverURL()+"&schema="+schema, &o)
+	lastURL = serverURL() + "&schema=" + schema
+	c, err := mux.Open(ctx, lastURL, &o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,9 +34,19 @@ const (
 // Read implements driver.Conn: one binary COPY of the projected, filtered
 // table, decoded batch by batch as the caller asks for it.
 func (c *conn) Read(ctx context.Context, req fdriver.ReadRequest) (array.RecordReader, error) {
-	all, _, err := c.columns(ctx)
+	sel, schema, q, batch, err := c.plan(ctx, req)
 	if err != nil {
 		return nil, err
+	}
+	return c.readFrom(ctx, req, sel, schema, "COPY ("+q+") TO STDOUT (FORMAT binary)", batch)
+}
+
+// plan resolves the projected columns, the reader's schema, the SELECT and
+// the batch size of a read.
+func (c *conn) plan(ctx context.Context, req fdriver.ReadRequest) ([]pgColumn, *arrow.Schema, string, int, error) {
+	all, _, err := c.columns(ctx)
+	if err != nil {
+		return nil, nil, "", 0, err
 	}
 	tcols := all[req.Table]
 	byName := map[string]pgColumn{}
@@ -50,19 +61,20 @@ func (c *conn) Read(ctx context.Context, req fdriver.ReadRequest) (array.RecordR
 			sel = append(sel, byName[n])
 		}
 	}
-	q, err := c.copyQuery(req, sel, byName)
-	if err != nil {
-		return nil, err
-	}
+	q := c.selectQuery(req, sel, byName)
 	fields := make([]arrow.Field, len(sel))
 	for i, pc := range sel {
 		fields[i] = arrow.Field{Name: pc.name, Type: pc.arrow, Nullable: !pc.notNull}
 	}
-	schema := arrow.NewSchema(fields, nil)
 	batch := req.BatchSize
 	if batch <= 0 {
 		batch = defaultBatchRows
 	}
+	return sel, arrow.NewSchema(fields, nil), q, batch, nil
+}
+
+// readFrom is the rest of Read once the query is planned.
+func (c *conn) readFrom(ctx context.Context, req fdriver.ReadRequest, sel []pgColumn, schema *arrow.Schema, q string, batch int) (array.RecordReader, error) {
 	pconn, err := c.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -106,9 +118,10 @@ func (c *conn) Read(ctx context.Context, req fdriver.ReadRequest) (array.RecordR
 	return r, nil
 }
 
-// copyQuery renders the COPY statement. Names are quoted; the time bounds
-// are rendered from time.Time values (never user text) as typed literals.
-func (c *conn) copyQuery(req fdriver.ReadRequest, sel []pgColumn, byName map[string]pgColumn) (string, error) {
+// selectQuery renders the SELECT of a read. Names are quoted; the time
+// bounds are rendered from time.Time values (never user text) as typed
+// literals.
+func (c *conn) selectQuery(req fdriver.ReadRequest, sel []pgColumn, byName map[string]pgColumn) string {
 	exprs := make([]string, len(sel))
 	for i, pc := range sel {
 		exprs[i] = quoteIdent(pc.name)
@@ -137,7 +150,7 @@ func (c *conn) copyQuery(req fdriver.ReadRequest, sel []pgColumn, byName map[str
 	if req.Limit > 0 {
 		q += " LIMIT " + strconv.FormatInt(req.Limit, 10)
 	}
-	return "COPY (" + q + ") TO STDOUT (FORMAT binary)", nil
+	return q
 }
 
 // copyReader decodes a binary COPY stream into record batches.
@@ -370,21 +383,49 @@ func decodeNumeric(v []byte, scale int32) (decimal128.Num, error) {
 	if sign == 0xC000 {
 		return decimal128.Num{}, errors.New("numeric NaN has no decimal form")
 	}
-	acc := decimal128.Num{}
-	ten4 := decimal128.FromU64(10000)
-	for i := 0; i < ndigits; i++ {
-		acc = acc.Mul(ten4).Add(decimal128.FromU64(uint64(binary.BigEndian.Uint16(v[8+2*i:]))))
-	}
-	// acc is an integer in units of 10000^(weight-ndigits+1).
+	// The digits, read as one integer, count units of 10000^(weight-ndigits+1).
 	exp := 4*(weight-ndigits+1) + int(scale)
-	switch {
-	case exp > 0:
-		acc = acc.IncreaseScaleBy(int32(exp))
-	case exp < 0:
-		acc = acc.ReduceScaleBy(int32(-exp), false)
+	if ndigits <= 9 && exp >= -4 && exp <= 2 {
+		// Fits decimal128 at every step (at most 36 digits, then a small shift).
+		acc := decimal128.Num{}
+		ten4 := decimal128.FromU64(10000)
+		for i := 0; i < ndigits; i++ {
+			acc = acc.Mul(ten4).Add(decimal128.FromU64(uint64(binary.BigEndian.Uint16(v[8+2*i:]))))
+		}
+		switch {
+		case exp > 0:
+			acc = acc.IncreaseScaleBy(int32(exp))
+		case exp < 0:
+			acc = acc.ReduceScaleBy(int32(-exp), false)
+		}
+		if sign == 0x4000 {
+			acc = acc.Negate()
+		}
+		return acc, nil
+	}
+	acc := new(big.Int)
+	ten4 := big.NewInt(10000)
+	for i := 0; i < ndigits; i++ {
+		acc.Mul(acc, ten4).Add(acc, big.NewInt(int64(binary.BigEndian.Uint16(v[8+2*i:]))))
+	}
+	p := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(exp))), nil)
+	if exp >= 0 {
+		acc.Mul(acc, p)
+	} else {
+		acc.Quo(acc, p) // the dropped digits are zeros: dscale <= scale
 	}
 	if sign == 0x4000 {
-		acc = acc.Negate()
+		acc.Neg(acc)
 	}
-	return acc, nil
+	if acc.BitLen() > 127 {
+		return decimal128.Num{}, errors.New("numeric value does not fit 38 digits")
+	}
+	return decimal128.FromBigInt(acc), nil
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

@@ -254,4 +254,3 @@ func value(a arrow.Array, i int) (any, error) {
 	}
 	return nil, fmt.Errorf("type %s has no PostgreSQL mapping", a.DataType())
 }
-
