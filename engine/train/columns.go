@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -45,6 +46,47 @@ func (c *column) each(fn func(row int, a arrow.Array, i int)) {
 			fn(base+i, a, i)
 		}
 	}
+}
+
+// at returns the chunk holding global row and the row's index in it.
+func (c *column) at(row int) (arrow.Array, int) {
+	k := sort.Search(len(c.starts), func(i int) bool { return c.starts[i] > row }) - 1
+	return c.chunks[k], row - c.starts[k]
+}
+
+// appendKey appends row i of key array a to b, a builder of the same type.
+func appendKey(b array.Builder, a arrow.Array, i int) error {
+	if a.IsNull(i) {
+		b.AppendNull()
+		return nil
+	}
+	switch b := b.(type) {
+	case *array.Int8Builder:
+		b.Append(a.(*array.Int8).Value(i))
+	case *array.Int16Builder:
+		b.Append(a.(*array.Int16).Value(i))
+	case *array.Int32Builder:
+		b.Append(a.(*array.Int32).Value(i))
+	case *array.Int64Builder:
+		b.Append(a.(*array.Int64).Value(i))
+	case *array.Uint8Builder:
+		b.Append(a.(*array.Uint8).Value(i))
+	case *array.Uint16Builder:
+		b.Append(a.(*array.Uint16).Value(i))
+	case *array.Uint32Builder:
+		b.Append(a.(*array.Uint32).Value(i))
+	case *array.Uint64Builder:
+		b.Append(a.(*array.Uint64).Value(i))
+	case *array.StringBuilder:
+		b.Append(a.(*array.String).Value(i))
+	case *array.LargeStringBuilder:
+		b.Append(a.(*array.LargeString).Value(i))
+	case *array.StringViewBuilder:
+		b.Append(a.(*array.StringView).Value(i))
+	default:
+		return fmt.Errorf("key type %s is not supported", a.DataType())
+	}
+	return nil
 }
 
 // keyKind tells how keys compare: as integers or as strings.

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -13,14 +14,18 @@ import (
 
 const dayMicros = 86400e6
 
-// entities indexes the entity table by primary key.
+// entities indexes the entity table by primary key. Entity e is the e-th row
+// of the table across its batches.
 type entities struct {
+	table  string
 	kind   keyKind
 	ints   map[int64]int32
-	strs   map[string]int32
+	strs   map[string]int32 // keys alias the caller's Arrow buffers; cleared by purge
 	n      int
+	valid  []bool  // the row has a non-null key
 	time   []int64 // the entity's own time (e.g. signup), or nil
 	hasT   []bool
+	tcol   string // the name of the entity's time column, if any
 	pk     *column
 	static []staticFeature
 }
@@ -31,10 +36,26 @@ type staticFeature struct {
 	values []float32 // per entity; NaN when null
 }
 
-func (e *entities) lookupInt(k int64) (int32, bool) { v, ok := e.ints[k]; return v, ok }
+func (e *entities) lookupInt(k int64) (int32, bool) {
+	v, ok := e.ints[k]
+	return v, ok
+}
+
 func (e *entities) lookupStr(k string) (int32, bool) {
 	v, ok := e.strs[k]
 	return v, ok
+}
+
+// purge zeroes and drops what the index holds.
+func (e *entities) purge() {
+	clear(e.ints)
+	clear(e.strs)
+	clear(e.valid)
+	clear(e.time)
+	clear(e.hasT)
+	for _, s := range e.static {
+		clear(s.values)
+	}
 }
 
 // maxCategories caps the distinct values of a string column used as a
@@ -51,33 +72,43 @@ func indexEntities(t Table, pkName string) (*entities, error) {
 	if !ok {
 		return nil, fmt.Errorf("entity key %s.%s has type %s; integer and string keys are supported", t.Meta.Name, pkName, pk.typ)
 	}
-	e := &entities{kind: kind, n: pk.n, pk: pk}
-	var dupErr error
+	if pk.n > math.MaxInt32-1 {
+		return nil, fmt.Errorf("entity table %s has %d rows; at most %d are supported", t.Meta.Name, pk.n, math.MaxInt32-1)
+	}
+	e := &entities{table: t.Meta.Name, kind: kind, n: pk.n, pk: pk, valid: make([]bool, pk.n)}
+	// Error messages name the table and column, never a key value.
+	dups := 0
 	if kind == keyInt {
 		e.ints = make(map[int64]int32, pk.n)
 		pk.each(func(row int, a arrow.Array, i int) {
 			if k, ok := intKey(a, i); ok {
-				if _, dup := e.ints[k]; dup && dupErr == nil {
-					dupErr = fmt.Errorf("entity table %s has a duplicate primary key value", t.Meta.Name)
+				if _, dup := e.ints[k]; dup {
+					dups++
+					return
 				}
 				e.ints[k] = int32(row)
+				e.valid[row] = true
 			}
 		})
 	} else {
 		e.strs = make(map[string]int32, pk.n)
 		pk.each(func(row int, a arrow.Array, i int) {
 			if k, ok := strKey(a, i); ok {
-				if _, dup := e.strs[k]; dup && dupErr == nil {
-					dupErr = fmt.Errorf("entity table %s has a duplicate primary key value", t.Meta.Name)
+				if _, dup := e.strs[k]; dup {
+					dups++
+					return
 				}
 				e.strs[k] = int32(row)
+				e.valid[row] = true
 			}
 		})
 	}
-	if dupErr != nil {
-		return nil, dupErr
+	if dups > 0 {
+		e.purge()
+		return nil, fmt.Errorf("entity table %s: primary key %s is not unique (%d repeated rows)", t.Meta.Name, pkName, dups)
 	}
 	if tc := t.Meta.TimeColumn; tc != "" {
+		e.tcol = tc
 		col, err := tableColumn(t.Records, tc)
 		if err != nil {
 			return nil, err
@@ -121,8 +152,9 @@ func keyColumns(t graph.Table) map[string]bool {
 	return m
 }
 
-// staticColumn turns an entity column into a feature: numbers as they are,
-// low-cardinality strings as category codes in sorted order.
+// staticColumn turns an entity column into a feature named table.column:
+// numbers as they are (bool as 0/1), strings with 2 to maxCategories distinct
+// values as category codes in sorted order (deterministic), null as NaN.
 func staticColumn(table string, col *column) (staticFeature, bool) {
 	f := staticFeature{name: table + "." + col.name, values: make([]float32, col.n)}
 	switch {
@@ -164,7 +196,7 @@ func staticColumn(table string, col *column) (staticFeature, bool) {
 			}
 		})
 		clear(cats)
-		f.name += "#category"
+		clear(code)
 		return f, true
 	}
 	return f, false
@@ -180,8 +212,10 @@ type events struct {
 	cols    []string    // numeric value columns
 	prefix  [][]float64 // per column: prefix[c][j] = sum of values before event j (len = len(times)+1)
 	counts  [][]int32   // per column: prefix count of non-null values
-	minTime int64
-	maxTime int64
+	// minTime and maxTime bound the times of all rows with a time, linked to
+	// an entity or not; both are 0 when there is none (see hasTime).
+	minTime, maxTime int64
+	hasTime          bool
 }
 
 func buildEvents(t Table, link string, ents *entities) (*events, error) {
@@ -218,6 +252,9 @@ func buildEvents(t Table, link string, ents *entities) (*events, error) {
 	// Each row's entity and time; rows with a null or unknown key or time are
 	// left out.
 	n := key.n
+	if n > math.MaxInt32-1 {
+		return nil, fmt.Errorf("table %s has %d rows; at most %d are supported", meta.Name, n, math.MaxInt32-1)
+	}
 	ent := make([]int32, n)
 	tm := make([]int64, n)
 	defer clear(ent)
@@ -236,13 +273,21 @@ func buildEvents(t Table, link string, ents *entities) (*events, error) {
 			}
 		}
 	})
+	ev := &events{table: meta.Name, offsets: make([]int32, ents.n+1), minTime: math.MaxInt64, maxTime: math.MinInt64}
 	tcol.each(func(row int, a arrow.Array, i int) {
 		v, ok := micros(a, i)
 		if !ok {
 			ent[row] = -1
+			return
 		}
 		tm[row] = v
+		ev.minTime = min(ev.minTime, v)
+		ev.maxTime = max(ev.maxTime, v)
+		ev.hasTime = true
 	})
+	if !ev.hasTime {
+		ev.minTime, ev.maxTime = 0, 0
+	}
 	order := make([]int32, 0, n)
 	for r := 0; r < n; r++ {
 		if ent[r] >= 0 {
@@ -252,7 +297,7 @@ func buildEvents(t Table, link string, ents *entities) (*events, error) {
 	defer clear(order)
 	slices.SortStableFunc(order, func(a, b int32) int {
 		if ent[a] != ent[b] {
-			return int(ent[a] - ent[b])
+			return cmp.Compare(ent[a], ent[b])
 		}
 		switch {
 		case tm[a] < tm[b]:
@@ -262,12 +307,10 @@ func buildEvents(t Table, link string, ents *entities) (*events, error) {
 		}
 		return 0
 	})
-	ev := &events{table: meta.Name, offsets: make([]int32, ents.n+1), times: make([]int64, len(order)), minTime: math.MaxInt64, maxTime: math.MinInt64}
+	ev.times = make([]int64, len(order))
 	for j, r := range order {
 		ev.offsets[ent[r]+1]++
 		ev.times[j] = tm[r]
-		ev.minTime = min(ev.minTime, tm[r])
-		ev.maxTime = max(ev.maxTime, tm[r])
 	}
 	for e := 0; e < ents.n; e++ {
 		ev.offsets[e+1] += ev.offsets[e]
@@ -276,10 +319,16 @@ func buildEvents(t Table, link string, ents *entities) (*events, error) {
 		vals := make([]float64, n)
 		has := make([]bool, n)
 		col.each(func(row int, a arrow.Array, i int) { vals[row], has[row] = numeric(a, i) })
+		// Sums restart at each entity, so that a window's sum depends only on
+		// that entity's rows up to the window's end (exactly, no rounding
+		// from other rows).
 		p := make([]float64, len(order)+1)
 		c := make([]int32, len(order)+1)
 		for j, r := range order {
 			p[j+1], c[j+1] = p[j], c[j]
+			if j == 0 || ent[order[j-1]] != ent[r] {
+				p[j+1] = 0
+			}
 			if has[r] {
 				p[j+1] += vals[r]
 				c[j+1]++
@@ -301,6 +350,20 @@ func (ev *events) span(e int32, lo, hi int64) (int, int) {
 	b := sort.Search(len(ts), func(i int) bool { return ts[i] > hi })
 	base := int(ev.offsets[e])
 	return base + a, base + b
+}
+
+// sum returns the sum and the number of non-null values of value column c
+// over events [a, b) of entity e (indices from span).
+func (ev *events) sum(c int, e int32, a, b int) (float64, int) {
+	if a >= b {
+		return 0, 0
+	}
+	p := ev.prefix[c]
+	before := 0.0
+	if a > int(ev.offsets[e]) {
+		before = p[a]
+	}
+	return p[b] - before, int(ev.counts[c][b] - ev.counts[c][a])
 }
 
 // count returns the number of events of e with time in (lo, hi].

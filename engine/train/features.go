@@ -8,12 +8,13 @@ import (
 	"github.com/ferry-ai/ferry/engine/pql"
 )
 
-// matrix is a dense row-major feature matrix with labels.
+// matrix is a dense row-major feature matrix with labels: one row per
+// eligible (entity, anchor).
 type matrix struct {
 	rows     int
 	cols     int
 	data     []float32
-	labels   []float32
+	labels   []float32 // 1 or 0; empty when built without labels
 	entity   []int32   // entity row of each matrix row
 	baseline []float64 // the recent-count baseline's score per row
 }
@@ -28,6 +29,7 @@ func (m *matrix) positives() int {
 	return n
 }
 
+// purge zeroes the matrix.
 func (m *matrix) purge() {
 	if m == nil {
 		return
@@ -42,47 +44,79 @@ func (m *matrix) purge() {
 type featureBuilder struct {
 	q       *pql.Query
 	ents    *entities
-	related []*events
+	related []*events // feature tables, in name order
 	target  *events
-	filters []*events
+	filters []*events // the table of each WHERE condition
 	names   []string
+	// Target window and baseline window, in microseconds.
+	labelLo, labelHi int64
+	recent           int64
+	baselineSign     float64
+	// Feature windows in days: counts over countDays (which must hold 30, 90
+	// and 365 at indexes 1 to 3), sums and means over valueDays.
+	countDays, valueDays []int64
+	// Scratch space of features.
+	counts, sums, ns []float64
 }
 
-func newFeatureBuilder(q *pql.Query, ents *entities, related []*events, target *events) *featureBuilder {
-	fb := &featureBuilder{q: q, ents: ents, related: related, target: target}
+func newFeatureBuilder(q *pql.Query, ents *entities, related []*events, target *events) (*featureBuilder, error) {
+	fb := &featureBuilder{q: q, ents: ents, related: related, target: target,
+		countDays: []int64{7, 30, 90, 365}, valueDays: []int64{30, 90}}
+	fb.counts = make([]float64, len(fb.countDays))
+	fb.sums = make([]float64, len(fb.valueDays))
+	fb.ns = make([]float64, len(fb.valueDays))
 	byName := map[string]*events{}
 	for _, ev := range related {
 		byName[ev.table] = ev
 	}
 	for _, f := range q.Filters {
-		fb.filters = append(fb.filters, byName[f.Agg.Table])
+		ev := byName[f.Agg.Table]
+		if ev == nil {
+			return nil, fmt.Errorf("WHERE table %s is not linked to %s", f.Agg.Table, q.Entity.Table)
+		}
+		fb.filters = append(fb.filters, ev)
+	}
+	lo, hi := q.Target.Agg.Window()
+	fb.labelLo, fb.labelHi = lo.Microseconds(), hi.Microseconds()
+	fb.recent = hi.Microseconds()
+	fb.baselineSign = 1
+	if q.Target.FewerIsPositive() {
+		fb.baselineSign = -1
 	}
 	for _, s := range ents.static {
 		fb.names = append(fb.names, s.name)
 	}
 	if ents.time != nil {
-		fb.names = append(fb.names, q.Entity.Table+".days_since_start")
+		fb.names = append(fb.names, ents.table+".days_since_"+ents.tcol)
 	}
 	for _, ev := range related {
-		for _, w := range countWindows {
+		for _, w := range fb.countDays {
 			fb.names = append(fb.names, fmt.Sprintf("%s.count_%dd", ev.table, w))
 		}
 		fb.names = append(fb.names, ev.table+".count_all",
 			ev.table+".days_since_last", ev.table+".days_since_first",
 			ev.table+".ratio_30d_90d", ev.table+".rate_30d_vs_365d")
 		for _, c := range ev.cols {
-			for _, w := range sumWindows {
+			for _, w := range fb.valueDays {
 				fb.names = append(fb.names, fmt.Sprintf("%s.%s_sum_%dd", ev.table, c, w))
 			}
-			fb.names = append(fb.names, ev.table+"."+c+"_sum_all", ev.table+"."+c+"_mean_90d", ev.table+"."+c+"_mean_all")
+			fb.names = append(fb.names, ev.table+"."+c+"_sum_all")
+			for _, w := range fb.valueDays {
+				fb.names = append(fb.names, fmt.Sprintf("%s.%s_mean_%dd", ev.table, c, w))
+			}
+			fb.names = append(fb.names, ev.table+"."+c+"_mean_all")
 		}
 	}
-	return fb
+	return fb, nil
 }
 
-// eligible reports whether entity e is scored at t: it exists at t and every
-// WHERE condition holds.
+// eligible reports whether entity e is scored at t: it has a key, it exists
+// at t (its own time, if any, is at or before t) and every WHERE condition
+// holds on data at or before t.
 func (fb *featureBuilder) eligible(e int32, t int64) bool {
+	if !fb.ents.valid[e] {
+		return false
+	}
 	if fb.ents.time != nil && (!fb.ents.hasT[e] || fb.ents.time[e] > t) {
 		return false
 	}
@@ -96,17 +130,20 @@ func (fb *featureBuilder) eligible(e int32, t int64) bool {
 	return true
 }
 
-// build computes one row per eligible (entity, anchor); with labels when
-// withLabels is set.
+// label returns 1 when the target holds for e's events in (t+start, t+end].
+func (fb *featureBuilder) label(e int32, t int64) float32 {
+	if fb.q.Target.Holds(float64(fb.target.count(e, t+fb.labelLo, t+fb.labelHi))) {
+		return 1
+	}
+	return 0
+}
+
+// build computes one row per eligible (entity, anchor), with labels when
+// withLabels is set. It stops early, with a partial matrix, when ctx is done.
 func (fb *featureBuilder) build(ctx context.Context, anchors []int64, withLabels bool) *matrix {
 	m := &matrix{cols: len(fb.names)}
-	ts, te := fb.q.Target.Agg.Window()
-	w := (te - ts).Microseconds()
-	sign := 1.0
-	if fb.q.Target.FewerIsPositive() {
-		sign = -1
-	}
 	row := make([]float32, m.cols)
+	defer clear(row)
 	for _, t := range anchors {
 		for e := int32(0); e < int32(fb.ents.n); e++ {
 			if e%4096 == 0 && ctx.Err() != nil {
@@ -118,32 +155,25 @@ func (fb *featureBuilder) build(ctx context.Context, anchors []int64, withLabels
 			fb.features(e, t, row)
 			m.data = append(m.data, row...)
 			m.entity = append(m.entity, e)
-			m.baseline = append(m.baseline, sign*float64(fb.target.count(e, t-w, t)))
+			m.baseline = append(m.baseline, fb.baselineSign*float64(fb.target.count(e, t-fb.recent, t)))
 			if withLabels {
-				n := fb.target.count(e, t+ts.Microseconds(), t+te.Microseconds())
-				l := float32(0)
-				if fb.q.Target.Holds(float64(n)) {
-					l = 1
-				}
-				m.labels = append(m.labels, l)
+				m.labels = append(m.labels, fb.label(e, t))
 			}
 			m.rows++
 		}
 	}
-	clear(row)
 	return m
 }
 
 // features writes entity e's features at anchor t into row, using only
-// events at or before t.
+// events with time at or before t. Missing values are NaN.
 func (fb *featureBuilder) features(e int32, t int64, row []float32) {
-	nan := float32(math.NaN())
 	k := 0
 	put := func(v float64, ok bool) {
 		if ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
 			row[k] = float32(v)
 		} else {
-			row[k] = nan
+			row[k] = float32(math.NaN())
 		}
 		k++
 	}
@@ -155,10 +185,10 @@ func (fb *featureBuilder) features(e int32, t int64, row []float32) {
 		put(float64(t-fb.ents.time[e])/dayMicros, fb.ents.hasT[e])
 	}
 	for _, ev := range fb.related {
-		counts := make([]int, len(countWindows))
-		for i, d := range countWindows {
-			counts[i] = ev.count(e, t-int64(d)*dayMicros, t)
-			put(float64(counts[i]), true)
+		counts := fb.counts
+		for i, d := range fb.countDays {
+			counts[i] = float64(ev.count(e, t-d*dayMicros, t))
+			put(counts[i], true)
 		}
 		first, end := ev.span(e, math.MinInt64, t)
 		all := end - first
@@ -171,20 +201,22 @@ func (fb *featureBuilder) features(e int32, t int64, row []float32) {
 			put(0, false)
 		}
 		c30, c90, c365 := counts[1], counts[2], counts[3]
-		put(float64(c30)/float64(c90), c90 > 0)
-		put(float64(c30)/(float64(c365)*30/365), c365 > 0)
+		put(c30/c90, c90 > 0)
+		put(c30/(c365*30/365), c365 > 0)
 		for c := range ev.cols {
-			p, cnt := ev.prefix[c], ev.counts[c]
-			for _, d := range sumWindows {
-				a, b := ev.span(e, t-int64(d)*dayMicros, t)
-				put(p[b]-p[a], true)
+			sums, ns := fb.sums, fb.ns
+			for i, d := range fb.valueDays {
+				a, b := ev.span(e, t-d*dayMicros, t)
+				s, n := ev.sum(c, e, a, b)
+				sums[i], ns[i] = s, float64(n)
+				put(s, true)
 			}
-			put(p[end]-p[first], true)
-			a90, b90 := ev.span(e, t-90*dayMicros, t)
-			n90 := cnt[b90] - cnt[a90]
-			put((p[b90]-p[a90])/float64(n90), n90 > 0)
-			nAll := cnt[end] - cnt[first]
-			put((p[end]-p[first])/float64(nAll), nAll > 0)
+			sAll, nAll := ev.sum(c, e, first, end)
+			put(sAll, true)
+			for i := range fb.valueDays {
+				put(sums[i]/ns[i], ns[i] > 0)
+			}
+			put(sAll/float64(nAll), nAll > 0)
 		}
 	}
 }

@@ -1,29 +1,39 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 
-	"github.com/ferry-ai/ferry/engine/metrics"
 	"github.com/ferry-ai/ferry/engine/xgboost"
 )
 
-// earlyStop is the number of rounds without validation improvement after
+// earlyStop is the number of rounds without a better validation AUROC after
 // which training stops.
 const earlyStop = 20
 
+// topFeatures is how many features the result reports importance for.
+const topFeatures = 20
+
+// model is a trained booster and what training found.
 type model struct {
 	booster    *xgboost.Booster
-	best       int // best iteration (0-based)
+	best       int     // best round (0-based); predictions use rounds [0, best]
+	bestAUC    float64 // validation AUROC at best
+	rounds     int     // rounds trained
 	importance map[string]float64
 }
 
 func (m *model) close() { _ = m.booster.Close() }
 
+// predict scores x with the trees of rounds [0, best].
 func (m *model) predict(x *matrix) ([]float64, error) {
+	if x.rows == 0 {
+		return nil, nil
+	}
 	d, err := xgboost.NewDMatrix(x.data, x.rows, x.cols, nil)
 	if err != nil {
 		return nil, err
@@ -41,12 +51,31 @@ func (m *model) predict(x *matrix) ([]float64, error) {
 	return out, nil
 }
 
-// fit trains gradient-boosted trees on train with early stopping on the
-// validation set's AUROC.
+// boosterParams are the training parameters.
+func boosterParams(opts Options) map[string]string {
+	return map[string]string{
+		"objective":        "binary:logistic",
+		"tree_method":      "hist",
+		"max_depth":        "6",
+		"eta":              "0.1",
+		"subsample":        "0.8",
+		"colsample_bytree": "0.8",
+		"eval_metric":      "auc",
+		"seed":             strconv.FormatUint(opts.Seed, 10),
+		// XGBoost's sampler is per OS thread and Go moves goroutines between
+		// threads: reseeding it every round makes a run reproducible.
+		"seed_per_iteration": "1",
+		"nthread":            strconv.Itoa(opts.NThread),
+		"verbosity":          "0",
+	}
+}
+
+// fit trains gradient-boosted trees on train, stopping when the validation
+// AUROC has not improved for earlyStop rounds, and checks ctx between rounds.
 func fit(ctx context.Context, train, val *matrix, names []string, opts Options) (*model, error) {
 	dtrain, err := xgboost.NewDMatrix(train.data, train.rows, train.cols, train.labels)
 	if err != nil {
-		return nil, fmt.Errorf("train matrix: %w", err)
+		return nil, fmt.Errorf("training matrix: %w", err)
 	}
 	defer dtrain.Close()
 	dval, err := xgboost.NewDMatrix(val.data, val.rows, val.cols, val.labels)
@@ -54,62 +83,49 @@ func fit(ctx context.Context, train, val *matrix, names []string, opts Options) 
 		return nil, fmt.Errorf("validation matrix: %w", err)
 	}
 	defer dval.Close()
-	params := map[string]string{
-		"objective":   "binary:logistic",
-		"tree_method": "hist",
-		"max_depth":   "6",
-		"eta":         "0.1",
-		// Row subsampling stays off: XGBoost 1.7 draws it from a process-wide
-		// RNG that a new booster does not reseed, so re-running a job would
-		// not reproduce its model. Column sampling is reproducible.
-		"subsample":        "1",
-		"colsample_bytree": "0.8",
-		"min_child_weight": "2",
-		"seed":             strconv.FormatUint(opts.Seed, 10),
-		"nthread":          strconv.Itoa(opts.NThread),
-		"verbosity":        "0",
-	}
-	b, err := xgboost.NewBooster(dtrain, params)
+	b, err := xgboost.NewBooster(dtrain, boosterParams(opts))
 	if err != nil {
 		return nil, fmt.Errorf("booster: %w", err)
 	}
-	m := &model{booster: b}
-	bestAUC := math.Inf(-1)
+	m := &model{booster: b, bestAUC: math.Inf(-1)}
+	ok := false
+	defer func() {
+		if !ok {
+			m.close()
+		}
+	}()
 	for it := 0; it < opts.MaxRounds; it++ {
 		if err := ctx.Err(); err != nil {
-			b.Close()
 			return nil, err
 		}
 		if err := b.UpdateOneIter(it, dtrain); err != nil {
-			b.Close()
 			return nil, fmt.Errorf("boosting round %d: %w", it, err)
 		}
-		p, err := b.Predict(dval, 0, it+1)
+		m.rounds = it + 1
+		ev, err := b.EvalOneIter(it, xgboost.EvalSet{Name: "valid", Matrix: dval})
 		if err != nil {
-			b.Close()
-			return nil, err
+			return nil, fmt.Errorf("evaluating round %d: %w", it, err)
 		}
-		scores := make([]float64, len(p))
-		for i, v := range p {
-			scores[i] = float64(v)
+		auc, found := ev["valid-auc"]
+		if !found {
+			return nil, fmt.Errorf("evaluating round %d: no valid-auc in %v", it, ev)
 		}
-		auc := metrics.AUROC(val.labels, scores)
-		if math.IsNaN(auc) {
-			auc = 0.5 // a one-class validation set cannot steer: keep the latest round
-		}
-		if auc > bestAUC+1e-6 {
-			bestAUC, m.best = auc, it
+		if auc > m.bestAUC+1e-7 {
+			m.bestAUC, m.best = auc, it
 		} else if it-m.best >= earlyStop {
 			break
 		}
 	}
 	imp, err := b.FeatureImportance(names, "gain")
-	if err == nil {
-		m.importance = top(imp, 20)
+	if err != nil {
+		return nil, fmt.Errorf("feature importance: %w", err)
 	}
+	m.importance = top(imp, topFeatures)
+	ok = true
 	return m, nil
 }
 
+// top keeps the n largest entries (ties broken by name).
 func top(m map[string]float64, n int) map[string]float64 {
 	type kv struct {
 		k string
@@ -119,13 +135,13 @@ func top(m map[string]float64, n int) map[string]float64 {
 	for k, v := range m {
 		all = append(all, kv{k, v})
 	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].v != all[j].v {
-			return all[i].v > all[j].v
+	slices.SortFunc(all, func(a, b kv) int {
+		if c := cmp.Compare(b.v, a.v); c != 0 {
+			return c
 		}
-		return all[i].k < all[j].k
+		return cmp.Compare(a.k, b.k)
 	})
-	out := map[string]float64{}
+	out := make(map[string]float64, min(n, len(all)))
 	for i := 0; i < len(all) && i < n; i++ {
 		out[all[i].k] = all[i].v
 	}

@@ -1,25 +1,56 @@
 // Package train turns a job's in-memory tables into a trained model and
-// predictions, for a predictive query (package pql). It works on Arrow
-// columns directly, in memory only: no file is written, no spill, and the
-// intermediate matrices are cleared before Run returns (0-day retention).
+// predictions for a predictive query (package pql). It computes features in
+// Go directly on the Arrow columns and trains XGBoost (package xgboost).
 //
-// For anchor times t stepping back from the latest event, the label of an
-// entity at t comes from the target table's rows in (t+start, t+end], and
-// every feature from rows at or before t, so nothing leaks from the future.
-// The last full window is the test set, the one before it the validation
-// set (early stopping, threshold), the earlier ones training. Predictions
-// are made for the entities eligible at the latest event time.
+// # Time
+//
+// Let T be the latest time in the target table and W the end of the target
+// window (30 days for COUNT(orders.*, 0, 30, days)). Predictions are made at
+// the scoring anchor T; the test anchor is T−W, the validation anchor T−2W
+// and the training anchors T−2W−kW for k = 1…8, as long as an anchor leaves a
+// year of history (the longest feature window, or a longer WHERE window)
+// after the data begins; with less data, the anchors that leave at least W
+// and the WHERE windows are used. The label of an entity at anchor t comes
+// from the target table's rows with time in (t+start, t+end]; every feature
+// and every WHERE condition uses only rows with time at or before t, so
+// nothing leaks from the future. An entity is eligible at t when its own
+// time (if its table has one) is at or before t and every WHERE condition
+// holds.
+//
+// # Features
+//
+// Per (entity, anchor): the entity table's numeric and boolean columns and
+// its string columns with few distinct values (as category codes), the days
+// since the entity's own time, and for every table with a time column and a
+// foreign key to the entity table: row counts over the last 7, 30, 90 and 365
+// days and all time, days since the last and the first row, the ratio of the
+// 30-day to the 90-day count (and to a 30-day share of the 365-day count),
+// and for each numeric non-key column its sum and mean over 30 and 90 days
+// and all time. Names come from table and column names only, never from
+// values: orders.count_30d, orders.amount_sum_90d, returns.days_since_last.
+// Missing values are NaN.
+//
+// # Retention
+//
+// Run works in memory only: it writes no file and never saves a model. The
+// intermediate indexes, matrices and scores live in Go slices that are
+// zeroed with clear() before Run returns, whether it succeeds or fails; the
+// model lives in XGBoost's memory and is freed. The caller owns the input
+// batches and the returned predictions (0-day retention is the job store's
+// to finish).
 package train
 
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
-	"sort"
-	"strings"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -32,51 +63,59 @@ import (
 	"github.com/ferry-ai/ferry/internal/link"
 )
 
-// Table is one uploaded table: its metadata and record batches (owned by the
-// caller, not released here).
+// Table is one uploaded table: its metadata and record batches. The batches
+// are owned by the caller; Run neither retains nor releases them.
 type Table struct {
 	Meta    graph.Table
 	Records []arrow.RecordBatch
 }
 
-// Input is what a job trains on.
+// Input is what a job trains on: its query and its tables by name.
 type Input struct {
 	JobID  string
 	Query  string
 	Tables map[string]Table
 }
 
-// Options tune a run.
+// Options tune a run; the zero value is usable.
 type Options struct {
-	// Allocator for the predictions batch; nil means memory.DefaultAllocator.
+	// Allocator allocates the predictions batch; nil means
+	// memory.DefaultAllocator.
 	Allocator memory.Allocator
-	Logger    *slog.Logger
-	// Seed of XGBoost's sampling (0 means 1).
+	// Logger receives progress as metadata only (counts, timings); nil
+	// discards it.
+	Logger *slog.Logger
+	// Seed seeds XGBoost's row and column sampling; 0 means 1.
 	Seed uint64
-	// NThread is XGBoost's thread count (0 means 2).
+	// NThread is XGBoost's thread count; 0 means 2.
 	NThread int
-	// MaxRounds caps boosting rounds (0 means 300); training stops early when
-	// validation AUROC has not improved for 20 rounds.
+	// MaxRounds caps boosting rounds; 0 means 300. Training stops earlier
+	// when the validation AUROC has not improved for 20 rounds.
 	MaxRounds int
-	// MaxTrainAnchors caps the training anchors (0 means 8).
-	MaxTrainAnchors int
 }
 
 // Output is a run's result. The caller releases Predictions.
 type Output struct {
-	Result      link.TrainResult
+	Result link.TrainResult
+	// Predictions has one row per entity eligible at the scoring anchor: the
+	// entity's primary key (same name and type as in its table),
+	// link.ColAnchorTime, link.ColScore and link.ColPredictedClass.
 	Predictions arrow.RecordBatch
 }
 
-// ErrNoData is returned when the tables hold too little history to build the
-// train, validation and test sets.
+// ErrNoData is returned (wrapped) when the tables hold too little history or
+// too few labelled examples to train and evaluate a model.
 var ErrNoData = errors.New("not enough data")
 
-// past feature windows, in days.
-var countWindows = []int{7, 30, 90, 365}
-var sumWindows = []int{30, 90}
+// Anchor schedule.
+const (
+	maxTrainAnchors = 8
+	// featureHistory is the longest past feature window.
+	featureHistory = 365 * dayMicros
+)
 
-// Run trains a model for the query on the tables and scores the entities.
+// Run trains a model for in.Query on in.Tables, evaluates it on the test
+// anchor and scores the entities eligible at the scoring anchor.
 func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 	if opts.Allocator == nil {
 		opts.Allocator = memory.DefaultAllocator
@@ -93,35 +132,43 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 	if opts.MaxRounds <= 0 {
 		opts.MaxRounds = 300
 	}
-	if opts.MaxTrainAnchors <= 0 {
-		opts.MaxTrainAnchors = 8
-	}
 	q, err := pql.Parse(in.Query)
 	if err != nil {
 		return nil, err
 	}
 	g := &graph.Graph{}
 	names := make([]string, 0, len(in.Tables))
-	for n := range in.Tables {
+	for n, t := range in.Tables {
+		if t.Meta.Name != n {
+			return nil, fmt.Errorf("table %q is described as %q", n, t.Meta.Name)
+		}
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	for _, n := range names {
 		g.Tables = append(g.Tables, in.Tables[n].Meta)
 	}
 	if err := q.Validate(g); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 
+	// Index the entities and every related table.
 	featStart := time.Now()
 	ents, err := indexEntities(in.Tables[q.Entity.Table], q.Entity.Column)
 	if err != nil {
 		return nil, fmt.Errorf("entity table: %w", err)
 	}
-	// Related tables: every table with a time column and a foreign key to the
-	// entity table, in name order.
-	evs := map[string]*events{}
+	defer ents.purge()
 	var related []*events
+	defer func() {
+		for _, ev := range related {
+			ev.purge()
+		}
+	}()
+	var target *events
 	for _, n := range names {
 		t := in.Tables[n]
 		if n == q.Entity.Table || t.Meta.TimeColumn == "" {
@@ -131,138 +178,223 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 		if !ok {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		ev, err := buildEvents(t, lc, ents)
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", n, err)
 		}
-		evs[n] = ev
 		related = append(related, ev)
-	}
-	defer func() {
-		for _, ev := range related {
-			ev.purge()
+		if n == q.Target.Agg.Table {
+			target = ev
 		}
-	}()
-	target := evs[q.Target.Agg.Table]
-	if target == nil || len(target.times) == 0 {
-		return nil, fmt.Errorf("target table %s has no rows linked to %s: %w", q.Target.Agg.Table, q.Entity.Table, ErrNoData)
+	}
+	if target == nil || !target.hasTime {
+		return nil, fmt.Errorf("target table %s has no rows with a time: %w", q.Target.Agg.Table, ErrNoData)
 	}
 
 	// Anchors.
-	tStart, tEnd := q.Target.Agg.Window()
-	step := (tEnd - tStart).Microseconds()
-	latest := target.maxTime
-	testT := latest - tEnd.Microseconds()
-	valT := testT - step
-	minHistory := int64(30 * dayMicros)
-	var trainTs []int64
-	for k := 1; k <= opts.MaxTrainAnchors; k++ {
-		t := valT - int64(k)*step
-		if t < target.minTime+minHistory {
-			break
-		}
-		trainTs = append(trainTs, t)
+	sch, err := schedule(q, target.maxTime, dataBegins(related))
+	if err != nil {
+		return nil, err
 	}
-	if len(trainTs) == 0 {
-		return nil, fmt.Errorf("the data spans %s to %s: too short for a training window of %s before validation and test: %w",
-			time.UnixMicro(target.minTime).UTC().Format(time.DateOnly), time.UnixMicro(latest).UTC().Format(time.DateOnly), tEnd-tStart, ErrNoData)
-	}
+	opts.Logger.Info("anchors chosen", "training_anchors", len(sch.train), "short_history", sch.short)
 
-	fb := newFeatureBuilder(q, ents, related, target)
-	train := fb.build(ctx, trainTs, true)
-	val := fb.build(ctx, []int64{valT}, true)
-	test := fb.build(ctx, []int64{testT}, true)
-	score := fb.build(ctx, []int64{latest}, false)
+	fb, err := newFeatureBuilder(q, ents, related, target)
+	if err != nil {
+		return nil, err
+	}
+	var train, val, test, score *matrix
 	defer func() {
-		for _, s := range []*matrix{train, val, test, score} {
-			s.purge()
+		for _, m := range []*matrix{train, val, test, score} {
+			m.purge()
 		}
 	}()
+	train = fb.build(ctx, sch.train, true)
+	val = fb.build(ctx, []int64{sch.val}, true)
+	test = fb.build(ctx, []int64{sch.test}, true)
+	score = fb.build(ctx, []int64{sch.score}, false)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	featureSecs := time.Since(featStart).Seconds()
-	if train.rows == 0 || val.rows == 0 || test.rows == 0 {
-		return nil, fmt.Errorf("no eligible entities in the train (%d), validation (%d) or test (%d) window: %w", train.rows, val.rows, test.rows, ErrNoData)
-	}
-	if pos := train.positives(); pos == 0 || pos == train.rows {
-		return nil, fmt.Errorf("the training labels are all %v (%d rows): nothing to learn: %w", pos > 0, train.rows, ErrNoData)
+	for _, s := range []struct {
+		name string
+		m    *matrix
+	}{{"training", train}, {"validation", val}, {"test", test}} {
+		pos := s.m.positives()
+		if s.m.rows == 0 {
+			return nil, fmt.Errorf("no entity is eligible at the %s anchor: %w", s.name, ErrNoData)
+		}
+		if pos == 0 || pos == s.m.rows {
+			return nil, fmt.Errorf("every %s label is %v (%d rows), so a model cannot be trained and evaluated: %w",
+				s.name, pos > 0, s.m.rows, ErrNoData)
+		}
 	}
 	opts.Logger.Info("training table built", "train_rows", train.rows, "validation_rows", val.rows, "test_rows", test.rows,
-		"features", len(fb.names), "anchors", len(trainTs)+2, "seconds", featureSecs)
+		"score_rows", score.rows, "features", len(fb.names), "seconds", featureSecs)
 
-	// Train with early stopping on validation AUROC.
 	trainStart := time.Now()
 	model, err := fit(ctx, train, val, fb.names, opts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	defer model.close()
 	trainSecs := time.Since(trainStart).Seconds()
+	opts.Logger.Info("model trained", "rounds", model.rounds, "best_iteration", model.best, "validation_auroc", model.bestAUC, "seconds", trainSecs)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 
 	scoreStart := time.Now()
-	valPred, err := model.predict(val)
-	if err != nil {
-		return nil, err
+	var valPred, testPred, scorePred, constant []float64
+	defer func() {
+		clear(valPred)
+		clear(testPred)
+		clear(scorePred)
+		clear(constant)
+	}()
+	if valPred, err = model.predict(val); err != nil {
+		return nil, fmt.Errorf("score validation: %w", err)
 	}
-	testPred, err := model.predict(test)
-	if err != nil {
-		return nil, err
+	if testPred, err = model.predict(test); err != nil {
+		return nil, fmt.Errorf("score test: %w", err)
 	}
-	var scorePred []float64
-	if score.rows > 0 {
-		if scorePred, err = model.predict(score); err != nil {
-			return nil, err
-		}
+	if scorePred, err = model.predict(score); err != nil {
+		return nil, fmt.Errorf("score: %w", err)
 	}
 	threshold := metrics.BestF1Threshold(val.labels, valPred)
 	rate := float64(train.positives()) / float64(train.rows)
-	constant := make([]float64, test.rows)
+	constant = make([]float64, test.rows)
 	for i := range constant {
 		constant[i] = rate
 	}
 	res := link.TrainResult{
 		JobID:               in.JobID,
 		TaskType:            q.TaskType(),
-		Test:                link.Metrics{AUROC: metrics.AUROC(test.labels, testPred), AveragePrecision: metrics.AveragePrecision(test.labels, testPred)},
-		BaselineLabelRate:   link.Metrics{AUROC: metrics.AUROC(test.labels, constant), AveragePrecision: metrics.AveragePrecision(test.labels, constant)},
-		BaselineRecentCount: link.Metrics{AUROC: metrics.AUROC(test.labels, test.baseline), AveragePrecision: metrics.AveragePrecision(test.labels, test.baseline)},
+		Test:                evaluate(test.labels, testPred),
+		BaselineLabelRate:   evaluate(test.labels, constant),
+		BaselineRecentCount: evaluate(test.labels, test.baseline),
 		TrainRows:           train.rows,
 		ValidationRows:      val.rows,
 		TestRows:            test.rows,
 		TrainPositives:      train.positives(),
 		TestPositiveRate:    float64(test.positives()) / float64(test.rows),
 		NumFeatures:         len(fb.names),
-		Anchors:             len(trainTs) + 2,
+		Anchors:             len(sch.train) + 2,
 		BestIteration:       model.best,
 		Threshold:           threshold,
 		PredictionRows:      score.rows,
-		ScoringAnchor:       time.UnixMicro(latest).UTC(),
+		ScoringAnchor:       time.UnixMicro(sch.score).UTC(),
 		FeatureImportance:   model.importance,
 		FeatureSeconds:      featureSecs,
 		TrainSeconds:        trainSecs,
+		ModelID:             modelID(in.JobID, sch, fb.names, train, val),
 	}
-	res.ModelID = modelID(in.JobID, latest, train, fb.names)
-	preds, err := predictions(opts.Allocator, ents, q.Entity.Column, score, scorePred, threshold, latest)
+	preds, err := predictions(opts.Allocator, ents, q.Entity.Column, score, scorePred, threshold, sch.score)
 	if err != nil {
 		return nil, err
 	}
 	res.ScoreSeconds = time.Since(scoreStart).Seconds()
-	clear(valPred)
-	clear(testPred)
-	clear(scorePred)
-	clear(constant)
+	opts.Logger.Info("scored", "prediction_rows", score.rows, "test_auroc", res.Test.AUROC, "seconds", res.ScoreSeconds)
 	return &Output{Result: res, Predictions: preds}, nil
 }
 
-func modelID(jobID string, latest int64, train *matrix, names []string) string {
+// evaluate computes the test metrics; both classes are present (Run checks).
+func evaluate(labels []float32, scores []float64) link.Metrics {
+	return link.Metrics{AUROC: metrics.AUROC(labels, scores), AveragePrecision: metrics.AveragePrecision(labels, scores)}
+}
+
+// anchors are the times a run labels and scores at, in microseconds.
+type anchors struct {
+	score, test, val int64
+	train            []int64 // latest first
+	short            bool    // fewer than a year of history before the training anchors
+}
+
+// dataBegins returns the earliest time in the related tables.
+func dataBegins(related []*events) int64 {
+	begin := int64(math.MaxInt64)
+	for _, ev := range related {
+		if ev.hasTime {
+			begin = min(begin, ev.minTime)
+		}
+	}
+	return begin
+}
+
+// schedule picks the anchors for latest time T and the time data begins.
+func schedule(q *pql.Query, latest, begin int64) (anchors, error) {
+	_, end := q.Target.Agg.Window()
+	w := end.Microseconds()
+	a := anchors{score: latest, test: latest - w, val: latest - 2*w}
+	// History an anchor needs: the longest past window of a feature or a
+	// WHERE condition.
+	var where int64
+	for _, f := range q.Filters {
+		s, _ := f.Agg.Window()
+		where = max(where, -s.Microseconds())
+	}
+	for _, need := range []int64{max(featureHistory, where), max(w, where)} {
+		a.train = a.train[:0]
+		for k := int64(1); k <= maxTrainAnchors; k++ {
+			t := a.val - k*w
+			if t < begin+need {
+				break
+			}
+			a.train = append(a.train, t)
+		}
+		if len(a.train) > 0 {
+			return a, nil
+		}
+		a.short = true
+	}
+	return a, fmt.Errorf("the data spans %s to %s, too short for a training anchor with %s of history before validation and test anchors %s apart: %w",
+		time.UnixMicro(begin).UTC().Format(time.DateOnly), time.UnixMicro(latest).UTC().Format(time.DateOnly),
+		time.Duration(max(w, where))*time.Microsecond, end, ErrNoData)
+}
+
+// modelID derives a stable model identifier from the job, the anchors, the
+// feature names and the training and validation data (a fingerprint of the
+// inputs the model is a function of).
+func modelID(jobID string, a anchors, names []string, train, val *matrix) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s|%d|%d|%d|%s", jobID, latest, train.rows, train.positives(), strings.Join(names, ","))
+	writeStr := func(s string) {
+		_ = binary.Write(h, binary.LittleEndian, int64(len(s)))
+		h.Write([]byte(s))
+	}
+	writeStr(jobID)
+	_ = binary.Write(h, binary.LittleEndian, []int64{a.score, a.test, a.val})
+	_ = binary.Write(h, binary.LittleEndian, a.train)
+	for _, n := range names {
+		writeStr(n)
+	}
+	for _, m := range []*matrix{train, val} {
+		hashFloats(h, m.data)
+		hashFloats(h, m.labels)
+	}
 	return "m-" + hex.EncodeToString(h.Sum(nil))[:12]
 }
 
+// hashFloats writes the bits of v to h (NaN payloads included).
+func hashFloats(h hash.Hash, v []float32) {
+	var buf [4096]byte
+	n := 0
+	for _, f := range v {
+		binary.LittleEndian.PutUint32(buf[n:], math.Float32bits(f))
+		n += 4
+		if n == len(buf) {
+			h.Write(buf[:n])
+			n = 0
+		}
+	}
+	h.Write(buf[:n])
+	clear(buf[:])
+}
+
 // predictions builds the output batch: entity key, anchor time, score,
-// predicted class.
+// predicted class (score >= threshold).
 func predictions(mem memory.Allocator, ents *entities, keyName string, score *matrix, p []float64, threshold float64, anchor int64) (arrow.RecordBatch, error) {
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: keyName, Type: ents.pk.typ},
@@ -272,19 +404,15 @@ func predictions(mem memory.Allocator, ents *entities, keyName string, score *ma
 	}, nil)
 	b := array.NewRecordBuilder(mem, schema)
 	defer b.Release()
-	// Map entity rows to their chunk for key copying.
-	locate := func(row int) (arrow.Array, int) {
-		k := sort.Search(len(ents.pk.starts), func(i int) bool { return ents.pk.starts[i] > row }) - 1
-		return ents.pk.chunks[k], row - ents.pk.starts[k]
-	}
+	b.Reserve(score.rows)
 	kb := b.Field(0)
 	ab := b.Field(1).(*array.TimestampBuilder)
 	sb := b.Field(2).(*array.Float64Builder)
 	cb := b.Field(3).(*array.BooleanBuilder)
 	for i, e := range score.entity {
-		a, j := locate(int(e))
-		if err := kb.AppendValueFromString(a.ValueStr(j)); err != nil {
-			return nil, fmt.Errorf("copy entity key: %w", err)
+		a, j := ents.pk.at(int(e))
+		if err := appendKey(kb, a, j); err != nil {
+			return nil, fmt.Errorf("predictions: %w", err)
 		}
 		ab.Append(arrow.Timestamp(anchor))
 		sb.Append(p[i])
