@@ -24,16 +24,9 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	srcCreds := fs.String("src-credentials", "", "YAML `file` of the source warehouse's credentials")
 	dstCreds := fs.String("dst-credentials", "", "YAML `file` of the destination warehouse's credentials")
 	const synopsis = "ferry copy <src url> <table> <dst url> [<dst table>] [--progress auto|always|never] [--src-credentials F] [--dst-credentials F]"
-	var pos []string
-	for len(args) > 0 {
-		if err := parse(fs, args, synopsis, stdout); err != nil {
-			return done(err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseMixed(fs, args, synopsis, stdout)
+	if err != nil {
+		return done(err)
 	}
 	if len(pos) != 3 && len(pos) != 4 {
 		return cli.Usagef("usage: %s", synopsis)

@@ -35,3 +35,19 @@ func done(err error) error {
 	}
 	return err
 }
+
+// parseMixed parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones.
+func parseMixed(fs *flag.FlagSet, args []string, synopsis string, stdout io.Writer) ([]string, error) {
+	var pos []string
+	for {
+		if err := parse(fs, args, synopsis, stdout); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

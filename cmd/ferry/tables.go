@@ -28,13 +28,14 @@ func runTables(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("ferry tables", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON metadata")
 	creds := fs.String("credentials", "", "YAML `file` of warehouse credentials (user, password, …)")
-	if err := parse(fs, args, "ferry tables [--json] [--credentials FILE] <url>", stdout); err != nil {
+	pos, err := parseMixed(fs, args, "ferry tables [--json] [--credentials FILE] <url>", stdout)
+	if err != nil {
 		return done(err)
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		return cli.Usagef("ferry tables takes one warehouse URL")
 	}
-	c, err := openWarehouseWith(ctx, fs.Arg(0), *creds)
+	c, err := openWarehouseWith(ctx, pos[0], *creds)
 	if err != nil {
 		return err
 	}
@@ -99,17 +100,9 @@ func runRead(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	until := fs.String("until", "", "only rows whose time column is before `T` (RFC 3339 or YYYY-MM-DD, UTC)")
 	creds := fs.String("credentials", "", "YAML `file` of warehouse credentials (user, password, …)")
 	const synopsis = "ferry read <url> <table> [--columns a,b] [--since T] [--until T] [--limit N] [--format csv|jsonl|arrow|parquet]"
-	// Accept flags after the positional arguments too.
-	var pos []string
-	for len(args) > 0 {
-		if err := parse(fs, args, synopsis, stdout); err != nil {
-			return done(err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseMixed(fs, args, synopsis, stdout)
+	if err != nil {
+		return done(err)
 	}
 	if len(pos) != 2 {
 		return cli.Usagef("usage: %s", synopsis)
@@ -123,7 +116,6 @@ func runRead(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return cli.Usagef("--format %q: want csv, jsonl, arrow or parquet", *format)
 	}
 	opts := connectors.ReadOptions{Limit: *limit}
-	var err error
 	if opts.Since, err = parseTime("--since", *since); err != nil {
 		return err
 	}

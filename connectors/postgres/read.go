@@ -98,7 +98,13 @@ func (c *conn) readFrom(ctx context.Context, req fdriver.ReadRequest, sel []pgCo
 	}
 	go func() {
 		defer close(r.done)
-		_, err := pconn.Conn().PgConn().CopyTo(cctx, pw, q)
+		// PostgreSQL sends one CopyData message per row: buffer them so the
+		// pipe hands over large chunks, not rows.
+		bw := bufio.NewWriterSize(pw, 1<<20)
+		_, err := pconn.Conn().PgConn().CopyTo(cctx, bw, q)
+		if err == nil {
+			err = bw.Flush()
+		}
 		if err != nil {
 			pw.CloseWithError(err)
 			// A COPY interrupted by cancel leaves the connection unusable.
