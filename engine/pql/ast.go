@@ -62,6 +62,7 @@ func (a Aggregation) Window() (start, end time.Duration) {
 	return a.Unit.Duration(a.Start), a.Unit.Duration(a.End)
 }
 
+// String returns the canonical text, e.g. COUNT(orders.*, 0, 30, days).
 func (a Aggregation) String() string {
 	return fmt.Sprintf("%s(%s.%s, %d, %d, %s)", a.Func, quoteIdent(a.Table, false), colString(a.Column), a.Start, a.End, a.Unit)
 }
@@ -98,6 +99,7 @@ type Target struct {
 	Pos   Pos // where the target starts in the query text
 }
 
+// String returns the canonical text, e.g. COUNT(orders.*, 0, 30, days) = 0.
 func (c Target) String() string { return comparisonString(c.Agg, c.Op, c.Value) }
 
 // Holds reports whether the target's comparison holds for the aggregate v,
@@ -125,6 +127,7 @@ type Condition struct {
 	Pos   Pos // where the condition starts in the query text
 }
 
+// String returns the canonical text, e.g. COUNT(orders.*, -90, 0, days) > 0.
 func (c Condition) String() string { return comparisonString(c.Agg, c.Op, c.Value) }
 
 // Holds reports whether the condition holds for the aggregate v.
@@ -197,6 +200,7 @@ type SyntaxError struct {
 	Msg  string
 }
 
+// Error returns "pql: line L, column C: message".
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("pql: line %d, column %d: %s", e.Line, e.Col, e.Msg)
 }

@@ -134,6 +134,10 @@ func TestValidate(t *testing.T) {
 			t.Errorf("Validate(%q) = %v, want a *graph.NotFoundError", tc.in, err)
 		}
 	}
+	q, _ := Parse(demo)
+	if err := q.Validate(nil); err == nil {
+		t.Error("Validate(nil) accepted")
+	}
 	for _, tc := range []struct{ in, want string }{
 		{demo, "customers,orders,returns"},
 		{"PREDICT COUNT(returns.*, 0, 30, days) > 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -60, 0, days) >= 2 AND COUNT(returns.*, -9, 0, days) = 0",

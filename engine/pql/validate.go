@@ -13,10 +13,12 @@ type ValidationError struct {
 	Err  error
 }
 
+// Error returns "pql: line L, column C: " and the underlying error.
 func (e *ValidationError) Error() string {
 	return fmt.Sprintf("pql: line %d, column %d: %v", e.Line, e.Col, e.Err)
 }
 
+// Unwrap returns the underlying error, such as a *graph.NotFoundError.
 func (e *ValidationError) Unwrap() error { return e.Err }
 
 func verr(p Pos, err error) error { return &ValidationError{Line: p.Line, Col: p.Col, Err: err} }
@@ -33,6 +35,9 @@ func findTable(g *graph.Graph, name string, at Pos) (*graph.Table, error) {
 // is its table's primary key, and every aggregated table has a time column
 // and a foreign key to the entity table.
 func (q *Query) Validate(g *graph.Graph) error {
+	if g == nil {
+		return fmt.Errorf("pql: validate: no graph")
+	}
 	et, err := findTable(g, q.Entity.Table, q.Entity.Pos)
 	if err != nil {
 		return err
@@ -52,6 +57,11 @@ func (q *Query) Validate(g *graph.Graph) error {
 		t, err := findTable(g, a.Table, a.Pos)
 		if err != nil {
 			return err
+		}
+		if a.Column != "*" {
+			if _, ok := t.Column(a.Column); !ok {
+				return verr(a.Pos, &graph.NotFoundError{Kind: "column", Table: t.Name, Name: a.Column, Nearest: graph.Nearest(a.Column, t.ColumnNames())})
+			}
 		}
 		if t.TimeColumn == "" {
 			return verr(a.Pos, fmt.Errorf("%s: table %q has no time column, so it cannot be aggregated over a window", a.Func, t.Name))
