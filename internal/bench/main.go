@@ -40,7 +40,7 @@ import (
 
 	"github.com/ferry-ai/ferry/agent"
 	"github.com/ferry-ai/ferry/connectors"
-	"github.com/ferry-ai/ferry/connectors/duckdb"
+	"github.com/ferry-ai/ferry/connectors/all"
 	"github.com/ferry-ai/ferry/engine"
 	"github.com/ferry-ai/ferry/engine/pql"
 	"github.com/ferry-ai/ferry/internal/demodata"
@@ -172,8 +172,7 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 	raw.print()
 
 	// 2. The connector's paged, snapshot-consistent read.
-	mux := connectors.NewMux()
-	mux.Register(duckdb.Scheme, duckdb.Opener{})
+	mux := all.Mux()
 	conn := result{name: "DuckDB connector read", limit: "DuckDB export"}
 	conn.heapMB, conn.rssMB, err = peak(func() error {
 		c, err := mux.Open(ctx, "duckdb://"+dbPath, nil)
@@ -270,6 +269,14 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 	tlsCopy.print()
 	fl.print()
 	fmt.Printf("\nengine purge after the Flight run: received %d bytes, purged %d bytes, files written %d\n", att.BytesReceived, att.BytesPurged, att.FilesWritten)
+
+	// PostgreSQL and Parquet (disk, S3) reads and writes.
+	if err := pgBench(ctx, mux, nrows); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if err := parquetBench(ctx, dir, dbPath, mux); err != nil {
+		return fmt.Errorf("parquet: %w", err)
+	}
 
 	// 4. Writeback into DuckDB beside DuckDB's native bulk load of the same
 	// Arrow rows (CREATE TABLE AS SELECT from a registered Arrow stream).
