@@ -62,8 +62,8 @@ func boosterParams(opts Options) map[string]string {
 		"colsample_bytree": "0.8",
 		"eval_metric":      "auc",
 		"seed":             strconv.FormatUint(opts.Seed, 10),
-		// XGBoost's sampler is per OS thread and Go moves goroutines between
-		// threads: reseeding it every round makes a run reproducible.
+		// XGBoost's sampler state is per OS thread: reseeding it every round
+		// makes a run reproducible whatever ran on that thread before.
 		"seed_per_iteration": "1",
 		"nthread":            strconv.Itoa(opts.NThread),
 		"verbosity":          "0",

@@ -9,6 +9,14 @@
 // XGBoost keeps the last error per thread. Matrices and boosters are safe for
 // concurrent use (XGBoost's own boosters are not: calls are serialized) and
 // Close is idempotent; using a closed value is an error, never a crash.
+//
+// XGBoost 1.x keeps a booster's prediction cache (the margins of the
+// matrices it trains and evaluates on) in thread-local storage and needs the
+// training matrix cached on the calling thread before the first round. A
+// Booster therefore runs every call on its own OS thread, owned by a
+// goroutine that never unlocks it: Close frees the booster there and ends the
+// goroutine, which ends the thread and, with it, the thread-local cache. No
+// derived data of a job outlives its booster on another thread.
 package xgboost
 
 /*
@@ -54,16 +62,19 @@ func Version() string {
 
 // DMatrix is a dense matrix (and its labels) copied into XGBoost's memory.
 type DMatrix struct {
-	mu     sync.RWMutex
-	h      C.DMatrixHandle
-	rows   int
-	cols   int
-	closed bool
+	mu      sync.RWMutex
+	h       C.DMatrixHandle
+	rows    int
+	cols    int
+	closed  bool
+	cleanup runtime.Cleanup
 }
 
 // NewDMatrix copies a dense row-major rows×cols matrix, in which NaN means
 // missing, into XGBoost; when labels is not nil it also sets one label per
 // row. The caller keeps ownership of data and labels (XGBoost copies them).
+// Close frees the matrix; a matrix that becomes unreachable unclosed is freed
+// by the garbage collector.
 func NewDMatrix(data []float32, rows, cols int, labels []float32) (*DMatrix, error) {
 	if rows <= 0 || cols <= 0 {
 		return nil, fmt.Errorf("xgboost: matrix of %d×%d: both must be positive", rows, cols)
@@ -81,6 +92,7 @@ func NewDMatrix(data []float32, rows, cols int, labels []float32) (*DMatrix, err
 	}); err != nil {
 		return nil, err
 	}
+	d.cleanup = runtime.AddCleanup(d, func(h C.DMatrixHandle) { C.XGDMatrixFree(h) }, d.h)
 	if labels != nil {
 		field := C.CString("label")
 		defer C.free(unsafe.Pointer(field))
@@ -108,6 +120,7 @@ func (d *DMatrix) Close() error {
 		return nil
 	}
 	d.closed = true
+	d.cleanup.Stop()
 	return call("free matrix", func() C.int { return C.XGDMatrixFree(d.h) })
 }
 
@@ -137,26 +150,65 @@ func use(ds ...*DMatrix) ([]C.DMatrixHandle, func(), error) {
 	return hs, unlock, nil
 }
 
-// Booster is a gradient-boosted tree model in XGBoost's memory.
+// Booster is a gradient-boosted tree model in XGBoost's memory, served by a
+// dedicated OS thread.
 type Booster struct {
-	mu     sync.Mutex
-	h      C.BoosterHandle
-	closed bool
+	mu      sync.Mutex // serializes calls; guards closed
+	h       C.BoosterHandle
+	closed  bool
+	work    chan func()
+	done    chan struct{}
+	cleanup runtime.Cleanup
+}
+
+// boosterThread serves calls on one locked OS thread until work is closed.
+// It never unlocks the thread, so the thread exits with it and XGBoost's
+// thread-local state for the booster is destroyed.
+func boosterThread(work <-chan func(), done chan<- struct{}) {
+	runtime.LockOSThread()
+	defer close(done)
+	for f := range work {
+		f()
+	}
+}
+
+// freeBooster frees h on the booster's thread and stops the thread.
+func freeBooster(h C.BoosterHandle, work chan func(), done <-chan struct{}) error {
+	var err error
+	ran := make(chan struct{})
+	work <- func() {
+		err = call("free booster", func() C.int { return C.XGBoosterFree(h) })
+		close(ran)
+	}
+	<-ran
+	close(work)
+	<-done
+	return err
 }
 
 // NewBooster creates a booster that trains on train and sets params in
 // sorted key order (so that runs are reproducible). XGBoost checks most
-// parameters when it configures itself, at the first round.
+// parameters when it configures itself, at the first round. Close frees it;
+// a booster that becomes unreachable unclosed is freed by the garbage
+// collector.
 func NewBooster(train *DMatrix, params map[string]string) (*Booster, error) {
 	hs, unlock, err := use(train)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	b := &Booster{}
-	if err := call("create booster", func() C.int { return C.XGBoosterCreate(&hs[0], 1, &b.h) }); err != nil {
+	b := &Booster{work: make(chan func()), done: make(chan struct{})}
+	go boosterThread(b.work, b.done)
+	b.run(func() {
+		err = call("create booster", func() C.int { return C.XGBoosterCreate(&hs[0], 1, &b.h) })
+	})
+	if err != nil {
+		close(b.work)
+		<-b.done
 		return nil, err
 	}
+	b.cleanup = runtime.AddCleanup(b, func(s boosterState) { _ = freeBooster(s.h, s.work, s.done) },
+		boosterState{h: b.h, work: b.work, done: b.done})
 	keys := make([]string, 0, len(params))
 	for k := range params {
 		keys = append(keys, k)
@@ -169,6 +221,23 @@ func NewBooster(train *DMatrix, params map[string]string) (*Booster, error) {
 		}
 	}
 	return b, nil
+}
+
+// boosterState is what the garbage-collection cleanup of a Booster needs.
+type boosterState struct {
+	h    C.BoosterHandle
+	work chan func()
+	done chan struct{}
+}
+
+// run runs f on the booster's thread and waits for it.
+func (b *Booster) run(f func()) {
+	ran := make(chan struct{})
+	b.work <- func() {
+		defer close(ran)
+		f()
+	}
+	<-ran
 }
 
 // lock locks the booster for one call; it fails once the booster is closed.
@@ -190,7 +259,9 @@ func (b *Booster) SetParam(name, value string) error {
 	cn, cv := C.CString(name), C.CString(value)
 	defer C.free(unsafe.Pointer(cn))
 	defer C.free(unsafe.Pointer(cv))
-	return call("set parameter "+name, func() C.int { return C.XGBoosterSetParam(b.h, cn, cv) })
+	var err error
+	b.run(func() { err = call("set parameter "+name, func() C.int { return C.XGBoosterSetParam(b.h, cn, cv) }) })
+	return err
 }
 
 // UpdateOneIter runs boosting round iter (0-based) on train.
@@ -204,7 +275,10 @@ func (b *Booster) UpdateOneIter(iter int, train *DMatrix) error {
 		return err
 	}
 	defer b.mu.Unlock()
-	return call(fmt.Sprintf("round %d", iter), func() C.int { return C.XGBoosterUpdateOneIter(b.h, C.int(iter), hs[0]) })
+	b.run(func() {
+		err = call(fmt.Sprintf("round %d", iter), func() C.int { return C.XGBoosterUpdateOneIter(b.h, C.int(iter), hs[0]) })
+	})
+	return err
 }
 
 // EvalSet names a matrix to evaluate.
@@ -243,13 +317,20 @@ func (b *Booster) EvalOneIter(iter int, sets ...EvalSet) (map[string]float64, er
 		return nil, err
 	}
 	defer b.mu.Unlock()
-	var out *C.char
-	if err := call(fmt.Sprintf("evaluate round %d", iter), func() C.int {
-		return C.XGBoosterEvalOneIter(b.h, C.int(iter), &hs[0], &names[0], C.bst_ulong(len(sets)), &out)
-	}); err != nil {
+	var text string
+	b.run(func() {
+		var out *C.char
+		err = call(fmt.Sprintf("evaluate round %d", iter), func() C.int {
+			return C.XGBoosterEvalOneIter(b.h, C.int(iter), &hs[0], &names[0], C.bst_ulong(len(sets)), &out)
+		})
+		if err == nil {
+			text = C.GoString(out)
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
-	return ParseEval(C.GoString(out))
+	return ParseEval(text)
 }
 
 // ParseEval parses XGBoost's evaluation line, "[3]\tvalid-auc:0.91\t…", into
@@ -293,21 +374,31 @@ func (b *Booster) Predict(d *DMatrix, begin, end int) ([]float32, error) {
 		return nil, err
 	}
 	defer b.mu.Unlock()
-	var shape *C.bst_ulong
-	var dim C.bst_ulong
-	var out *C.float
-	if err := call("predict", func() C.int { return C.XGBoosterPredictFromDMatrix(b.h, hs[0], cfg, &shape, &dim, &out) }); err != nil {
+	var res []float32
+	b.run(func() {
+		// The result lives in the booster's thread-local buffer: copy it out
+		// on this thread, before the next call.
+		var shape *C.bst_ulong
+		var dim C.bst_ulong
+		var out *C.float
+		err = call("predict", func() C.int { return C.XGBoosterPredictFromDMatrix(b.h, hs[0], cfg, &shape, &dim, &out) })
+		if err != nil {
+			return
+		}
+		n := 1
+		for _, s := range unsafe.Slice(shape, int(dim)) {
+			n *= int(s)
+		}
+		if n != d.rows {
+			err = fmt.Errorf("xgboost: predict: %d outputs for %d rows (a multi-output objective is not supported)", n, d.rows)
+			return
+		}
+		res = make([]float32, n)
+		copy(res, unsafe.Slice((*float32)(unsafe.Pointer(out)), n))
+	})
+	if err != nil {
 		return nil, err
 	}
-	n := 1
-	for _, s := range unsafe.Slice(shape, int(dim)) {
-		n *= int(s)
-	}
-	if n != d.rows {
-		return nil, fmt.Errorf("xgboost: predict: %d outputs for %d rows (a multi-output objective is not supported)", n, d.rows)
-	}
-	res := make([]float32, n)
-	copy(res, unsafe.Slice((*float32)(unsafe.Pointer(out)), n))
 	return res, nil
 }
 
@@ -326,28 +417,31 @@ func (b *Booster) FeatureImportance(featureNames []string, importanceType string
 		return nil, err
 	}
 	defer b.mu.Unlock()
-	var nFeat, dim C.bst_ulong
-	var feats **C.char
-	var shape *C.bst_ulong
-	var scores *C.float
-	if err := call("feature importance", func() C.int {
-		return C.XGBoosterFeatureScore(b.h, cfg, &nFeat, &feats, &dim, &shape, &scores)
-	}); err != nil {
+	out := map[string]float64{}
+	b.run(func() {
+		var nFeat, dim C.bst_ulong
+		var feats **C.char
+		var shape *C.bst_ulong
+		var scores *C.float
+		err = call("feature importance", func() C.int {
+			return C.XGBoosterFeatureScore(b.h, cfg, &nFeat, &feats, &dim, &shape, &scores)
+		})
+		if err != nil || nFeat == 0 {
+			return
+		}
+		names := unsafe.Slice(feats, int(nFeat))
+		vals := unsafe.Slice((*float32)(unsafe.Pointer(scores)), int(nFeat))
+		for i := range names {
+			out[C.GoString(names[i])] = float64(vals[i])
+		}
+	})
+	if err != nil {
 		return nil, err
-	}
-	out := make(map[string]float64, int(nFeat))
-	if nFeat == 0 {
-		return out, nil
-	}
-	names := unsafe.Slice(feats, int(nFeat))
-	vals := unsafe.Slice((*float32)(unsafe.Pointer(scores)), int(nFeat))
-	for i := range names {
-		out[C.GoString(names[i])] = float64(vals[i])
 	}
 	return out, nil
 }
 
-// Close frees the booster; closing twice is safe.
+// Close frees the booster and ends its thread; closing twice is safe.
 func (b *Booster) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -355,5 +449,6 @@ func (b *Booster) Close() error {
 		return nil
 	}
 	b.closed = true
-	return call("free booster", func() C.int { return C.XGBoosterFree(b.h) })
+	b.cleanup.Stop()
+	return freeBooster(b.h, b.work, b.done)
 }

@@ -151,12 +151,23 @@ func TestTrainEvalPredict(t *testing.T) {
 	}
 }
 
+// onNewThread runs f on a fresh OS thread, which ends with it.
+func onNewThread(f func()) {
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
 // TestDeterministic trains the same model twice with row and column
-// sampling, the second time interleaving its rounds with another model's on
-// the same OS thread, and expects identical predictions. XGBoost's sampler
-// state is per thread and Go moves goroutines between threads, so a job's
-// rounds share a thread's state with whatever else ran there; this holds
-// only because seed_per_iteration reseeds it in every round.
+// sampling: once from the test goroutine, once calling every round from a
+// different OS thread with another model's rounds in between. XGBoost keeps
+// the prediction cache and the sampler per thread; the booster's own thread
+// makes the calling thread irrelevant (before it, calls from a new thread
+// failed with "0 feature is supplied"), so predictions are identical.
 func TestDeterministic(t *testing.T) {
 	d, _ := matrix(t, 1500, 3, true)
 	valid, _ := matrix(t, 500, 4, true)
@@ -171,30 +182,25 @@ func TestDeterministic(t *testing.T) {
 		bs = append(bs, b)
 	}
 	b1, b2, other := bs[0], bs[1], bs[2]
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		for i := 0; i < 15; i++ {
-			if err := b1.UpdateOneIter(i, d); err != nil {
-				errc <- err
-				return
-			}
+	for i := 0; i < 15; i++ {
+		if err := b1.UpdateOneIter(i, d); err != nil {
+			t.Fatal(err)
 		}
-		for i := 0; i < 15; i++ {
-			if err := other.UpdateOneIter(i, d); err != nil {
-				errc <- err
-				return
-			}
-			if err := b2.UpdateOneIter(i, d); err != nil {
-				errc <- err
-				return
-			}
+	}
+	for i := 0; i < 15; i++ {
+		var err error
+		onNewThread(func() { err = other.UpdateOneIter(i, d) })
+		if err != nil {
+			t.Fatal(err)
 		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
+		onNewThread(func() {
+			if err = b2.UpdateOneIter(i, d); err == nil {
+				_, err = b2.EvalOneIter(i, EvalSet{"valid", valid})
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	p1, err := b1.Predict(valid, 0, 0)
 	if err != nil {
