@@ -34,10 +34,11 @@
 //
 // Run works in memory only: it writes no file and never saves a model. The
 // intermediate indexes, matrices and scores live in Go slices that are
-// zeroed with clear() before Run returns, whether it succeeds or fails; the
-// model lives in XGBoost's memory and is freed. The caller owns the input
-// batches and the returned predictions (0-day retention is the job store's
-// to finish).
+// zeroed with clear() before Run returns, whether it succeeds or fails. The
+// copies XGBoost makes (its matrices, the model, its prediction cache) live
+// in XGBoost's C++ heap and are freed before Run returns, with the booster's
+// thread; XGBoost does not zero them. The caller owns the input batches and
+// the returned predictions (0-day retention is the job store's to finish).
 package train
 
 import (
