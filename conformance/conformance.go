@@ -61,6 +61,7 @@ func Run(t *testing.T, h Harness, q Quirks) {
 		{"T15_ZeroRows", testZeroRows},
 		{"T16_WideTable", testWideTable},
 		{"T17_Dictionary", testDictionary},
+		{"T17_RunEndEncoded", testRunEndEncoded},
 		{"T18_Unmappable", testUnmappable},
 		{"T10_T13_TimeIntervalListStruct", testTimeNestedInterval},
 		{"R2_Projection", testProjection},

@@ -38,8 +38,11 @@ func (c *conn) writeSchema(in *arrow.Schema) (*arrow.Schema, error) {
 	props, aprops := c.writerProps()
 	fields := make([]arrow.Field, in.NumFields())
 	for i, f := range in.Fields() {
-		if dt, ok := f.Type.(*arrow.DictionaryType); ok {
+		switch dt := f.Type.(type) {
+		case *arrow.DictionaryType:
 			f.Type = dt.ValueType
+		case *arrow.RunEndEncodedType:
+			f.Type = dt.Encoded()
 		}
 		if err := toParquet(f, props, aprops); err != nil {
 			return nil, fmt.Errorf("column %q: type %s cannot be stored in Parquet: %w", f.Name, f.Type, err)
@@ -61,7 +64,8 @@ func toParquet(f arrow.Field, props *parquet.WriterProperties, aprops pqarrow.Ar
 	return err
 }
 
-// normalize turns a batch into the stored schema (unpacking dictionaries).
+// normalize turns a batch into the stored schema (unpacking dictionaries
+// and run-end encoded columns).
 // The result must be released.
 func (c *conn) normalize(ctx context.Context, s *arrow.Schema, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	cols := make([]arrow.Array, rec.NumCols())
@@ -73,11 +77,21 @@ func (c *conn) normalize(ctx context.Context, s *arrow.Schema, rec arrow.RecordB
 	}()
 	for i := range cols {
 		col := rec.Column(i)
-		if col.DataType().ID() == arrow.DICTIONARY {
+		switch col.DataType().ID() {
+		case arrow.DICTIONARY:
 			v, err := compute.CastArray(compute.WithAllocator(ctx, c.mem), col, compute.SafeCastOptions(s.Field(i).Type))
 			if err != nil {
 				return nil, fmt.Errorf("column %q: unpack dictionary: %w", s.Field(i).Name, err)
 			}
+			owned = append(owned, v)
+			col = v
+		case arrow.RUN_END_ENCODED:
+			d, err := compute.RunEndDecode(compute.WithAllocator(ctx, c.mem), compute.NewDatumWithoutOwning(col))
+			if err != nil {
+				return nil, fmt.Errorf("column %q: decode runs: %w", s.Field(i).Name, err)
+			}
+			v := d.(*compute.ArrayDatum).MakeArray()
+			d.Release()
 			owned = append(owned, v)
 			col = v
 		}
