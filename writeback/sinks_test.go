@@ -94,4 +94,3 @@ func sameRows(a, b string) bool {
 	}
 	return true
 }
-
