@@ -451,3 +451,189 @@ func testRunEndEncoded(t *testing.T, h Harness, _ Quirks) {
 		t.Fatalf("run-end encoded column read back as %v", cols[0])
 	}
 }
+
+// testCancelBeforeFirst: a read cancelled before its first batch ends with
+// the context's error (K1), and no goroutine outlives cancelled reads (K4).
+func testCancelBeforeFirstAndLeaks(t *testing.T, h Harness, _ Quirks) {
+	c, mem := checkedOpen(t, h)
+	sequence(t, c, mem, "t", 50000, "m")
+	runtime.GC()
+	before := runtime.NumGoroutine()
+	for i := 0; i < 5; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		r, err := c.Read(ctx, "t", connectors.ReadOptions{BatchSize: 1000})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		cancel()
+		for r.Next() {
+		}
+		if !errors.Is(r.Err(), context.Canceled) {
+			t.Errorf("read cancelled before its first batch: err %v, want context.Canceled", r.Err())
+		}
+		r.Release()
+	}
+	// The connection still works after the cancellations.
+	if _, cols, _ := readAll(t, c, "t", connectors.ReadOptions{Columns: []string{"id"}}); len(cols[0]) != 50000 {
+		t.Fatalf("after cancelled reads: %d rows, want 50000", len(cols[0]))
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before+2 {
+		t.Errorf("goroutines %d -> %d after 5 cancelled reads", before, after)
+	}
+}
+
+// testEmptyResult: a read that matches no row keeps the schema (R8).
+func testEmptyResult(t *testing.T, h Harness, _ Quirks) {
+	c, mem := checkedOpen(t, h)
+	writeEvents(t, c, mem, "ev", []time.Time{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)})
+	s, cols, _ := readAll(t, c, "ev", connectors.ReadOptions{Since: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if s.NumFields() != 2 || s.Field(0).Name != "id" || s.Field(1).Name != "at" || len(cols[0]) != 0 {
+		t.Fatalf("empty result: schema %v, %d rows", s, len(cols[0]))
+	}
+}
+
+// testStrings: empty, 1 MiB, emoji, quotes and escapes round-trip; invalid
+// UTF-8 in a utf8 column is refused (T5).
+func testStrings(t *testing.T, h Harness, _ Quirks) {
+	c, mem := checkedOpen(t, h)
+	big := strings.Repeat("ferry ⛴ ", 1<<20/10)
+	vals := []string{"", big, "🚢🌊 emoji", `back\\slash 'single' "double"`, "tab\there\nnewline", "zero-width\u200bjoiner"}
+	s := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "s", Type: arrow.BinaryTypes.String}}, nil)
+	b := array.NewRecordBuilder(mem, s)
+	for i, v := range vals {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		b.Field(1).(*array.StringBuilder).Append(v)
+	}
+	rec := b.NewRecordBatch()
+	b.Release()
+	write(t, c, "strs", s, []arrow.RecordBatch{rec}, connectors.WriteOptions{PrimaryKey: []string{"id"}})
+	_, cols, _ := readAll(t, c, "strs", connectors.ReadOptions{})
+	got := map[string]string{}
+	for i := range cols[0] {
+		got[cols[0][i]] = cols[1][i]
+	}
+	for i, v := range vals {
+		if got[fmt.Sprint(i)] != v {
+			t.Errorf("string %d (%d bytes) read back as %d bytes", i, len(v), len(got[fmt.Sprint(i)]))
+		}
+	}
+	// Invalid UTF-8 in a utf8 column: refused, not silently stored.
+	b = array.NewRecordBuilder(mem, s)
+	b.Field(0).(*array.Int64Builder).Append(1)
+	b.Field(1).(*array.StringBuilder).Append("bad \xff\xfe bytes")
+	rec = b.NewRecordBatch()
+	b.Release()
+	r, _ := array.NewRecordReader(s, []arrow.RecordBatch{rec})
+	rec.Release()
+	defer r.Release()
+	if _, err := c.Write(context.Background(), "badutf8", r, connectors.WriteOptions{}); err == nil {
+		t.Error("invalid UTF-8 in a utf8 column was accepted")
+	}
+}
+
+// testTimestamps: microsecond and nanosecond timestamps at their extremes,
+// without wraparound (T8).
+func testTimestamps(t *testing.T, h Harness, q Quirks) {
+	c, mem := checkedOpen(t, h)
+	ns := &arrow.TimestampType{Unit: arrow.Nanosecond}
+	s := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "us", Type: tsType, Nullable: true},
+		{Name: "ns", Type: ns, Nullable: true},
+	}, nil)
+	b := array.NewRecordBuilder(mem, s)
+	usVals := []time.Time{time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC), time.Unix(0, 0), time.Date(1969, 12, 31, 23, 59, 59, 999999000, time.UTC)}
+	nsVals := []time.Time{time.Date(1677, 9, 22, 0, 0, 0, 1000, time.UTC), time.Date(2262, 4, 11, 23, 47, 16, 854775000, time.UTC), time.Unix(0, 0), time.Date(2024, 2, 29, 12, 0, 0, 123456000, time.UTC)}
+	for i := range usVals {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(usVals[i].UnixMicro()))
+		b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(nsVals[i].UnixNano()))
+	}
+	rec := b.NewRecordBatch()
+	b.Release()
+	write(t, c, "ts", s, []arrow.RecordBatch{rec}, connectors.WriteOptions{PrimaryKey: []string{"id"}})
+	_, cols, _ := readAll(t, c, "ts", connectors.ReadOptions{})
+	for i := range cols[0] {
+		k := 0
+		fmt.Sscan(cols[0][i], &k)
+		if want := usVals[k].Format(time.RFC3339Nano); cols[1][i] != want {
+			t.Errorf("us row %d: %s, want %s", k, cols[1][i], want)
+		}
+		// Nanoseconds may be stored at microsecond precision (declared by the
+		// values chosen: every one is a whole microsecond).
+		if want := nsVals[k].Format(time.RFC3339Nano); cols[2][i] != want {
+			t.Errorf("ns row %d: %s, want %s", k, cols[2][i], want)
+		}
+	}
+}
+
+// testCreateAndNoDebris: a write creates a new table (W1); neither a good nor
+// a failed write leaves staging objects visible in the catalogue (W13).
+func testCreateAndNoDebris(t *testing.T, h Harness, _ Quirks) {
+	c, mem := checkedOpen(t, h)
+	sequence(t, c, mem, "fresh", 100, "A")
+	s := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "marker", Type: arrow.BinaryTypes.String},
+		{Name: "v", Type: arrow.PrimitiveTypes.Float64},
+	}, nil)
+	gen := &genReader{schema: s, mem: mem, total: 10000, batch: 1000, marker: "B", refs: 1}
+	fr := &failingReader{RecordReader: gen, left: 3}
+	if _, err := c.Write(context.Background(), "fresh", fr, connectors.WriteOptions{}); err == nil {
+		t.Error("failed write returned no error")
+	}
+	gen.Release()
+	ts, err := c.Tables(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tb := range ts {
+		names = append(names, tb.Name)
+	}
+	if fmt.Sprint(names) != "[fresh]" {
+		t.Fatalf("tables after a good and a failed write: %v, want [fresh]", names)
+	}
+}
+
+// testCloseDuringRead: closing the connection while a read is in flight ends
+// the read with an error or a complete result, never a hang (L5).
+func testCloseDuringRead(t *testing.T, h Harness, _ Quirks) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	c := h.Open(context.Background(), t, &connectors.Options{Allocator: mem})
+	sequence(t, c, mem, "t", 200000, "m")
+	r, err := c.Read(context.Background(), "t", connectors.ReadOptions{BatchSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Next() {
+		t.Fatalf("no first batch: %v", r.Err())
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	finished := make(chan int64, 1)
+	go func() {
+		var n int64
+		for r.Next() {
+			n += r.RecordBatch().NumRows()
+		}
+		finished <- n
+	}()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Fatal("read did not end within 10 s of Close")
+	}
+	r.Release()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10 s")
+	}
+	mem.AssertSize(t, 0)
+}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -95,9 +96,32 @@ func (c *conn) normalize(ctx context.Context, s *arrow.Schema, rec arrow.RecordB
 			owned = append(owned, v)
 			col = v
 		}
+		if err := validUTF8(col); err != nil {
+			return nil, fmt.Errorf("column %q: %w", s.Field(i).Name, err)
+		}
 		cols[i] = col
 	}
 	return array.NewRecordBatch(s, cols, rec.NumRows()), nil
+}
+
+// validUTF8 refuses a string column holding invalid UTF-8: Parquet's
+// STRING type promises UTF-8, and other readers would fail on it later.
+func validUTF8(a arrow.Array) error {
+	switch a := a.(type) {
+	case *array.String:
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) && !utf8.ValidString(a.Value(i)) {
+				return fmt.Errorf("row %d of the batch is not valid UTF-8", i)
+			}
+		}
+	case *array.LargeString:
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) && !utf8.ValidString(a.Value(i)) {
+				return fmt.Errorf("row %d of the batch is not valid UTF-8", i)
+			}
+		}
+	}
+	return nil
 }
 
 type countingWriter struct {
