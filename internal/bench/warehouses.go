@@ -49,11 +49,20 @@ func pgBench(ctx context.Context, mux *connectors.Mux, n int64) error {
 	}
 	raw := result{name: "PostgreSQL raw binary COPY (limit)"}
 	raw.heapMB, raw.rssMB, err = peak(func() error {
-		start := time.Now()
-		cw := &countWriter{}
-		_, err := admin.PgConn().CopyTo(ctx, cw, "COPY (SELECT * FROM "+schema+".bench) TO STDOUT (FORMAT binary)")
-		raw.secs, raw.rows, raw.bytes = time.Since(start).Seconds(), n, cw.n
-		return err
+		// The limit at its best: the faster of two runs (the first warms
+		// the caches).
+		for i := 0; i < 2; i++ {
+			start := time.Now()
+			cw := &countWriter{}
+			if _, err := admin.PgConn().CopyTo(ctx, cw, "COPY (SELECT * FROM "+schema+".bench) TO STDOUT (FORMAT binary)"); err != nil {
+				return err
+			}
+			if secs := time.Since(start).Seconds(); i == 0 || secs < raw.secs {
+				raw.secs = secs
+			}
+			raw.rows, raw.bytes = n, cw.n
+		}
+		return nil
 	})
 	if err != nil {
 		return err
