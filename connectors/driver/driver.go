@@ -85,3 +85,9 @@ type Writer interface {
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
+
+// TimeColumnComment marks a column as its table's time column when a
+// warehouse column comment contains it (COMMENT ON COLUMN t.c IS
+// 'ferry:time_column'). Drivers without such a mark take the first
+// timestamp or date column.
+const TimeColumnComment = "ferry:time_column"

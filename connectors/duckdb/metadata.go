@@ -13,10 +13,9 @@ import (
 	"github.com/ferry-ai/ferry/internal/graph"
 )
 
-// TimeColumnComment marks a column as its table's time column when set as
-// the column's comment (COMMENT ON COLUMN t.c IS 'ferry:time_column').
-// Without it, a table's first TIMESTAMP or DATE column is its time column.
-const TimeColumnComment = "ferry:time_column"
+// TimeColumnComment marks a column as its table's time column when found in
+// its comment (see driver.TimeColumnComment).
+const TimeColumnComment = fdriver.TimeColumnComment
 
 type columnInfo struct {
 	name     string

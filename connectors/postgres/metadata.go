@@ -12,9 +12,8 @@ import (
 )
 
 // TimeColumnComment marks a column as its table's time column when found in
-// the column's comment; without it, the first timestamp, timestamptz or
-// date column is the time column.
-const TimeColumnComment = "ferry:time_column"
+// its comment (see driver.TimeColumnComment).
+const TimeColumnComment = fdriver.TimeColumnComment
 
 // pgColumn is a column as the catalogue describes it.
 type pgColumn struct {

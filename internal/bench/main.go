@@ -173,26 +173,11 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 
 	// 2. The connector's paged, snapshot-consistent read.
 	mux := all.Mux()
-	conn := result{name: "DuckDB connector read", limit: "DuckDB export"}
-	conn.heapMB, conn.rssMB, err = peak(func() error {
-		c, err := mux.Open(ctx, "duckdb://"+dbPath, nil)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		start := time.Now()
-		r, err := c.Read(ctx, "bench", connectors.ReadOptions{})
-		if err != nil {
-			return err
-		}
-		defer r.Release()
-		conn.rows, conn.bytes, err = drain(r)
-		conn.secs = time.Since(start).Seconds()
-		return err
-	})
+	conn, err := connectorRead(ctx, mux, "DuckDB connector read", "duckdb://"+dbPath, nil)
 	if err != nil {
 		return err
 	}
+	conn.limit = "DuckDB export"
 	conn.ratio = (float64(conn.rows) / conn.secs) / (float64(raw.rows) / raw.secs)
 	conn.print()
 

@@ -67,28 +67,13 @@ func pgBench(ctx context.Context, mux *connectors.Mux, n int64) error {
 	if err != nil {
 		return err
 	}
-	rd := result{name: "PostgreSQL connector read", limit: "raw binary COPY"}
 	opts := &connectors.Options{Credentials: map[string]string{"user": "postgres"}}
 	url := "postgres://127.0.0.1:5432/test?sslmode=disable&schema=" + schema
-	rd.heapMB, rd.rssMB, err = peak(func() error {
-		c, err := mux.Open(ctx, url, opts)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		start := time.Now()
-		r, err := c.Read(ctx, "bench", connectors.ReadOptions{})
-		if err != nil {
-			return err
-		}
-		defer r.Release()
-		rd.rows, rd.bytes, err = drain(r)
-		rd.secs = time.Since(start).Seconds()
-		return err
-	})
+	rd, err := connectorRead(ctx, mux, "PostgreSQL connector read", url, opts)
 	if err != nil {
 		return err
 	}
+	rd.limit = "raw binary COPY"
 	rd.ratio = (float64(rd.rows) / rd.secs) / (float64(raw.rows) / raw.secs)
 	raw.print()
 	rd.print()
@@ -193,19 +178,8 @@ func parquetBench(ctx context.Context, dir, dbPath string, mux *connectors.Mux) 
 			c.Close()
 			return fmt.Errorf("%s: write: %w", tg.name, err)
 		}
-		res := result{name: tg.name}
-		res.heapMB, res.rssMB, err = peak(func() error {
-			start := time.Now()
-			r, err := c.Read(ctx, "bench", connectors.ReadOptions{})
-			if err != nil {
-				return err
-			}
-			defer r.Release()
-			res.rows, res.bytes, err = drain(r)
-			res.secs = time.Since(start).Seconds()
-			return err
-		})
 		c.Close()
+		res, err := connectorRead(ctx, mux, tg.name, tg.url, &connectors.Options{Credentials: tg.creds})
 		if err != nil {
 			return err
 		}
@@ -255,4 +229,28 @@ func startS3(ctx context.Context, dir string) (stop func(), url string, creds ma
 	}
 	return stop, "s3://bench/data?endpoint=http://" + addr + "&region=us-east-1&path_style=true",
 		map[string]string{"access_key_id": "bench", "secret_access_key": "bench-secret"}, nil
+}
+
+// connectorRead opens url and times a full read of its bench table through
+// the connector.
+func connectorRead(ctx context.Context, mux *connectors.Mux, name, url string, opts *connectors.Options) (result, error) {
+	res := result{name: name}
+	var err error
+	res.heapMB, res.rssMB, err = peak(func() error {
+		c, err := mux.Open(ctx, url, opts)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		start := time.Now()
+		r, err := c.Read(ctx, "bench", connectors.ReadOptions{})
+		if err != nil {
+			return err
+		}
+		defer r.Release()
+		res.rows, res.bytes, err = drain(r)
+		res.secs = time.Since(start).Seconds()
+		return err
+	})
+	return res, err
 }
