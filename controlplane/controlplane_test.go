@@ -184,6 +184,12 @@ func TestJobLifecycle(t *testing.T) {
 	}
 
 	d := h.waitState(j1.ID, api.StateSucceeded)
+	// The purge report follows the terminal state on the same stream, and the
+	// next assignment may be sent before it is recorded: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); d.Purge == nil && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		d = h.waitState(j1.ID, api.StateSucceeded)
+	}
 	var states []string
 	for _, c := range d.History {
 		states = append(states, string(c.State))
