@@ -24,7 +24,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ferry-ai/ferry/connectors"
@@ -190,12 +189,6 @@ func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 func (c *conn) qualified(table string) string { return pgx.Identifier{c.cfg.schema, table}.Sanitize() }
 
-// pgError returns the server error inside err, if any.
-func pgError(err error) (*pgconn.PgError, bool) {
-	var pe *pgconn.PgError
-	ok := errors.As(err, &pe)
-	return pe, ok
-}
 
 // timeLiteral renders t as a typed SQL literal: for timestamptz an instant
 // in UTC, for timestamp (and date columns) the UTC wall clock.
