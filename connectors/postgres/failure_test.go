@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/connectors/postgres"
 )
 
 // bigTable creates a table of n rows natively and opens the connector on
@@ -113,4 +117,92 @@ func TestKilledServerIsAnError(t *testing.T) {
 		t.Fatalf("the backend was killed after the read finished (%d rows): the check proved nothing", rows)
 	}
 	t.Logf("killed after %d rows: %v", rows, err)
+}
+
+// TestConnectDeadline: against a server that accepts and never answers,
+// Open returns by the context's deadline (L3).
+func TestConnectDeadline(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	mux := connectors.NewMux()
+	mux.Register(postgres.Scheme, postgres.Opener{})
+	start := time.Now()
+	c, err := mux.Open(ctx, "postgres://"+l.Addr().String()+"/test?sslmode=disable", &connectors.Options{Credentials: testCreds})
+	if err == nil {
+		c.Close()
+		t.Fatal("opened a connection to a silent server")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Open took %v with a 500 ms deadline", d)
+	}
+}
+
+// TestWritePermissionDenied: a role that may read a schema but not create in
+// it gets a clear permission error, and nothing is left behind (W8).
+func TestWritePermissionDenied(t *testing.T) {
+	ctx := context.Background()
+	schema := newSchema(ctx, t)
+	role := "ferry_ro_" + schema[len("ferry_test_"):]
+	ac := adminConn(ctx, t)
+	defer ac.Close(ctx)
+	for _, s := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT USAGE ON SCHEMA " + schema + " TO " + role,
+		"CREATE TABLE " + schema + ".t (id int8)",
+		"GRANT SELECT ON " + schema + ".t TO " + role,
+	} {
+		if _, err := ac.Exec(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		ac := adminConn(context.Background(), t)
+		defer ac.Close(context.Background())
+		ac.Exec(context.Background(), "DROP OWNED BY "+role)       //nolint:errcheck
+		ac.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) //nolint:errcheck
+	})
+	mux := connectors.NewMux()
+	mux.Register(postgres.Scheme, postgres.Opener{})
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	c, err := mux.Open(ctx, serverURL()+"&schema="+schema, &connectors.Options{Allocator: mem, Credentials: map[string]string{"user": role}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rd, err := c.Read(ctx, "t", connectors.ReadOptions{})
+	if err != nil {
+		t.Fatalf("the read-only role cannot read: %v", err)
+	}
+	for rd.Next() {
+	}
+	if err := rd.Err(); err != nil {
+		t.Fatalf("the read-only role cannot read: %v", err)
+	}
+	rd.Release()
+	s := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	r, _ := array.NewRecordReader(s, nil)
+	defer r.Release()
+	_, err = c.Write(ctx, "out", r, connectors.WriteOptions{})
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("write without CREATE: %v, want a permission error", err)
+	}
+	tables, err := c.Tables(ctx)
+	if err != nil || len(tables) != 1 {
+		t.Fatalf("tables after the refused write: %v %v", tables, err)
+	}
 }

@@ -189,7 +189,6 @@ func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 func (c *conn) qualified(table string) string { return pgx.Identifier{c.cfg.schema, table}.Sanitize() }
 
-
 // timeLiteral renders t as a typed SQL literal: for timestamptz an instant
 // in UTC, for timestamp (and date columns) the UTC wall clock.
 func timeLiteral(t time.Time, typ string) string {
