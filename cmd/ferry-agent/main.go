@@ -9,9 +9,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 
 	"github.com/ferry-ai/ferry/agent"
@@ -32,17 +30,10 @@ Flags:
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ferry-agent", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	configPath := fs.String("config", "", "YAML configuration `file` (required)")
 	logLevel := fs.String("log-level", "", "override the configured log level")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return nil
-		}
-		return cli.Usage(err)
+	if err := cli.Parse(fs, args, usage, stdout); err != nil {
+		return cli.Done(err)
 	}
 	if *configPath == "" || fs.NArg() > 0 {
 		return cli.Usagef("--config FILE is required and no arguments are taken (see --help)")

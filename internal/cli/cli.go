@@ -8,6 +8,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,4 +86,31 @@ func Logger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, Usagef("log level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// ErrHelp ends a command after its usage was printed on request (exit 0).
+var ErrHelp = errors.New("help shown")
+
+// Parse parses args with fs. On --help it prints usage and fs's defaults to
+// stdout and returns ErrHelp; a bad flag is a usage error (exit 2).
+func Parse(fs *flag.FlagSet, args []string, usage string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return ErrHelp
+		}
+		return Usagef("%v (see --help)", err)
+	}
+	return nil
+}
+
+// Done turns ErrHelp into success.
+func Done(err error) error {
+	if errors.Is(err, ErrHelp) {
+		return nil
+	}
+	return err
 }
