@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -411,43 +412,112 @@ func testBatchSize(t *testing.T, h Harness, _ Quirks) {
 	}
 }
 
-// testBoundedMemory streams a large table and checks that the Go heap stays
-// under a bound that does not depend on the row count.
+// heapSampler records the peak Go heap while it runs.
+type heapSampler struct {
+	stop chan struct{}
+	done chan uint64
+}
+
+func sampleHeap() *heapSampler {
+	h := &heapSampler{stop: make(chan struct{}), done: make(chan uint64, 1)}
+	go func() {
+		var ms runtime.MemStats
+		var peak uint64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+			select {
+			case <-h.stop:
+				h.done <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return h
+}
+
+// Stop returns the peak heap seen.
+func (h *heapSampler) Stop() uint64 {
+	close(h.stop)
+	return <-h.done
+}
+
+func heapNow() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// testBoundedMemory writes and then streams a large table and checks that
+// the Go heap stays under a bound that does not depend on the row count
+// (W6, R6), and that the process's peak RSS while reading all rows is within
+// 20% of its peak while reading a tenth of them (X2).
 func testBoundedMemory(t *testing.T, h Harness, q Quirks) {
 	if q.LargeRows == 0 {
 		notSupported(t, q, "LargeRows not set")
 	}
+	const bound = 64 << 20
 	c, mem := checkedOpen(t, h)
+	base := heapNow()
+	hs := sampleHeap()
 	sequence(t, c, mem, "big", q.LargeRows, "marker-value")
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapAlloc
-	var peak uint64
-	r, err := c.Read(context.Background(), "big", connectors.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if peak := hs.Stop(); peak > base+bound {
+		t.Fatalf("Go heap grew by %d MiB while writing %d rows; bound is %d MiB", (peak-base)>>20, q.LargeRows, bound>>20)
+	} else {
+		t.Logf("wrote %d rows; Go heap growth %d KiB", q.LargeRows, (max(peak, base)-base)>>10)
 	}
-	var rows int64
-	for r.Next() {
-		rows += r.RecordBatch().NumRows()
-		if rows%(1<<20) < 4096 {
-			runtime.ReadMemStats(&ms)
-			peak = max(peak, ms.HeapAlloc)
+	read := func(limit int64) int64 {
+		r, err := c.Read(context.Background(), "big", connectors.ReadOptions{Limit: limit})
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer r.Release()
+		var rows int64
+		for r.Next() {
+			rows += r.RecordBatch().NumRows()
+		}
+		if err := r.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return rows
 	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
-	}
-	r.Release()
+	base = heapNow()
+	hs = sampleHeap()
+	rows := read(0)
+	peak := hs.Stop()
 	if rows != q.LargeRows {
 		t.Fatalf("read %d rows, want %d", rows, q.LargeRows)
 	}
-	const bound = 64 << 20
 	if peak > base+bound {
 		t.Fatalf("Go heap grew by %d MiB while streaming %d rows; bound is %d MiB", (peak-base)>>20, rows, bound>>20)
 	}
 	t.Logf("streamed %d rows; Go heap growth %d KiB", rows, (max(peak, base)-base)>>10)
+
+	// X2: peak RSS for a tenth of the rows, then for all of them. The GC
+	// runs more often meanwhile so that its overshoot (up to GOGC% of the
+	// live heap) does not swamp the comparison; it does so for both reads.
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	rss := func(limit int64) int64 {
+		debug.FreeOSMemory()
+		if err := resetPeakRSS(); err != nil {
+			notSupported(t, q, "peak RSS cannot be reset here: "+err.Error())
+		}
+		read(limit)
+		p, err := peakRSS()
+		if err != nil {
+			notSupported(t, q, "peak RSS unavailable: "+err.Error())
+		}
+		return p
+	}
+	tenth, whole := rss(q.LargeRows/10), rss(0)
+	if float64(whole) > 1.2*float64(tenth) {
+		t.Fatalf("peak RSS %d MiB streaming %d rows vs %d MiB for a tenth of them: grew %.0f%%, bound 20%%", whole>>20, q.LargeRows, tenth>>20, 100*(float64(whole)/float64(tenth)-1))
+	}
+	t.Logf("peak RSS %d MiB for %d rows, %d MiB for %d rows (%+.1f%%)", tenth>>20, q.LargeRows/10, whole>>20, q.LargeRows, 100*(float64(whole)/float64(tenth)-1))
 }
 
 func testHostileNames(t *testing.T, h Harness, _ Quirks) {

@@ -43,6 +43,8 @@ var (
 	ErrNotSupported = errors.New("not supported")
 	// ErrClosed: the connection was closed.
 	ErrClosed = errors.New("connection closed")
+	// ErrMemoryBudget: a batch exceeded the read's memory budget.
+	ErrMemoryBudget = errors.New("memory budget exceeded")
 )
 
 // Source lists tables and reads them as Arrow.
@@ -71,6 +73,12 @@ type ReadOptions struct {
 	// a zero bound is open. A table without a time column refuses a range.
 	Since time.Time
 	Until time.Time
+	// MemoryBudget bounds the bytes of Arrow buffers in one batch; 0 means
+	// no budget. Batches are sized to fit it (BatchSize is lowered as
+	// needed), a budget too small for one row is refused before the read
+	// starts, and a batch that still exceeds it ends the read with
+	// ErrMemoryBudget.
+	MemoryBudget int64
 }
 
 // WriteOptions shape a write.
@@ -146,7 +154,7 @@ func (m *Mux) Open(ctx context.Context, rawURL string, opts *Options) (*Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("open %s connection: %w", u.Scheme, err)
 	}
-	return &Conn{drv: d, scheme: u.Scheme}, nil
+	return &Conn{drv: d, scheme: u.Scheme, url: u.String()}, nil
 }
 
 func redactURLError(err error) string {
@@ -161,6 +169,7 @@ func redactURLError(err error) string {
 type Conn struct {
 	drv    driver.Conn
 	scheme string
+	url    string
 
 	mu     sync.Mutex
 	closed bool
@@ -244,6 +253,16 @@ func (c *Conn) Read(ctx context.Context, table string, opts ReadOptions) (array.
 		}
 	}
 	req := driver.ReadRequest{Table: table, Columns: cols, Limit: opts.Limit, BatchSize: opts.BatchSize, Since: opts.Since, Until: opts.Until}
+	if opts.MemoryBudget < 0 || opts.BatchSize < 0 {
+		return nil, fmt.Errorf("read %q: memory budget %d and batch size %d must not be negative: %w", table, opts.MemoryBudget, opts.BatchSize, ErrInvalidArgument)
+	}
+	if opts.MemoryBudget > 0 {
+		size, err := budgetBatchSize(t, cols, opts.MemoryBudget, opts.BatchSize)
+		if err != nil {
+			return nil, fmt.Errorf("read %q: %w", table, err)
+		}
+		req.BatchSize = size
+	}
 	if !opts.Since.IsZero() || !opts.Until.IsZero() {
 		if t.TimeColumn == "" {
 			return nil, fmt.Errorf("read %q: a time range needs a time column, and the table has none: %w", table, ErrNotSupported)
@@ -256,6 +275,9 @@ func (c *Conn) Read(ctx context.Context, table string, opts ReadOptions) (array.
 	r, err := c.drv.Read(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("read %q: %w", table, err)
+	}
+	if opts.MemoryBudget > 0 {
+		return &budgetReader{RecordReader: r, table: table, budget: opts.MemoryBudget}, nil
 	}
 	return r, nil
 }
@@ -284,6 +306,10 @@ func (c *Conn) Write(ctx context.Context, table string, r array.RecordReader, op
 	}
 	return n, nil
 }
+
+// URL returns the URL the connection was opened with. It holds no secret:
+// Open refuses URLs with credentials.
+func (c *Conn) URL() string { return c.url }
 
 // Ping checks the connection where the driver can.
 func (c *Conn) Ping(ctx context.Context) error {

@@ -30,6 +30,18 @@ func (harness) Open(ctx context.Context, t *testing.T, opts *connectors.Options)
 	return c
 }
 
+// Reopen implements conformance.Reopener.
+func (harness) Reopen(ctx context.Context, t *testing.T, c *connectors.Conn, opts *connectors.Options) *connectors.Conn {
+	t.Helper()
+	mux := connectors.NewMux()
+	mux.Register(duckdb.Scheme, duckdb.Opener{})
+	c2, err := mux.Open(ctx, c.URL(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c2
+}
+
 func TestConformance(t *testing.T) {
 	rows := int64(10_000_000)
 	if testing.Short() {

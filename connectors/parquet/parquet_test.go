@@ -29,6 +29,16 @@ func (fileHarness) Open(ctx context.Context, t *testing.T, opts *connectors.Opti
 	return c
 }
 
+// Reopen implements conformance.Reopener.
+func (fileHarness) Reopen(ctx context.Context, t *testing.T, c *connectors.Conn, opts *connectors.Options) *connectors.Conn {
+	t.Helper()
+	c2, err := newMux().Open(ctx, c.URL(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c2
+}
+
 func largeRows() int64 {
 	if testing.Short() {
 		return 1_000_000

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -97,6 +98,51 @@ func (harness) OpenWithSQL(ctx context.Context, t *testing.T, opts *connectors.O
 	}
 	ac.Close(ctx)
 	return openSchema(ctx, t, schema, opts)
+}
+
+// Reopen implements conformance.Reopener.
+func (h harness) Reopen(ctx context.Context, t *testing.T, c *connectors.Conn, opts *connectors.Options) *connectors.Conn {
+	t.Helper()
+	u, err := url.Parse(c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := h.OpenAt(ctx, c, u.Host, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c2
+}
+
+// Addr implements conformance.NetworkHarness.
+func (harness) Addr() string {
+	u, _ := url.Parse(serverURL())
+	return u.Host
+}
+
+// OpenAt implements conformance.NetworkHarness.
+func (harness) OpenAt(ctx context.Context, c *connectors.Conn, addr string, creds map[string]string, opts *connectors.Options) (*connectors.Conn, error) {
+	u, err := url.Parse(c.URL())
+	if err != nil {
+		return nil, err
+	}
+	u.Host = addr
+	mux := connectors.NewMux()
+	mux.Register(postgres.Scheme, postgres.Opener{})
+	o := connectors.Options{Credentials: testCreds}
+	if creds != nil {
+		o.Credentials = creds
+	}
+	if opts != nil {
+		o.Allocator = opts.Allocator
+	}
+	return mux.Open(ctx, u.String(), &o)
+}
+
+// BadCredentials implements conformance.NetworkHarness: the server trusts
+// local connections, so a role that does not exist is refused instead.
+func (harness) BadCredentials() (map[string]string, string) {
+	return map[string]string{"user": "ferry_no_such_role", "password": "pw-9f8e7d-secret"}, "pw-9f8e7d-secret"
 }
 
 func TestConformance(t *testing.T) {
