@@ -130,6 +130,12 @@ func (Opener) Open(ctx context.Context, u *url.URL, opts fdriver.Options) (fdriv
 		pcfg.ConnConfig.Password = v
 	}
 	pcfg.MaxConns = 8
+	// A pooled connection idle for a moment is pinged before use, so one the
+	// server dropped (a restart, a failover, an idle timeout on the path) is
+	// replaced instead of failing the next read.
+	pcfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
+		return p.IdleDuration > 100*time.Millisecond
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", redact(err, opts.Credentials))
