@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -377,4 +378,66 @@ func peakRSS() (int64, error) {
 // resetPeakRSS resets VmHWM to the current RSS (Linux ≥ 4.0).
 func resetPeakRSS() error {
 	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// testFloats: ±0, ±Inf, NaN, subnormals and the extremes of float32 and
+// float64 survive a round trip bit for bit (T2).
+func testFloats(t *testing.T, h Harness, _ Quirks) {
+	c, mem := checkedOpen(t, h)
+	f64 := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), math.NaN(), 5e-324, -5e-324, math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64 * 3, 1.0 / 3}
+	f32 := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-45, -1e-45, math.MaxFloat32, -math.MaxFloat32, 1.2e-38, 1.0 / 3}
+	s := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "f32", Type: arrow.PrimitiveTypes.Float32, Nullable: true},
+		{Name: "f64", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	}, nil)
+	b := array.NewRecordBuilder(mem, s)
+	for i := range f64 {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		b.Field(1).(*array.Float32Builder).Append(f32[i])
+		b.Field(2).(*array.Float64Builder).Append(f64[i])
+	}
+	b.Field(0).(*array.Int64Builder).Append(int64(len(f64)))
+	b.Field(1).AppendNull()
+	b.Field(2).AppendNull()
+	rec := b.NewRecordBatch()
+	b.Release()
+	write(t, c, "floats", s, []arrow.RecordBatch{rec}, connectors.WriteOptions{PrimaryKey: []string{"id"}})
+	r, err := c.Read(context.Background(), "floats", connectors.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	rows := 0
+	for r.Next() {
+		rec := r.RecordBatch()
+		ids, ok1 := rec.Column(0).(*array.Int64)
+		g32, ok2 := rec.Column(1).(*array.Float32)
+		g64, ok3 := rec.Column(2).(*array.Float64)
+		if !ok1 || !ok2 || !ok3 {
+			t.Fatalf("read back as %s", rec.Schema())
+		}
+		for i := 0; i < int(rec.NumRows()); i++ {
+			rows++
+			k := int(ids.Value(i))
+			if k == len(f64) {
+				if g32.IsValid(i) || g64.IsValid(i) {
+					t.Errorf("null row read back as %v, %v", g32.Value(i), g64.Value(i))
+				}
+				continue
+			}
+			if got, want := math.Float32bits(g32.Value(i)), math.Float32bits(f32[k]); got != want && !(math.IsNaN(float64(f32[k])) && g32.Value(i) != g32.Value(i)) {
+				t.Errorf("float32 %v read back as %v (bits %08x, want %08x)", f32[k], g32.Value(i), got, want)
+			}
+			if got, want := math.Float64bits(g64.Value(i)), math.Float64bits(f64[k]); got != want && !(math.IsNaN(f64[k]) && math.IsNaN(g64.Value(i))) {
+				t.Errorf("float64 %v read back as %v (bits %016x, want %016x)", f64[k], g64.Value(i), got, want)
+			}
+		}
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rows != len(f64)+1 {
+		t.Fatalf("read %d rows, want %d", rows, len(f64)+1)
+	}
 }

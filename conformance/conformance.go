@@ -63,6 +63,7 @@ func Run(t *testing.T, h Harness, q Quirks) {
 		{"M1_M5_Metadata", testMetadata},
 		{"M7_MissingNames", testMissingNames},
 		{"T_W11_RoundTripWithNulls", testRoundTrip},
+		{"T2_Floats", testFloats},
 		{"T9_TimeZones", testTimeZones},
 		{"T5_Strings", testStrings},
 		{"T8_Timestamps", testTimestamps},
