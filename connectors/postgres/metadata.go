@@ -68,7 +68,14 @@ func mapType(typname string, typmod int32) (arrow.DataType, string) {
 	case "interval":
 		return arrow.FixedWidthTypes.MonthDayNanoInterval, ""
 	default:
-		// json, jsonb, uuid, xml, arrays, enums, ranges …: read as their text.
+		// One-dimensional arrays of a decoded type are lists (the element's
+		// typmod is the column's). json, jsonb, uuid, xml, enums, ranges,
+		// composites and other arrays: read as their text.
+		if elem, ok := strings.CutPrefix(typname, "_"); ok {
+			if et, cast := mapType(elem, typmod); cast == "" {
+				return arrow.ListOf(et), ""
+			}
+		}
 		return arrow.BinaryTypes.String, "text"
 	}
 }

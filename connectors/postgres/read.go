@@ -303,6 +303,9 @@ func decode(b array.Builder, pc pgColumn, v []byte) error {
 		b.(*array.StringBuilder).BinaryBuilder.Append(v)
 		return nil
 	}
+	if elem, ok := strings.CutPrefix(pc.typname, "_"); ok {
+		return decodeArray(b.(*array.ListBuilder), pgColumn{name: pc.name, typname: elem, typmod: pc.typmod, arrow: pc.arrow.(*arrow.ListType).Elem()}, v)
+	}
 	switch pc.typname {
 	case "int2":
 		if err := need(2); err != nil {
@@ -370,6 +373,49 @@ func decode(b array.Builder, pc pgColumn, v []byte) error {
 		b.(*array.Decimal128Builder).Append(n)
 	default:
 		return fmt.Errorf("no binary decoder for type %s", pc.typname)
+	}
+	return nil
+}
+
+// decodeArray appends one binary array value as a list: header (dimensions,
+// has-nulls flag, element type), then length and lower bound per dimension,
+// then each element as length (-1 for NULL) and bytes. Only one-dimensional
+// arrays (and empty ones) map to a list.
+func decodeArray(b *array.ListBuilder, elem pgColumn, v []byte) error {
+	if len(v) < 12 {
+		return fmt.Errorf("%s[] value of %d bytes is shorter than an array header", elem.typname, len(v))
+	}
+	ndim := int32(binary.BigEndian.Uint32(v))
+	v = v[12:]
+	b.Append(true)
+	switch {
+	case ndim == 0:
+		return nil
+	case ndim != 1:
+		return fmt.Errorf("column %q holds a %d-dimensional array; only one-dimensional arrays map to an Arrow list", elem.name, ndim)
+	case len(v) < 8:
+		return fmt.Errorf("%s[] value: truncated dimension header", elem.typname)
+	}
+	n := int(int32(binary.BigEndian.Uint32(v)))
+	v = v[8:]
+	vb := b.ValueBuilder()
+	for i := 0; i < n; i++ {
+		if len(v) < 4 {
+			return fmt.Errorf("%s[] value: truncated at element %d of %d", elem.typname, i, n)
+		}
+		size := int(int32(binary.BigEndian.Uint32(v)))
+		v = v[4:]
+		if size < 0 {
+			vb.AppendNull()
+			continue
+		}
+		if size > len(v) {
+			return fmt.Errorf("%s[] value: element %d of %d bytes overruns the value", elem.typname, i, size)
+		}
+		if err := decode(vb, elem, v[:size]); err != nil {
+			return err
+		}
+		v = v[size:]
 	}
 	return nil
 }

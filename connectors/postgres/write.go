@@ -58,6 +58,16 @@ func pgType(t arrow.DataType) (string, error) {
 			return "", fmt.Errorf("decimal with negative scale %d", t.Scale)
 		}
 		return fmt.Sprintf("numeric(%d,%d)", t.Precision, t.Scale), nil
+	case *arrow.ListType:
+		switch t.Elem().(type) {
+		case arrow.NestedType, *arrow.DictionaryType, *arrow.RunEndEncodedType, *arrow.Uint64Type:
+			return "", fmt.Errorf("list of %s has no PostgreSQL array mapping", t.Elem())
+		}
+		elem, err := pgType(t.Elem())
+		if err != nil {
+			return "", err
+		}
+		return elem + "[]", nil
 	case *arrow.DictionaryType:
 		return pgType(t.ValueType)
 	case *arrow.RunEndEncodedType:
@@ -247,6 +257,17 @@ func value(a arrow.Array, i int) (any, error) {
 	case *array.Decimal128:
 		dt := a.DataType().(*arrow.Decimal128Type)
 		return pgtype.Numeric{Int: a.Value(i).BigInt(), Exp: -dt.Scale, Valid: true}, nil
+	case *array.List:
+		start, end := a.ValueOffsets(i)
+		elems := make([]any, 0, end-start)
+		for j := start; j < end; j++ {
+			v, err := value(a.ListValues(), int(j))
+			if err != nil {
+				return nil, err
+			}
+			elems = append(elems, v)
+		}
+		return elems, nil
 	case *array.Dictionary:
 		return value(a.Dictionary(), a.GetValueIndex(i))
 	case *array.RunEndEncoded:
