@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
@@ -239,6 +240,49 @@ func (c *conn) Write(ctx context.Context, req driver.WriteRequest) (rows int64, 
 		pw = p
 		return err
 	}
+	// Small input batches (a warehouse may send 2,048 rows at a time) are
+	// coalesced into row groups of at least minRowGroupRows: a row group per
+	// tiny batch would cost readers a request per column per batch.
+	var (
+		pending     []arrow.RecordBatch
+		pendingRows int64
+	)
+	defer func() {
+		for _, r := range pending {
+			r.Release()
+		}
+	}()
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		rec, err := concatRecords(c.mem, s, pending)
+		for _, r := range pending {
+			r.Release()
+		}
+		pending, pendingRows = pending[:0], 0
+		if err != nil {
+			return err
+		}
+		if pw == nil {
+			if err := openPart(); err != nil {
+				rec.Release()
+				return err
+			}
+		}
+		err = pw.fw.Write(rec)
+		n := rec.NumRows()
+		rec.Release()
+		if err != nil {
+			return fmt.Errorf("write %s: %w", pw.key, err)
+		}
+		pw.rows += n
+		rows += n
+		if pw.size() >= c.cfg.partBytes || pw.rows >= c.cfg.partRows {
+			return closePart()
+		}
+		return nil
+	}
 	for req.Reader.Next() {
 		if err := ctx.Err(); err != nil {
 			return rows, fmt.Errorf("parquet: %w", err)
@@ -247,22 +291,10 @@ func (c *conn) Write(ctx context.Context, req driver.WriteRequest) (rows int64, 
 		if err != nil {
 			return rows, fmt.Errorf("parquet: %w", err)
 		}
-		if pw == nil {
-			if err := openPart(); err != nil {
-				rec.Release()
-				return rows, fmt.Errorf("parquet: %w", err)
-			}
-		}
-		err = pw.fw.Write(rec)
-		n := rec.NumRows()
-		rec.Release()
-		if err != nil {
-			return rows, fmt.Errorf("parquet: write %s: %w", pw.key, err)
-		}
-		pw.rows += n
-		rows += n
-		if pw.size() >= c.cfg.partBytes || pw.rows >= c.cfg.partRows {
-			if err := closePart(); err != nil {
+		pending = append(pending, rec)
+		pendingRows += rec.NumRows()
+		if pendingRows >= minRowGroupRows {
+			if err := flush(); err != nil {
 				return rows, fmt.Errorf("parquet: %w", err)
 			}
 		}
@@ -271,6 +303,9 @@ func (c *conn) Write(ctx context.Context, req driver.WriteRequest) (rows int64, 
 		return rows, fmt.Errorf("parquet: input stream: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
+		return rows, fmt.Errorf("parquet: %w", err)
+	}
+	if err := flush(); err != nil {
 		return rows, fmt.Errorf("parquet: %w", err)
 	}
 	if pw == nil && len(parts) == 0 {
@@ -401,4 +436,41 @@ func (c *conn) cleanup(ctx context.Context, table, self string) error {
 		return fmt.Errorf("cleanup: %w", err)
 	}
 	return nil
+}
+
+// minRowGroupRows is the fewest rows a row group gets unless the table ends
+// first.
+const minRowGroupRows = 64 << 10
+
+// concatRecords joins batches of schema s into one; a single batch is
+// returned retained.
+func concatRecords(mem memory.Allocator, s *arrow.Schema, recs []arrow.RecordBatch) (arrow.RecordBatch, error) {
+	if len(recs) == 1 {
+		recs[0].Retain()
+		return recs[0], nil
+	}
+	cols := make([]arrow.Array, s.NumFields())
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	var n int64
+	for _, r := range recs {
+		n += r.NumRows()
+	}
+	parts := make([]arrow.Array, len(recs))
+	for i := range cols {
+		for j, r := range recs {
+			parts[j] = r.Column(i)
+		}
+		c, err := array.Concatenate(parts, mem)
+		if err != nil {
+			return nil, fmt.Errorf("coalesce column %q: %w", s.Field(i).Name, err)
+		}
+		cols[i] = c
+	}
+	return array.NewRecordBatch(s, cols, n), nil
 }
