@@ -139,44 +139,28 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 	fmt.Println("| path                                   |    rows/s |      MB/s | heap MB  | RSS MB   | ratio to limit                 |")
 	fmt.Println("|----------------------------------------|-----------|-----------|----------|----------|--------------------------------|")
 
-	// 1. DuckDB's own Arrow export: the limit of a DuckDB read.
-	raw := result{name: "DuckDB Arrow export (limit)"}
-	raw.heapMB, raw.rssMB, err = peak(func() error {
-		c, err := duckdbdrv.NewConnector(dbPath, nil)
+	// 1. DuckDB's own Arrow export, the limit of a DuckDB read, and 2. the
+	// connector's paged, snapshot-consistent read: each a quarter second at
+	// 5M rows, so they alternate three times and the best of each counts.
+	mux := all.Mux()
+	var raw, conn result
+	for round := 0; round < 3; round++ {
+		r, err := duckdbExport(ctx, dbPath)
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		dc, err := c.Connect(ctx)
+		if round == 0 || r.secs < raw.secs {
+			raw = r
+		}
+		cr, err := connectorRead(ctx, mux, "DuckDB connector read", "duckdb://"+dbPath, nil)
 		if err != nil {
 			return err
 		}
-		defer dc.Close()
-		ar, err := duckdbdrv.NewArrowFromConn(dc)
-		if err != nil {
-			return err
+		if round == 0 || cr.secs < conn.secs {
+			conn = cr
 		}
-		start := time.Now()
-		r, err := ar.QueryContext(ctx, "SELECT * FROM bench")
-		if err != nil {
-			return err
-		}
-		defer r.Release()
-		raw.rows, raw.bytes, err = drain(r)
-		raw.secs = time.Since(start).Seconds()
-		return err
-	})
-	if err != nil {
-		return err
 	}
 	raw.print()
-
-	// 2. The connector's paged, snapshot-consistent read.
-	mux := all.Mux()
-	conn, err := connectorRead(ctx, mux, "DuckDB connector read", "duckdb://"+dbPath, nil)
-	if err != nil {
-		return err
-	}
 	conn.limit = "DuckDB export"
 	conn.ratio = (float64(conn.rows) / conn.secs) / (float64(raw.rows) / raw.secs)
 	conn.print()
@@ -558,4 +542,36 @@ func engineSplit(ctx context.Context, dir string, scale float64, mux *connectors
 	fmt.Printf("%d train rows, %d features, %d anchors, best iteration %d; test AUROC %.4f (recent-count baseline %.4f)\n",
 		res.TrainRows, res.NumFeatures, res.Anchors, res.BestIteration, res.Test.AUROC, res.BaselineRecentCount.AUROC)
 	return nil
+}
+
+// duckdbExport times DuckDB's own Arrow export of the bench table.
+func duckdbExport(ctx context.Context, dbPath string) (result, error) {
+	raw := result{name: "DuckDB Arrow export (limit)"}
+	var err error
+	raw.heapMB, raw.rssMB, err = peak(func() error {
+		c, err := duckdbdrv.NewConnector(dbPath, nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		dc, err := c.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer dc.Close()
+		ar, err := duckdbdrv.NewArrowFromConn(dc)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		r, err := ar.QueryContext(ctx, "SELECT * FROM bench")
+		if err != nil {
+			return err
+		}
+		defer r.Release()
+		raw.rows, raw.bytes, err = drain(r)
+		raw.secs = time.Since(start).Seconds()
+		return err
+	})
+	return raw, err
 }
