@@ -4,21 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferry-ai/ferry/conformance"
 	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/internal/s3test"
 )
 
 const (
@@ -27,72 +20,18 @@ const (
 	testBucket = "ferry-test"
 )
 
-// versitygwBinary finds the versitygw binary: $FERRY_VERSITYGW, else
-// $HOME/.cache/ferry/bin/versitygw.
-func versitygwBinary(t testing.TB) string {
-	t.Helper()
-	bin := os.Getenv("FERRY_VERSITYGW")
-	if bin == "" {
-		home, _ := os.UserHomeDir()
-		bin = filepath.Join(home, ".cache", "ferry", "bin", "versitygw")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		msg := fmt.Sprintf("versitygw S3 server not found at %s (set FERRY_VERSITYGW or build it: "+
-			"cd /tmp && GOTOOLCHAIN=local GOBIN=$HOME/.cache/ferry/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)", bin)
-		if testing.Short() {
-			t.Skip(msg)
-		}
-		t.Fatal(msg)
-	}
-	return bin
-}
-
 // s3Server is a versitygw process on 127.0.0.1 serving a temp directory,
 // with one bucket.
 type s3Server struct {
+	*s3test.Server
 	endpoint string
 	n        atomic.Int64
 }
 
 func startS3(t testing.TB) *s3Server {
 	t.Helper()
-	bin := versitygwBinary(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	var logBuf strings.Builder
-	cmd := exec.Command(bin, "--access", testAccess, "--secret", testSecret, "--port", addr, "posix", dir)
-	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start versitygw: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw did not listen on %s: %s", addr, logBuf.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	srv := &s3Server{endpoint: "http://" + addr}
-	client := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(testAccess, testSecret, "")})
-	if _, err := client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(testBucket)}); err != nil {
-		t.Fatalf("create bucket: %v", err)
-	}
-	return srv
+	srv := s3test.ForTest(t, testBucket, testAccess, testSecret)
+	return &s3Server{Server: srv, endpoint: srv.Endpoint}
 }
 
 func (s *s3Server) url(prefix string) string {

@@ -23,10 +23,10 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ferry-ai/ferry/connectors"
 	fdriver "github.com/ferry-ai/ferry/connectors/driver"
 )
 
@@ -47,21 +47,35 @@ type Opener struct{}
 
 // RedshiftOpener opens Redshift connections: reads use the extended query
 // protocol with binary results (each value in the same binary form as in a
-// binary COPY), and writes are not supported yet (Redshift loads by
-// COPY … FORMAT PARQUET from S3; see README.md).
+// binary COPY); writes stage Parquet on S3 and load it with COPY … FORMAT AS
+// PARQUET (see redshift_write.go and README.md).
 type RedshiftOpener struct{}
 
-// Open implements driver.Opener.
+// Open implements driver.Opener. The staging parameters (staging,
+// staging_region, staging_endpoint, staging_path_style) are taken off the
+// URL before the PostgreSQL driver parses the rest.
 func (RedshiftOpener) Open(ctx context.Context, u *url.URL, opts fdriver.Options) (fdriver.Conn, error) {
-	c, err := Opener{}.Open(ctx, u, opts)
+	pgURL, stage, err := parseStaging(u)
 	if err != nil {
 		return nil, err
 	}
-	return &redshiftConn{conn: c.(*conn)}, nil
+	c, err := Opener{}.Open(ctx, pgURL, opts)
+	if err != nil {
+		return nil, err
+	}
+	rc := &redshiftConn{conn: c.(*conn), staging: stage, mem: opts.Allocator, creds: opts.Credentials}
+	rc.loader = redshiftCopy{iamRole: opts.Credentials["iam_role"]}
+	return rc, nil
 }
 
-// redshiftConn is a conn that reads through queries and cannot write.
-type redshiftConn struct{ *conn }
+// redshiftConn reads through queries and writes through Parquet on S3.
+type redshiftConn struct {
+	*conn
+	staging *url.URL // s3://bucket/prefix?endpoint=…; nil: writes refused
+	mem     memory.Allocator
+	creds   map[string]string
+	loader  s3Loader
+}
 
 // Read implements driver.Conn through the extended query protocol.
 func (c *redshiftConn) Read(ctx context.Context, req fdriver.ReadRequest) (array.RecordReader, error) {
@@ -203,10 +217,4 @@ func timeLiteral(t time.Time, typ string) string {
 		return "'" + s + "+00'::timestamptz"
 	}
 	return "'" + s + "'::timestamp"
-}
-
-// Write refuses: loading Redshift goes through Parquet on S3 and
-// COPY … FORMAT PARQUET, which needs a real cluster to prove (README.md).
-func (c *redshiftConn) Write(ctx context.Context, req fdriver.WriteRequest) (int64, error) {
-	return 0, fmt.Errorf("redshift: writing tables (Parquet on S3 + COPY … FORMAT PARQUET) is not built yet: %w", connectors.ErrNotSupported)
 }
