@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-
 	"github.com/ferry-ai/ferry/conformance"
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/internal/s3test"
