@@ -97,6 +97,7 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
+		fmt.Fprintf(stderr, "\r\033[K  %s", cr.line(time.Since(start)))
 		for {
 			select {
 			case <-stop:

@@ -99,9 +99,17 @@ func TestReadFormatsRangeAndCopy(t *testing.T) {
 	if code != 0 || code2 != 0 || len(orig) < 1000 || orig != copied {
 		t.Fatal("the copy differs from the source")
 	}
-	code, _, stderr = ferry(t, nil, "copy", wh, "returns", wh, "returns_backup")
+	code, out, stderr = ferry(t, nil, "copy", wh, "returns", wh, "returns_backup", "--progress", "always")
 	if code != 0 {
 		t.Fatalf("copy within one warehouse: exit %d %s", code, stderr)
+	}
+	// The progress line is redrawn in place (rows, MB, rate) and cleared at
+	// the end; the summary goes to stdout.
+	if !strings.Contains(stderr, "\r\033[K  ") || !strings.Contains(stderr, " rows") || !strings.Contains(stderr, "MB") || !strings.HasSuffix(stderr, "\r\033[K") {
+		t.Errorf("progress line on stderr: %q", stderr)
+	}
+	if !strings.HasPrefix(out, "copied ") || !strings.Contains(out, "rows/s") {
+		t.Errorf("summary line: %q", out)
 	}
 
 	open := filepath.Join(t.TempDir(), "open.yaml")
