@@ -32,7 +32,7 @@ func rowBytes(fields []arrow.Field) (least, estimate int64) {
 func fieldBytes(dt arrow.DataType) (least, estimate int64) {
 	const validity = 1 // a bit, rounded up to a byte per column per row
 	switch t := dt.(type) {
-	case arrow.FixedWidthDataType:
+	case arrow.FixedWidthDataType: // dictionaries too: their indices
 		w := int64((t.BitWidth() + 7) / 8)
 		return w + validity, w + validity
 	case *arrow.StringType, *arrow.BinaryType:
@@ -41,8 +41,6 @@ func fieldBytes(dt arrow.DataType) (least, estimate int64) {
 		return 8 + validity, 8 + validity + varWidthGuess
 	case *arrow.StringViewType, *arrow.BinaryViewType:
 		return 16 + validity, 16 + validity + varWidthGuess
-	case *arrow.DictionaryType:
-		return fieldBytes(t.IndexType)
 	default:
 		return validity, nestedGuess
 	}
