@@ -43,6 +43,8 @@ type Agent struct {
 	log  *slog.Logger
 	tls  credentials.TransportCredentials
 	busy sync.Mutex // held while a job runs: one job at a time
+	// egress allows connections to the control plane and the engine only.
+	egress *egress
 }
 
 // New checks the configuration and loads the TLS material.
@@ -61,7 +63,8 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Agent{cfg: cfg, mux: opts.Connectors, log: log.With("agent_id", cfg.AgentID), tls: credentials.NewTLS(tlsCfg)}, nil
+	return &Agent{cfg: cfg, mux: opts.Connectors, log: log.With("agent_id", cfg.AgentID), tls: credentials.NewTLS(tlsCfg),
+		egress: newEgress(cfg.ControlPlane, cfg.Engine)}, nil
 }
 
 // Run keeps a session with the control plane open until ctx is done,
@@ -100,7 +103,7 @@ func (a *Agent) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(a.cfg.ControlPlane, grpc.WithTransportCredentials(a.tls))
+	conn, err := a.egress.client(a.cfg.ControlPlane, grpc.WithTransportCredentials(a.tls))
 	if err != nil {
 		return fmt.Errorf("dial control plane %s: %w", a.cfg.ControlPlane, err)
 	}

@@ -81,8 +81,12 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 			spec.Tables = append(spec.Tables, t.Table)
 		}
 
-		eng, err := flight.NewClientWithMiddlewareCtx(ctx, a.cfg.Engine, nil, nil, grpc.WithTransportCredentials(a.tls),
+		cc, err := a.egress.client(a.cfg.Engine, grpc.WithTransportCredentials(a.tls),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		if err != nil {
+			return stage("stream", fmt.Errorf("dial engine %s: %w", a.cfg.Engine, err))
+		}
+		eng := flight.NewClientFromConn(cc, nil)
 		if err != nil {
 			return stage("stream", fmt.Errorf("dial engine %s: %w", a.cfg.Engine, err))
 		}
