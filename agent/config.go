@@ -33,6 +33,9 @@ type Config struct {
 	BatchRows int `yaml:"batch_rows"`
 	// LogLevel is debug, info, warn or error (default info).
 	LogLevel string `yaml:"log_level"`
+	// Compression of the Arrow IPC bodies sent to the engine: none
+	// (default), lz4 or zstd. It trades agent CPU for link bandwidth.
+	Compression string `yaml:"compression"`
 }
 
 // LoadConfig reads and checks a YAML configuration file. Unknown keys are
@@ -84,6 +87,12 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchRows < 1 {
 		return fmt.Errorf("batch_rows %d must be positive", c.BatchRows)
+	}
+	if c.Compression == "none" {
+		c.Compression = CompressionNone
+	}
+	if _, err := ipcCompression(c.Compression); err != nil {
+		return err
 	}
 	return nil
 }

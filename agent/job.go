@@ -166,7 +166,7 @@ func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Clie
 		return nil, err
 	}
 	defer r.Release()
-	ack, err := StreamTable(ctx, eng, jobID, t.Name, r)
+	ack, err := StreamTable(ctx, eng, jobID, t.Name, r, a.cfg.Compression)
 	if err != nil {
 		return nil, err
 	}
@@ -177,17 +177,46 @@ func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Clie
 	return st, nil
 }
 
+// Compression of the Arrow IPC bodies the agent sends.
+const (
+	CompressionNone = ""
+	CompressionLZ4  = "lz4"
+	CompressionZSTD = "zstd"
+)
+
+// ipcCompression returns the IPC writer option for a compression name.
+func ipcCompression(name string) (ipc.Option, error) {
+	switch name {
+	case CompressionNone, "none":
+		return nil, nil
+	case CompressionLZ4:
+		return ipc.WithLZ4(), nil
+	case CompressionZSTD:
+		return ipc.WithZstd(), nil
+	}
+	return nil, fmt.Errorf("compression %q: want none, lz4 or zstd", name)
+}
+
 // StreamTable uploads the records of r as one table of a job with Flight
 // DoPut and checks the engine's acknowledgement against what was sent. It
-// reads r only as fast as the stream accepts it. r is not released.
-func StreamTable(ctx context.Context, eng flight.Client, jobID, table string, r array.RecordReader) (link.PutAck, error) {
+// reads r only as fast as the stream accepts it. compression is "", "lz4"
+// or "zstd" (the engine reads any). r is not released.
+func StreamTable(ctx context.Context, eng flight.Client, jobID, table string, r array.RecordReader, compression string) (link.PutAck, error) {
 	var ack link.PutAck
+	comp, err := ipcCompression(compression)
+	if err != nil {
+		return ack, fmt.Errorf("do_put %q: %w", table, err)
+	}
 	stream, err := eng.DoPut(ctx)
 	if err != nil {
 		return ack, fmt.Errorf("do_put %q: %w", table, err)
 	}
 	cmd, _ := json.Marshal(link.Descriptor{JobID: jobID, Table: table})
-	w := flight.NewRecordWriter(stream, ipc.WithSchema(r.Schema()), ipc.WithAllocator(memory.DefaultAllocator))
+	opts := []ipc.Option{ipc.WithSchema(r.Schema()), ipc.WithAllocator(memory.DefaultAllocator)}
+	if comp != nil {
+		opts = append(opts, comp)
+	}
+	w := flight.NewRecordWriter(stream, opts...)
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
 	var rows, batches int64
 	for r.Next() {

@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"context"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/internal/faultproxy"
 )
 
 // NetworkHarness is implemented by harnesses whose service is reached over
@@ -150,107 +150,15 @@ func testConnectDeadline(t *testing.T, h Harness, q Quirks) {
 	t.Logf("silent server: %v after %v", err, time.Since(start).Round(time.Millisecond))
 }
 
-// proxy is a TCP proxy in front of the service that the suite can restart
-// (every connection dropped, the port refusing for a while) or cut (every
-// open connection dropped).
-type proxy struct {
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	l     net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func startProxy(t *testing.T, target string) *proxy {
+// startProxy puts a fault proxy in front of the service for the test.
+func startProxy(t *testing.T, target string) *faultproxy.Proxy {
 	t.Helper()
-	p := &proxy{target: target, conns: map[net.Conn]struct{}{}}
-	if err := p.listen("127.0.0.1:0"); err != nil {
+	p, err := faultproxy.Start(target)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.stop)
+	t.Cleanup(p.Close)
 	return p
-}
-
-func (p *proxy) listen(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.l, p.addr = l, l.Addr().String()
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				p.pipe(c)
-			}()
-		}
-	}()
-	return nil
-}
-
-func (p *proxy) pipe(c net.Conn) {
-	s, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns[c], p.conns[s] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		dst.Close()
-		src.Close()
-		done <- struct{}{}
-	}
-	go cp(s, c)
-	go cp(c, s)
-	<-done
-	<-done
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, s)
-	p.mu.Unlock()
-}
-
-// cut drops every open connection; new ones are still accepted.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // reset, as a killed server would
-		}
-		c.Close()
-	}
-}
-
-// down closes the listener and drops every connection.
-func (p *proxy) down() {
-	p.mu.Lock()
-	if p.l != nil {
-		p.l.Close()
-		p.l = nil
-	}
-	p.mu.Unlock()
-	p.cut()
-}
-
-func (p *proxy) stop() {
-	p.down()
-	p.wg.Wait()
 }
 
 // testReconnect: after the service restarts (every connection dropped, the
@@ -262,7 +170,7 @@ func testReconnect(t *testing.T, h Harness, q Quirks) {
 	sequence(t, base, mem, "t", 5000, "A")
 	p := startProxy(t, nh.Addr())
 	ctx := context.Background()
-	c, err := nh.OpenAt(ctx, base, p.addr, nil, &connectors.Options{Allocator: mem})
+	c, err := nh.OpenAt(ctx, base, p.Addr(), nil, &connectors.Options{Allocator: mem})
 	if err != nil {
 		t.Fatalf("open through proxy: %v", err)
 	}
@@ -270,10 +178,11 @@ func testReconnect(t *testing.T, h Harness, q Quirks) {
 	if _, cols, _ := readAll(t, c, "t", connectors.ReadOptions{Columns: []string{"id"}}); len(cols[0]) != 5000 {
 		t.Fatalf("before restart: %d rows", len(cols[0]))
 	}
-	p.down()
+	addr := p.Addr()
+	p.Down()
 	time.Sleep(300 * time.Millisecond)
-	if err := p.listen(p.addr); err != nil {
-		t.Fatalf("proxy restart on %s: %v", p.addr, err)
+	if err := p.Listen(addr); err != nil {
+		t.Fatalf("proxy restart: %v", err)
 	}
 	// The connector must notice its connections died and make new ones:
 	// the first read after the restart succeeds.
@@ -304,7 +213,7 @@ func testTruncatedStream(t *testing.T, h Harness, q Quirks) {
 	sequence(t, base, mem, "big", total, "truncate-me")
 	p := startProxy(t, nh.Addr())
 	ctx := context.Background()
-	c, err := nh.OpenAt(ctx, base, p.addr, nil, &connectors.Options{Allocator: mem})
+	c, err := nh.OpenAt(ctx, base, p.Addr(), nil, &connectors.Options{Allocator: mem})
 	if err != nil {
 		t.Fatalf("open through proxy: %v", err)
 	}
@@ -318,7 +227,7 @@ func testTruncatedStream(t *testing.T, h Harness, q Quirks) {
 		t.Fatalf("no first batch: %v", r.Err())
 	}
 	rows := r.RecordBatch().NumRows()
-	p.down() // the server dies: open connections reset, new ones refused
+	p.Down() // the server dies: open connections reset, new ones refused
 	for r.Next() {
 		rows += r.RecordBatch().NumRows()
 	}

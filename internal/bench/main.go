@@ -201,43 +201,56 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 	if err != nil {
 		return err
 	}
-	fl := result{name: "agent -> engine Flight (mTLS 1.3)", limit: "raw TLS 1.3 copy"}
-	fl.heapMB, fl.rssMB, err = peak(func() error {
-		if err := action(ctx, eng, link.ActionStartJob, link.JobSpec{JobID: "bench", Tables: []graph.Table{tables[0].Table}}, nil); err != nil {
-			return err
-		}
-		start := time.Now()
-		r, err := src.Read(ctx, "bench", connectors.ReadOptions{BatchSize: 65536})
-		if err != nil {
-			return err
-		}
-		defer r.Release()
-		ack, err := agent.StreamTable(ctx, eng, "bench", "bench", r)
-		fl.secs = time.Since(start).Seconds()
-		fl.rows, fl.bytes = ack.Rows, ack.Bytes
-		return err
-	})
-	src.Close()
-	if err != nil {
-		return err
-	}
+	// The same upload with each IPC body compression the agent offers.
+	var flights []result
 	var att link.PurgeAttestation
-	if err := action(ctx, eng, link.ActionPurge, link.JobRef{JobID: "bench"}, &att); err != nil {
-		return err
+	for _, compression := range []string{agent.CompressionNone, agent.CompressionLZ4, agent.CompressionZSTD} {
+		name := "agent -> engine Flight (mTLS 1.3)"
+		if compression != agent.CompressionNone {
+			name = "  the same, " + compression + " bodies"
+		}
+		fl := result{name: name, limit: "raw TLS 1.3 copy"}
+		fl.heapMB, fl.rssMB, err = peak(func() error {
+			if err := action(ctx, eng, link.ActionStartJob, link.JobSpec{JobID: "bench", Tables: []graph.Table{tables[0].Table}}, nil); err != nil {
+				return err
+			}
+			start := time.Now()
+			r, err := src.Read(ctx, "bench", connectors.ReadOptions{BatchSize: 65536})
+			if err != nil {
+				return err
+			}
+			defer r.Release()
+			ack, err := agent.StreamTable(ctx, eng, "bench", "bench", r, compression)
+			fl.secs = time.Since(start).Seconds()
+			fl.rows, fl.bytes = ack.Rows, ack.Bytes
+			return err
+		})
+		if err != nil {
+			src.Close()
+			return err
+		}
+		if err := action(ctx, eng, link.ActionPurge, link.JobRef{JobID: "bench"}, &att); err != nil {
+			src.Close()
+			return err
+		}
+		flights = append(flights, fl)
 	}
-	tlsCopy := result{name: "raw TLS 1.3 copy, same bytes (limit)", bytes: fl.bytes}
+	src.Close()
+	tlsCopy := result{name: "raw TLS 1.3 copy, same bytes (limit)", bytes: flights[0].bytes}
 	tlsCopy.heapMB, tlsCopy.rssMB, err = peak(func() error {
-		secs, err := rawTLSCopy(certs, fl.bytes)
+		secs, err := rawTLSCopy(certs, flights[0].bytes)
 		tlsCopy.secs = secs
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	fl.ratio = (float64(fl.bytes) / fl.secs) / (float64(tlsCopy.bytes) / tlsCopy.secs)
 	tlsCopy.print()
-	fl.print()
-	fmt.Printf("\nengine purge after the Flight run: received %d bytes, purged %d bytes, files written %d\n", att.BytesReceived, att.BytesPurged, att.FilesWritten)
+	for _, fl := range flights {
+		fl.ratio = (float64(fl.bytes) / fl.secs) / (float64(tlsCopy.bytes) / tlsCopy.secs)
+		fl.print()
+	}
+	fmt.Printf("\nengine purge after the last Flight run: received %d bytes, purged %d bytes, files written %d\n", att.BytesReceived, att.BytesPurged, att.FilesWritten)
 
 	// PostgreSQL and Parquet (disk, S3) reads and writes.
 	if err := pgBench(ctx, mux, nrows); err != nil {
@@ -516,7 +529,7 @@ func engineSplit(ctx context.Context, dir string, scale float64, mux *connectors
 		if err != nil {
 			return err
 		}
-		ack, err := agent.StreamTable(ctx, eng, spec.JobID, n, r)
+		ack, err := agent.StreamTable(ctx, eng, spec.JobID, n, r, agent.CompressionNone)
 		r.Release()
 		if err != nil {
 			return err
