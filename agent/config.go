@@ -33,6 +33,12 @@ type Config struct {
 	BatchRows int `yaml:"batch_rows"`
 	// LogLevel is debug, info, warn or error (default info).
 	LogLevel string `yaml:"log_level"`
+	// WindowBatches and WindowBytes bound what the agent has read from the
+	// warehouse but the engine has not acknowledged yet (defaults 8
+	// batches, 32 MiB): the agent's memory is bounded by them, whatever
+	// the table size.
+	WindowBatches int   `yaml:"window_batches"`
+	WindowBytes   int64 `yaml:"window_bytes"`
 	// Compression of the Arrow IPC bodies sent to the engine: none
 	// (default), lz4 or zstd. It trades agent CPU for link bandwidth.
 	Compression string `yaml:"compression"`
@@ -87,6 +93,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchRows < 1 {
 		return fmt.Errorf("batch_rows %d must be positive", c.BatchRows)
+	}
+	if c.WindowBatches < 0 || c.WindowBytes < 0 {
+		return fmt.Errorf("window_batches %d and window_bytes %d must not be negative", c.WindowBatches, c.WindowBytes)
 	}
 	if c.Compression == "none" {
 		c.Compression = CompressionNone

@@ -8,9 +8,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc"
 
@@ -166,7 +164,10 @@ func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Clie
 		return nil, err
 	}
 	defer r.Release()
-	ack, err := StreamTable(ctx, eng, jobID, t.Name, r, a.cfg.Compression)
+	ack, err := StreamTable(ctx, eng, jobID, t.Name, r, StreamOptions{
+		Compression: a.cfg.Compression, WindowBatches: a.cfg.WindowBatches, WindowBytes: a.cfg.WindowBytes,
+		Logger: a.log.With("job_id", jobID),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -175,88 +176,6 @@ func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Clie
 		st.Columns = append(st.Columns, &agentapi.Column{Name: c.Name, Type: c.Type, Nullable: c.Nullable})
 	}
 	return st, nil
-}
-
-// Compression of the Arrow IPC bodies the agent sends.
-const (
-	CompressionNone = ""
-	CompressionLZ4  = "lz4"
-	CompressionZSTD = "zstd"
-)
-
-// ipcCompression returns the IPC writer option for a compression name.
-func ipcCompression(name string) (ipc.Option, error) {
-	switch name {
-	case CompressionNone, "none":
-		return nil, nil
-	case CompressionLZ4:
-		return ipc.WithLZ4(), nil
-	case CompressionZSTD:
-		return ipc.WithZstd(), nil
-	}
-	return nil, fmt.Errorf("compression %q: want none, lz4 or zstd", name)
-}
-
-// StreamTable uploads the records of r as one table of a job with Flight
-// DoPut and checks the engine's acknowledgement against what was sent. It
-// reads r only as fast as the stream accepts it. compression is "", "lz4"
-// or "zstd" (the engine reads any). r is not released.
-func StreamTable(ctx context.Context, eng flight.Client, jobID, table string, r array.RecordReader, compression string) (link.PutAck, error) {
-	var ack link.PutAck
-	comp, err := ipcCompression(compression)
-	if err != nil {
-		return ack, fmt.Errorf("do_put %q: %w", table, err)
-	}
-	stream, err := eng.DoPut(ctx)
-	if err != nil {
-		return ack, fmt.Errorf("do_put %q: %w", table, err)
-	}
-	cmd, _ := json.Marshal(link.Descriptor{JobID: jobID, Table: table})
-	opts := []ipc.Option{ipc.WithSchema(r.Schema()), ipc.WithAllocator(memory.DefaultAllocator)}
-	if comp != nil {
-		opts = append(opts, comp)
-	}
-	w := flight.NewRecordWriter(stream, opts...)
-	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
-	var rows, batches int64
-	for r.Next() {
-		rec := r.RecordBatch()
-		if err := w.Write(rec); err != nil {
-			w.Close()
-			return ack, fmt.Errorf("do_put %q: send batch %d: %w", table, batches, err)
-		}
-		rows += rec.NumRows()
-		batches++
-	}
-	if err := r.Err(); err != nil {
-		w.Close()
-		return ack, fmt.Errorf("read %q: %w", table, err)
-	}
-	if err := w.Close(); err != nil {
-		return ack, fmt.Errorf("do_put %q: close: %w", table, err)
-	}
-	if err := stream.CloseSend(); err != nil {
-		return ack, fmt.Errorf("do_put %q: close send: %w", table, err)
-	}
-	res, err := stream.Recv()
-	if err != nil {
-		return ack, fmt.Errorf("do_put %q: engine refused the table: %w", table, err)
-	}
-	if err := link.Decode("put ack", res.AppMetadata, &ack); err != nil {
-		return ack, fmt.Errorf("do_put %q: %w", table, err)
-	}
-	if ack.Rows != rows || ack.Batches != batches {
-		return ack, fmt.Errorf("do_put %q: engine kept %d rows in %d batches, sent %d in %d", table, ack.Rows, ack.Batches, rows, batches)
-	}
-	for {
-		if _, err := stream.Recv(); err != nil {
-			if !errors.Is(err, io.EOF) {
-				return ack, fmt.Errorf("do_put %q: %w", table, err)
-			}
-			break
-		}
-	}
-	return ack, nil
 }
 
 // writePredictions fetches the predictions with DoGet and writes them back.

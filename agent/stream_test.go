@@ -105,7 +105,7 @@ func TestStreamCompression(t *testing.T) {
 		action(link.ActionStartJob, link.JobSpec{JobID: job, Tables: []graph.Table{table}})
 		r := reader()
 		before := wire.Load()
-		ack, err := agent.StreamTable(ctx, eng, job, "orders", r, comp)
+		ack, err := agent.StreamTable(ctx, eng, job, "orders", r, agent.StreamOptions{Compression: comp})
 		sent := wire.Load() - before
 		r.Release()
 		if err != nil {
@@ -129,7 +129,7 @@ func TestStreamCompression(t *testing.T) {
 	}
 	r := reader()
 	defer r.Release()
-	if _, err := agent.StreamTable(ctx, eng, "x", "orders", r, "snappy"); err == nil {
+	if _, err := agent.StreamTable(ctx, eng, "x", "orders", r, agent.StreamOptions{Compression: "snappy"}); err == nil {
 		t.Fatal("unknown compression accepted")
 	}
 }

@@ -127,8 +127,8 @@ func (s *Server) train(ctx context.Context, jobID, owner string) (*link.TrainRes
 	in := train.Input{JobID: jobID, Query: j.Spec.Query, Tables: map[string]train.Table{}}
 	for _, meta := range j.Spec.Tables {
 		recs, ok := batches[meta.Name]
-		if !ok {
-			return nil, status.Errorf(codes.FailedPrecondition, "job %s: table %q was declared but not uploaded", jobID, meta.Name)
+		if p := j.Progress(meta.Name); !ok || !p.Complete {
+			return nil, status.Errorf(codes.FailedPrecondition, "job %s: table %q was declared but not uploaded completely (%d batches held)", jobID, meta.Name, p.Batches)
 		}
 		in.Tables[meta.Name] = train.Table{Meta: meta, Records: recs}
 	}
@@ -147,10 +147,14 @@ func (s *Server) train(ctx context.Context, jobID, owner string) (*link.TrainRes
 	return &out.Result, nil
 }
 
-// DoPut receives one table of a job. The first message's descriptor names
-// the job and table; every batch is allocated by the job's zeroing allocator
-// and kept until purge. The engine answers with one PutResult whose app
-// metadata is a JSON PutAck.
+// DoPut receives one table of a job, or the rest of it after a broken
+// upload. The first message's descriptor names the job, the table and the
+// sequence number of the stream's first batch. Every batch is copied into
+// the job's zeroing allocator and kept until purge, once per sequence
+// number: a batch the job already holds (resent after a reconnect) is
+// skipped. After each batch the engine sends a PutResult whose app metadata
+// is a JSON PutAck with the table's totals, and a last one with Done set
+// when the stream ends cleanly.
 func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	owner, err := peerID(stream.Context())
 	if err != nil {
@@ -179,37 +183,66 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	if !declared {
 		return status.Errorf(codes.InvalidArgument, "do_put: table %q is not declared in job %s", d.Table, d.JobID)
 	}
+	if held := j.Progress(d.Table).Batches; d.FirstBatch < 0 || d.FirstBatch > held {
+		return status.Errorf(codes.FailedPrecondition, "do_put %s/%s: stream starts at batch %d but the engine holds %d batches (resume from at most %d)",
+			d.JobID, d.Table, d.FirstBatch, held, held)
+	}
 	src := &replayStream{first: first, stream: stream}
 	r, err := flight.NewRecordReader(src, ipc.WithAllocator(j.Alloc), ipc.WithDelayReadSchema(false))
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "do_put %s/%s: read schema: %v", d.JobID, d.Table, err)
 	}
 	defer r.Release()
-	var ack link.PutAck
 	defer src.zeroLast()
+	seq := d.FirstBatch
+	var skipped int64
 	for r.Next() {
-		// The IPC reader's buffers alias the gRPC message; copy the batch
-		// into the job's zeroing allocator so purge can wipe it, then let
-		// replayStream zero the message once the reader moves on.
-		rec, err := copyBatch(r.RecordBatch(), j.Alloc)
+		p, kept, err := f.keep(j, d.Table, seq, r.RecordBatch())
 		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "do_put %s/%s: batch %d: %v", d.JobID, d.Table, ack.Batches, err)
+			return err
 		}
-		size := util.TotalRecordSize(rec)
-		err = j.AddBatch(d.Table, rec, size)
-		rec.Release()
-		if err != nil {
-			return storeErr(err)
+		if !kept {
+			skipped++
 		}
-		ack.Rows += rec.NumRows()
-		ack.Batches++
-		ack.Bytes += size
+		seq++
+		if err := sendAck(stream, link.PutAck{Rows: p.Rows, Batches: p.Batches, Bytes: p.Bytes}); err != nil {
+			return status.Errorf(codes.Unavailable, "do_put %s/%s: ack batch %d: %v", d.JobID, d.Table, seq-1, err)
+		}
 	}
 	if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return status.Errorf(codes.Aborted, "do_put %s/%s: stream broke after %d batches: %v", d.JobID, d.Table, ack.Batches, err)
+		p := j.Progress(d.Table)
+		f.s.log.Info("table upload broke", "job_id", d.JobID, "table", d.Table, "batches_held", p.Batches, "error", err.Error())
+		return status.Errorf(codes.Aborted, "do_put %s/%s: stream broke with %d batches held (resume from there): %v", d.JobID, d.Table, p.Batches, err)
 	}
+	p := j.CompleteTable(d.Table)
+	f.s.log.Info("table received", "job_id", d.JobID, "table", d.Table, "rows", p.Rows, "batches", p.Batches, "bytes", p.Bytes,
+		"first_batch", d.FirstBatch, "resent_batches_skipped", skipped)
+	return sendAck(stream, link.PutAck{Rows: p.Rows, Batches: p.Batches, Bytes: p.Bytes, Done: true})
+}
+
+// keep copies batch seq of a table into the job, unless the job holds it
+// already.
+func (f *flightService) keep(j *jobstore.Job, table string, seq int64, in arrow.RecordBatch) (jobstore.Progress, bool, error) {
+	if p := j.Progress(table); seq < p.Batches {
+		return p, false, nil // resent after a reconnect: no copy
+	}
+	// The IPC reader's buffers alias the gRPC message; copy the batch into
+	// the job's zeroing allocator so purge can wipe it, and let replayStream
+	// zero the message once the reader moves on.
+	rec, err := copyBatch(in, j.Alloc)
+	if err != nil {
+		return jobstore.Progress{}, false, status.Errorf(codes.InvalidArgument, "do_put %s/%s: batch %d: %v", j.Spec.JobID, table, seq, err)
+	}
+	defer rec.Release()
+	p, kept, err := j.AppendBatch(table, seq, rec, util.TotalRecordSize(rec))
+	if err != nil {
+		return p, false, storeErr(err)
+	}
+	return p, kept, nil
+}
+
+func sendAck(stream flight.FlightService_DoPutServer, ack link.PutAck) error {
 	body, _ := json.Marshal(ack)
-	f.s.log.Info("table received", "job_id", d.JobID, "table", d.Table, "rows", ack.Rows, "batches", ack.Batches, "bytes", ack.Bytes)
 	return stream.Send(&flight.PutResult{AppMetadata: body})
 }
 

@@ -77,7 +77,9 @@ type Job struct {
 	ioStart    int64
 	received   atomic.Int64
 	mu         sync.Mutex
+	purged     bool
 	tables     map[string][]arrow.RecordBatch
+	progress   map[string]Progress
 	results    []arrow.RecordBatch
 	resultInfo *link.TrainResult
 }
@@ -102,7 +104,7 @@ func (s *Store) Create(spec link.JobSpec, owner string) (*Job, error) {
 	j := &Job{
 		Spec: spec, Owner: owner, Alloc: NewZeroingAllocator(),
 		created: s.now(), quota: quota, ioStart: StorageWriteBytes(),
-		tables: map[string][]arrow.RecordBatch{},
+		tables: map[string][]arrow.RecordBatch{}, progress: map[string]Progress{},
 	}
 	s.jobs[spec.JobID] = j
 	return j, nil
@@ -129,19 +131,64 @@ func (s *Store) Len() int {
 	return len(s.jobs)
 }
 
-// AddBatch keeps a batch of a table. The batch must have been allocated by
-// j.Alloc; the job takes a reference. It fails the job's write when the
-// quota is exceeded.
-func (j *Job) AddBatch(table string, rec arrow.RecordBatch, wireBytes int64) error {
-	j.received.Add(wireBytes)
+// Progress is what a job holds of one table.
+type Progress struct {
+	Batches, Rows, Bytes int64
+	// Complete is set when the table's upload ended cleanly.
+	Complete bool
+}
+
+// Progress returns what the job holds of a table.
+func (j *Job) Progress(table string) Progress {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.progress[table]
+}
+
+// AppendBatch keeps batch seq (0-based, in upload order) of a table and
+// returns the table's progress. A batch the job already holds (seq below
+// the table's batch count: a batch resent after a reconnect) is not kept
+// again and kept is false; a seq beyond the count would leave a gap and is
+// refused, as is a batch for a table already complete or a job already
+// purged. The batch must have been allocated by j.Alloc; the job takes its
+// own reference when it keeps it. size is the batch's size in bytes. A
+// batch that takes the job over its quota fails with ErrOverQuota.
+func (j *Job) AppendBatch(table string, seq int64, rec arrow.RecordBatch, size int64) (p Progress, kept bool, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	p = j.progress[table]
+	switch {
+	case j.purged:
+		return p, false, fmt.Errorf("job %s: %w", j.Spec.JobID, ErrUnknownJob)
+	case seq < p.Batches:
+		return p, false, nil
+	case p.Complete:
+		return p, false, fmt.Errorf("job %s: table %q is complete with %d batches; batch %d is one too many", j.Spec.JobID, table, p.Batches, seq)
+	case seq > p.Batches:
+		return p, false, fmt.Errorf("job %s: table %q: batch %d would leave a gap after batch %d", j.Spec.JobID, table, seq, p.Batches-1)
+	}
 	if used := j.Alloc.CurrentBytes(); used > j.quota {
-		return fmt.Errorf("job %s: table %q: %d bytes held, quota %d: %w", j.Spec.JobID, table, used, j.quota, ErrOverQuota)
+		return p, false, fmt.Errorf("job %s: table %q: %d bytes held, quota %d: %w", j.Spec.JobID, table, used, j.quota, ErrOverQuota)
 	}
 	rec.Retain()
-	j.mu.Lock()
 	j.tables[table] = append(j.tables[table], rec)
-	j.mu.Unlock()
-	return nil
+	p.Batches++
+	p.Rows += rec.NumRows()
+	p.Bytes += size
+	j.progress[table] = p
+	j.received.Add(size)
+	return p, true, nil
+}
+
+// CompleteTable marks a table's upload complete (its stream ended cleanly)
+// and returns its progress; later batches for it are refused.
+func (j *Job) CompleteTable(table string) Progress {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	p := j.progress[table]
+	p.Complete = true
+	j.progress[table] = p
+	return p
 }
 
 // Tables returns the batches received per table. The caller must not release
@@ -184,7 +231,7 @@ func (j *Job) Predictions() []arrow.RecordBatch {
 	return out
 }
 
-// BytesReceived is the number of wire bytes received for the job.
+// BytesReceived is the number of bytes of table data the job has kept.
 func (j *Job) BytesReceived() int64 { return j.received.Load() }
 
 // Purge removes a job, releases (and so zeroes) all its buffers and returns
@@ -206,6 +253,7 @@ func (s *Store) Purge(id, owner, reason string) (link.PurgeAttestation, error) {
 
 func (s *Store) purge(j *Job, reason string) link.PurgeAttestation {
 	j.mu.Lock()
+	j.purged = true
 	for name, recs := range j.tables {
 		for _, r := range recs {
 			r.Release()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func TestPurgeZeroesAndForgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, raw := batch(t, j, 1000, 0x5EC12E7)
-	if err := j.AddBatch("t", rec, 8000); err != nil {
+	if _, _, err := j.AppendBatch("t", 0, rec, 8000); err != nil {
 		t.Fatal(err)
 	}
 	rec.Release()
@@ -91,7 +92,7 @@ func TestQuotaAndTTL(t *testing.T) {
 		t.Fatalf("duplicate: %v", err)
 	}
 	rec, _ := batch(t, j, 10000, 1)
-	err = j.AddBatch("t", rec, 80000)
+	_, _, err = j.AppendBatch("t", 0, rec, 80000)
 	rec.Release()
 	if !errors.Is(err, ErrOverQuota) {
 		t.Fatalf("got %v, want ErrOverQuota", err)
@@ -100,5 +101,63 @@ func TestQuotaAndTTL(t *testing.T) {
 	atts := s.Expire()
 	if len(atts) != 1 || atts[0].Reason != "expired" || s.Len() != 0 {
 		t.Fatalf("expire: %+v, %d jobs left", atts, s.Len())
+	}
+}
+
+// TestAppendBatchSequence: each sequence number of a table is kept once, in
+// order; a resent batch is skipped, a gap and a batch after completion are
+// refused, and nothing is kept after purge.
+func TestAppendBatchSequence(t *testing.T) {
+	s := New(Config{WatchDirs: []string{t.TempDir()}})
+	j, err := s.Create(link.JobSpec{JobID: "j"}, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name     string
+		table    string
+		seq      int64
+		complete bool // complete the table before this step
+		kept     bool
+		err      string
+		batches  int64
+	}{
+		{name: "first", table: "t", seq: 0, kept: true, batches: 1},
+		{name: "second", table: "t", seq: 1, kept: true, batches: 2},
+		{name: "resent first", table: "t", seq: 0, batches: 2},
+		{name: "resent second", table: "t", seq: 1, batches: 2},
+		{name: "gap", table: "t", seq: 3, err: "gap", batches: 2},
+		{name: "third", table: "t", seq: 2, kept: true, batches: 3},
+		{name: "other table starts at 0", table: "u", seq: 0, kept: true, batches: 1},
+		{name: "after complete", table: "t", seq: 3, complete: true, err: "complete", batches: 3},
+		{name: "resent after complete", table: "t", seq: 2, batches: 3},
+	}
+	for _, st := range steps {
+		if st.complete {
+			j.CompleteTable(st.table)
+		}
+		rec, _ := batch(t, j, 10, st.seq)
+		p, kept, err := j.AppendBatch(st.table, st.seq, rec, 80)
+		rec.Release()
+		if st.err == "" && err != nil || st.err != "" && (err == nil || !strings.Contains(err.Error(), st.err)) {
+			t.Fatalf("%s: error %v, want %q", st.name, err, st.err)
+		}
+		if kept != st.kept || p.Batches != st.batches || p.Rows != 10*st.batches {
+			t.Fatalf("%s: kept %v, progress %+v; want kept %v, %d batches", st.name, kept, p, st.kept, st.batches)
+		}
+	}
+	if got := len(j.Tables()["t"]); got != 3 {
+		t.Fatalf("table t holds %d batches, want 3", got)
+	}
+	if _, err := s.Purge("j", "a", "completed"); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := batch(t, j, 10, 9)
+	defer rec.Release()
+	if _, _, err := j.AppendBatch("v", 0, rec, 80); !errors.Is(err, ErrUnknownJob) {
+		t.Fatalf("append after purge: %v, want ErrUnknownJob", err)
+	}
+	if n := len(j.Tables()); n != 0 {
+		t.Fatalf("%d tables held after purge", n)
 	}
 }

@@ -220,7 +220,7 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 				return err
 			}
 			defer r.Release()
-			ack, err := agent.StreamTable(ctx, eng, "bench", "bench", r, compression)
+			ack, err := agent.StreamTable(ctx, eng, "bench", "bench", r, agent.StreamOptions{Compression: compression})
 			fl.secs = time.Since(start).Seconds()
 			fl.rows, fl.bytes = ack.Rows, ack.Bytes
 			return err
@@ -529,7 +529,7 @@ func engineSplit(ctx context.Context, dir string, scale float64, mux *connectors
 		if err != nil {
 			return err
 		}
-		ack, err := agent.StreamTable(ctx, eng, spec.JobID, n, r, agent.CompressionNone)
+		ack, err := agent.StreamTable(ctx, eng, spec.JobID, n, r, agent.StreamOptions{})
 		r.Release()
 		if err != nil {
 			return err

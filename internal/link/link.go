@@ -5,7 +5,10 @@
 // The flow of one job, always opened by the agent:
 //
 //	DoAction(ActionStartJob, JobSpec)        engine allocates an in-memory job
-//	DoPut(Descriptor{JobID, Table}) × tables  agent uploads each table
+//	DoPut(Descriptor{JobID, Table}) × tables  agent uploads each table; the
+//	                                         engine acknowledges each batch
+//	                                         and a broken upload resumes
+//	                                         (Descriptor.FirstBatch)
 //	DoAction(ActionTrain, JobRef)            engine trains, returns TrainResult
 //	DoGet(Ticket{JobID, PredictionsStream})  engine streams predictions back
 //	DoAction(ActionPurge, JobRef)            engine purges, returns PurgeAttestation
@@ -63,6 +66,13 @@ type JobRef struct {
 type Descriptor struct {
 	JobID string `json:"job_id"`
 	Table string `json:"table"`
+	// FirstBatch is the sequence number (0-based, counted within the table)
+	// of the stream's first batch. A first upload starts at 0; an upload
+	// resumed after a broken connection starts at the oldest batch the
+	// engine had not acknowledged. The engine keeps each sequence number
+	// once: batches it already holds are skipped, and a stream that would
+	// leave a gap is refused.
+	FirstBatch int64 `json:"first_batch,omitempty"`
 }
 
 // Ticket is the JSON in a DoGet ticket.
@@ -138,10 +148,14 @@ func Decode(what string, body []byte, v any) error {
 	return nil
 }
 
-// PutAck is the app metadata of the PutResult that ends a DoPut: what the
-// engine kept of the table.
+// PutAck is the app metadata of the PutResults the engine sends during a
+// DoPut: one after every batch it has kept (or skipped as already held),
+// and a last one with Done set when the stream ended cleanly and the table
+// is complete. The counts are the table's totals held so far, so an ack
+// with Batches = n acknowledges every batch with a sequence number below n.
 type PutAck struct {
 	Rows    int64 `json:"rows"`
 	Batches int64 `json:"batches"`
 	Bytes   int64 `json:"bytes"`
+	Done    bool  `json:"done,omitempty"`
 }
