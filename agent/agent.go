@@ -9,11 +9,14 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -23,6 +26,7 @@ import (
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/internal/link"
+	"github.com/ferry-ai/ferry/internal/pki"
 )
 
 // Version is the agent's version, reported in Hello.
@@ -45,6 +49,9 @@ type Agent struct {
 	busy sync.Mutex // held while a job runs: one job at a time
 	// egress allows connections to the control plane and the engine only.
 	egress *egress
+	// With enrollment: the CA bundle and the current identity.
+	roots    *x509.CertPool
+	identity atomic.Pointer[pki.Identity]
 }
 
 // New checks the configuration and loads the TLS material.
@@ -55,22 +62,54 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	if opts.Connectors == nil {
 		return nil, errors.New("agent: no connectors")
 	}
-	tlsCfg, err := cfg.TLS.ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Agent{cfg: cfg, mux: opts.Connectors, log: log.With("agent_id", cfg.AgentID), tls: credentials.NewTLS(tlsCfg),
-		egress: newEgress(cfg.ControlPlane, cfg.Engine)}, nil
+	a := &Agent{cfg: cfg, mux: opts.Connectors, log: log.With("agent_id", cfg.AgentID)}
+	if cfg.Enrollment == nil {
+		tlsCfg, err := cfg.TLS.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		a.tls = credentials.NewTLS(tlsCfg)
+		a.egress = newEgress(cfg.ControlPlane, cfg.Engine)
+		return a, nil
+	}
+	roots, err := pki.LoadCAPool(cfg.TLS.CA)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.roots = roots
+	a.egress = newEgress(cfg.ControlPlane, cfg.Engine, cfg.Enrollment.API)
+	// Every handshake asks the identity for its current certificate, so a
+	// renewal takes effect on the next connection.
+	a.tls = credentials.NewTLS(&tls.Config{
+		MinVersion: tls.VersionTLS13,
+		RootCAs:    roots,
+		GetClientCertificate: func(info *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			id := a.identity.Load()
+			if id == nil {
+				return nil, errors.New("agent is not enrolled")
+			}
+			return id.ClientConfig(roots).GetClientCertificate(info)
+		},
+	})
+	return a, nil
 }
 
 // Run keeps a session with the control plane open until ctx is done,
 // reconnecting with exponential backoff and jitter. It returns nil on a clean
 // shutdown.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.cfg.Enrollment != nil {
+		if err := a.setupIdentity(ctx); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go a.renewLoop(rctx)
+	}
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 200 * time.Millisecond
 	b.MaxInterval = 30 * time.Second

@@ -21,8 +21,12 @@ type Config struct {
 	// Engine is the host:port of the engine's Flight endpoint.
 	Engine string `yaml:"engine"`
 	// TLS is the agent's client certificate, key and the CA that signs the
-	// engine's and control plane's certificates.
+	// engine's and control plane's certificates. With Enrollment set, only
+	// the CA is given: the certificate and key come from enrollment.
 	TLS pki.Files `yaml:"tls"`
+	// Enrollment, when set, gets the agent's certificate from Ferry's CA
+	// with a one-time token and renews it before it expires.
+	Enrollment *EnrollmentConfig `yaml:"enrollment"`
 	// Warehouse is the connector URL of the warehouse, e.g.
 	// duckdb:///var/lib/ferry/demo.db. Credentials never go here.
 	Warehouse string `yaml:"warehouse"`
@@ -73,10 +77,24 @@ func (c *Config) Validate() error {
 	var missing []error
 	for _, f := range []struct{ name, v string }{
 		{"agent_id", c.AgentID}, {"control_plane", c.ControlPlane}, {"engine", c.Engine},
-		{"warehouse", c.Warehouse}, {"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}, {"tls.ca", c.TLS.CA},
+		{"warehouse", c.Warehouse}, {"tls.ca", c.TLS.CA},
 	} {
 		if f.v == "" {
 			missing = append(missing, fmt.Errorf("%s is required", f.name))
+		}
+	}
+	if e := c.Enrollment; e != nil {
+		if c.TLS.Cert != "" || c.TLS.Key != "" {
+			missing = append(missing, errors.New("tls.cert and tls.key must be empty with enrollment (the agent makes its own key)"))
+		}
+		if e.API == "" || e.StateDir == "" || e.TokenFile == "" {
+			missing = append(missing, errors.New("enrollment needs api, token_file and state_dir"))
+		}
+	} else {
+		for _, f := range []struct{ name, v string }{{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}} {
+			if f.v == "" {
+				missing = append(missing, fmt.Errorf("%s is required (or use enrollment)", f.name))
+			}
 		}
 	}
 	if err := errors.Join(missing...); err != nil {

@@ -55,6 +55,15 @@ type Config struct {
 	// TLS is the server certificate and key of both listeners and the CA
 	// that verifies agents' client certificates.
 	TLS pki.Files
+	// CAKey is the private key (PEM file) of the CA in TLS.CA. With it the
+	// control plane enrolls agents, renews their certificates and signs the
+	// revocation list; without it those endpoints answer 501 and agents use
+	// certificates made elsewhere.
+	CAKey string
+	// AgentCertValidity is the lifetime of the certificates issued to
+	// agents (DefaultAgentCertValidity if zero); agents renew after two
+	// thirds of it.
+	AgentCertValidity time.Duration
 	// APIToken is the bearer token of the user API. Only its SHA-256 is
 	// kept. Set exactly one of APIToken and APITokenHash.
 	APIToken string
@@ -114,7 +123,10 @@ func (cfg *Config) normalize() ([sha256.Size]byte, error) {
 	if cfg.AgentAddr == "" {
 		cfg.AgentAddr = DefaultAgentAddr
 	}
-	if cfg.HeartbeatInterval < 0 || cfg.ShutdownTimeout < 0 {
+	if cfg.AgentCertValidity == 0 {
+		cfg.AgentCertValidity = DefaultAgentCertValidity
+	}
+	if cfg.HeartbeatInterval < 0 || cfg.ShutdownTimeout < 0 || cfg.AgentCertValidity < 0 {
 		return bad("durations must not be negative")
 	}
 	if cfg.HeartbeatInterval == 0 {
@@ -132,11 +144,14 @@ func (cfg *Config) normalize() ([sha256.Size]byte, error) {
 // FileConfig is the YAML configuration file of ferry-controlplane. The API
 // token is never in it: api_token_file names a file holding the token.
 type FileConfig struct {
-	DataDir           string        `yaml:"data_dir"`
-	APIAddr           string        `yaml:"api_addr"`
-	AgentAddr         string        `yaml:"agent_addr"`
-	TLS               pki.Files     `yaml:"tls"`
-	APITokenFile      string        `yaml:"api_token_file"`
+	DataDir      string    `yaml:"data_dir"`
+	APIAddr      string    `yaml:"api_addr"`
+	AgentAddr    string    `yaml:"agent_addr"`
+	TLS          pki.Files `yaml:"tls"`
+	APITokenFile string    `yaml:"api_token_file"`
+	// CAKey is the CA's private key file; it turns enrollment on.
+	CAKey             string        `yaml:"ca_key"`
+	AgentCertValidity time.Duration `yaml:"agent_cert_validity"`
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// LogLevel is debug, info, warn or error (info if empty).
 	LogLevel string `yaml:"log_level"`

@@ -38,6 +38,8 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc(api.PathJobs+"/{id}", s.handleJob)
 	mux.HandleFunc(api.PathJobs+"/{id}/cancel", s.handleCancel)
 	mux.HandleFunc(api.PathAgents, s.handleAgents)
+	mux.HandleFunc(api.PathEnrollments, s.handleEnrollments)
+	mux.HandleFunc(api.PathAgents+"/{id}/revoke", s.handleRevoke)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	})
@@ -50,6 +52,10 @@ func (s *Server) apiHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	// An enrolling agent's token is its credential; a revocation list is
+	// public and signed.
+	root.HandleFunc(api.PathEnroll, s.handleEnroll)
+	root.HandleFunc(api.PathCRL, s.handleCRL)
 	root.Handle("/", authed)
 	return s.logRequests(root)
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/internal/pki"
 )
 
 // ErrServed is returned by Server.Serve when called more than once.
@@ -53,6 +54,13 @@ type Server struct {
 	sessions map[string]*session
 	served   bool
 
+	// ca signs agents' certificates and the revocation list (nil: no
+	// enrollment).
+	ca *pki.CA
+	// revoked holds the revoked agent IDs the agent listener refuses.
+	revokedMu sync.RWMutex
+	revoked   map[string]bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -72,11 +80,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: agent service: %w", ErrConfig, err)
 	}
+	var ca *pki.CA
+	if cfg.CAKey != "" {
+		if ca, err = pki.LoadCA(cfg.TLS.CA, cfg.CAKey); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
 	st, err := openStore(ctx, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
+		ca:        ca,
+		revoked:   map[string]bool{},
 		cfg:       cfg,
 		log:       cfg.Logger,
 		store:     st,
@@ -89,6 +105,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.close()
 		return nil, err
 	}
+	if err := s.loadRevocations(ctx); err != nil {
+		st.close()
+		return nil, err
+	}
+	agentTLS.VerifyConnection = s.verifyAgentConn
 	var lc net.ListenConfig
 	s.apiLn, err = lc.Listen(ctx, "tcp", cfg.APIAddr)
 	if err != nil {

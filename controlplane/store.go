@@ -107,6 +107,31 @@ CREATE TABLE write_reports (
 	seconds     REAL NOT NULL
 );
 `,
+	// 2: agent enrollment, certificates and revocation (issue 5).
+	`
+CREATE TABLE enrollment_tokens (
+	token_hash          TEXT PRIMARY KEY,
+	agent_id            TEXT NOT NULL,
+	tenant              TEXT NOT NULL,
+	created_unix_nanos  INTEGER NOT NULL,
+	expires_unix_nanos  INTEGER NOT NULL,
+	used_unix_nanos     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE agent_certs (
+	serial                TEXT PRIMARY KEY,
+	agent_id              TEXT NOT NULL,
+	tenant                TEXT NOT NULL,
+	not_after_unix_nanos  INTEGER NOT NULL,
+	issued_unix_nanos     INTEGER NOT NULL,
+	how                   TEXT NOT NULL
+);
+CREATE INDEX agent_certs_by_agent ON agent_certs(agent_id);
+CREATE TABLE revoked_agents (
+	agent_id            TEXT PRIMARY KEY,
+	revoked_unix_nanos  INTEGER NOT NULL,
+	reason              TEXT NOT NULL
+);
+`,
 }
 
 // Errors of the metadata store.

@@ -21,6 +21,11 @@ type FileConfig struct {
 	Threads       int           `yaml:"threads"`
 	MaxRounds     int           `yaml:"max_rounds"`
 	LogLevel      string        `yaml:"log_level"`
+	// CRLURL is the control plane's revocation list
+	// (https://host:port/v1/pki/crl); with it the engine refuses revoked
+	// agents, and refuses every agent while it holds no current list.
+	CRLURL     string        `yaml:"crl_url"`
+	CRLRefresh time.Duration `yaml:"crl_refresh"`
 }
 
 // LoadFileConfig reads a YAML configuration; unknown keys are errors.
@@ -38,8 +43,8 @@ func LoadFileConfig(path string) (FileConfig, error) {
 	if fc.Addr == "" {
 		return fc, fmt.Errorf("config %s: addr is required", path)
 	}
-	if fc.QuotaBytes < 0 || fc.MaxQuotaBytes < 0 || fc.Threads < 0 || fc.MaxRounds < 0 || fc.JobTTL < 0 {
-		return fc, fmt.Errorf("config %s: quotas, threads, max_rounds and job_ttl must not be negative", path)
+	if fc.QuotaBytes < 0 || fc.MaxQuotaBytes < 0 || fc.Threads < 0 || fc.MaxRounds < 0 || fc.JobTTL < 0 || fc.CRLRefresh < 0 {
+		return fc, fmt.Errorf("config %s: quotas, threads, max_rounds, job_ttl and crl_refresh must not be negative", path)
 	}
 	return fc, nil
 }

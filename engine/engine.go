@@ -9,10 +9,13 @@ package engine
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -46,6 +49,12 @@ type Config struct {
 	WatchDirs []string
 	// Logger receives JSON logs; nil means slog.Default().
 	Logger *slog.Logger
+	// CRLURL, when set, is the control plane's revocation list, fetched at
+	// start and every CRLRefresh (0: 30 s); agents whose certificate is on
+	// it are refused at the handshake, and every agent is refused while no
+	// current list is held (fail closed).
+	CRLURL     string
+	CRLRefresh time.Duration
 }
 
 // Server is a running engine.
@@ -56,6 +65,9 @@ type Server struct {
 	grpc   *grpc.Server
 	lis    net.Listener
 	tlsCfg *tls.Config
+	// revocations is followed from CRLURL (nil without one).
+	revocations *pki.Revocations
+	crlClient   *http.Client
 }
 
 // New prepares an engine and binds its listener.
@@ -83,6 +95,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("engine: listen %s: %w", cfg.Addr, err)
 	}
 	s := &Server{cfg: cfg, log: log, store: store, lis: lis, tlsCfg: tlsCfg}
+	if cfg.CRLURL != "" {
+		if err := s.followRevocations(); err != nil {
+			lis.Close()
+			return nil, err
+		}
+	}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
 		grpc.MaxRecvMsgSize(64<<20),
@@ -97,6 +115,15 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // Serve serves until ctx is done, then stops, purging every live job.
 func (s *Server) Serve(ctx context.Context) error {
+	if s.revocations != nil {
+		fctx, stop := context.WithCancel(ctx)
+		defer stop()
+		refresh := s.cfg.CRLRefresh
+		if refresh <= 0 {
+			refresh = 30 * time.Second
+		}
+		go s.revocations.Follow(fctx, s.crlClient, s.cfg.CRLURL, refresh, s.log)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(s.lis) }()
 	s.log.Info("engine listening", "addr", s.lis.Addr().String(), "tls_min", "1.3", "client_auth", "required")
@@ -135,6 +162,33 @@ func (s *Server) purgeAll(reason string) {
 		s.log.Info("job purged", "job_id", att.JobID, "reason", att.Reason,
 			"bytes_received", att.BytesReceived, "bytes_purged", att.BytesPurged, "files_written", att.FilesWritten)
 	}
+}
+
+// followRevocations makes the TLS configuration refuse agents on the
+// control plane's revocation list.
+func (s *Server) followRevocations() error {
+	pool, err := pki.LoadCAPool(s.cfg.TLS.CA)
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	data, err := os.ReadFile(s.cfg.TLS.CA)
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return fmt.Errorf("engine: CA bundle %s holds no PEM block", s.cfg.TLS.CA)
+	}
+	caCert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("engine: CA bundle %s: %w", s.cfg.TLS.CA, err)
+	}
+	s.revocations = pki.NewRevocations(caCert)
+	s.tlsCfg.VerifyConnection = s.revocations.VerifyConnection
+	s.crlClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, Certificates: s.tlsCfg.Certificates},
+	}}
+	return nil
 }
 
 // Run starts an engine and serves until ctx is done.

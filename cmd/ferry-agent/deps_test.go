@@ -7,8 +7,9 @@ import (
 )
 
 // TestAgentDependencies keeps the customer-zone binary lean: no engine, no
-// control-plane server, no XGBoost. Only the agent RPC wire types
-// (controlplane/agentapi) may come from the control plane.
+// control-plane server, no XGBoost. Only wire types may come from the
+// control plane: the agent RPC (controlplane/agentapi) and the JSON
+// documents of enrollment (controlplane/api).
 func TestAgentDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-tags", "duckdb_arrow", "-deps", "-f", "{{.ImportPath}} {{join .CgoFiles \",\"}} {{join .CgoLDFLAGS \" \"}}", ".").CombinedOutput()
 	if err != nil {
@@ -20,7 +21,7 @@ func TestAgentDependencies(t *testing.T) {
 		"github.com/ferry-ai/ferry/internal/devstack",
 		"modernc.org/sqlite",
 	}
-	allowed := map[string]bool{"github.com/ferry-ai/ferry/controlplane/agentapi": true}
+	allowed := map[string]bool{"github.com/ferry-ai/ferry/controlplane/agentapi": true, "github.com/ferry-ai/ferry/controlplane/api": true}
 	seen := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		seen++

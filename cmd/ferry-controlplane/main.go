@@ -36,7 +36,8 @@ const usage = `Usage: ferry-controlplane [--config FILE] [flags]
 
 Runs the Ferry control plane. Configuration keys (YAML):
   data_dir, api_addr, agent_addr, tls: {cert, key, ca}, api_token_file,
-  heartbeat_interval, log_level
+  ca_key (the CA's key: turns on agent enrollment, renewal and the
+  revocation list), agent_cert_validity, heartbeat_interval, log_level
 Flags override the file.
 
 Flags:
@@ -56,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		tlsKey     = fs.String("tls-key", "", "server key `file`")
 		tlsCA      = fs.String("tls-ca", "", "CA bundle `file` verifying agent certificates")
 		tokenFile  = fs.String("api-token-file", "", "`file` holding the user API bearer token")
+		caKey      = fs.String("ca-key", "", "CA private key `file` (enables agent enrollment)")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -89,10 +91,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"tls-key":        func(v string) { fc.TLS.Key = v },
 		"tls-ca":         func(v string) { fc.TLS.CA = v },
 		"api-token-file": func(v string) { fc.APITokenFile = v },
+		"ca-key":         func(v string) { fc.CAKey = v },
 		"log-level":      func(v string) { fc.LogLevel = v },
 	}
 	values := map[string]*string{"data-dir": dataDir, "api-addr": apiAddr, "agent-addr": agentAddr, "tls-cert": tlsCert,
-		"tls-key": tlsKey, "tls-ca": tlsCA, "api-token-file": tokenFile, "log-level": logLevel}
+		"tls-key": tlsKey, "tls-ca": tlsCA, "api-token-file": tokenFile, "ca-key": caKey, "log-level": logLevel}
 	fs.Visit(func(f *flag.Flag) {
 		if set, ok := override[f.Name]; ok {
 			set(*values[f.Name])
@@ -119,6 +122,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Planner:           pqlPlanner{},
 		Logger:            logger,
 		HeartbeatInterval: fc.HeartbeatInterval,
+		CAKey:             fc.CAKey,
+		AgentCertValidity: fc.AgentCertValidity,
 	})
 	switch {
 	case err == nil || errors.Is(err, context.Canceled):

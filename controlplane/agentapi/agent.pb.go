@@ -93,6 +93,96 @@ func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{0}
 }
 
+type RenewRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// csr_der is a PKCS #10 certificate request (DER) for the new key.
+	CsrDer        []byte `protobuf:"bytes,1,opt,name=csr_der,json=csrDer,proto3" json:"csr_der,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewRequest) Reset() {
+	*x = RenewRequest{}
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewRequest) ProtoMessage() {}
+
+func (x *RenewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
+func (*RenewRequest) Descriptor() ([]byte, []int) {
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RenewRequest) GetCsrDer() []byte {
+	if x != nil {
+		return x.CsrDer
+	}
+	return nil
+}
+
+type RenewResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certificate_der is the new certificate (DER), signed by Ferry's CA.
+	CertificateDer []byte `protobuf:"bytes,1,opt,name=certificate_der,json=certificateDer,proto3" json:"certificate_der,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RenewResponse) Reset() {
+	*x = RenewResponse{}
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewResponse) ProtoMessage() {}
+
+func (x *RenewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
+func (*RenewResponse) Descriptor() ([]byte, []int) {
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RenewResponse) GetCertificateDer() []byte {
+	if x != nil {
+		return x.CertificateDer
+	}
+	return nil
+}
+
 type AgentMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -107,7 +197,7 @@ type AgentMessage struct {
 
 func (x *AgentMessage) Reset() {
 	*x = AgentMessage{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[0]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -119,7 +209,7 @@ func (x *AgentMessage) String() string {
 func (*AgentMessage) ProtoMessage() {}
 
 func (x *AgentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[0]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -132,7 +222,7 @@ func (x *AgentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
 func (*AgentMessage) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{0}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AgentMessage) GetMsg() isAgentMessage_Msg {
@@ -205,7 +295,7 @@ type ControlMessage struct {
 
 func (x *ControlMessage) Reset() {
 	*x = ControlMessage{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[1]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -217,7 +307,7 @@ func (x *ControlMessage) String() string {
 func (*ControlMessage) ProtoMessage() {}
 
 func (x *ControlMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[1]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -230,7 +320,7 @@ func (x *ControlMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlMessage.ProtoReflect.Descriptor instead.
 func (*ControlMessage) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{1}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ControlMessage) GetMsg() isControlMessage_Msg {
@@ -305,7 +395,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[2]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +407,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[2]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +420,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{2}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Hello) GetProtocolVersion() uint32 {
@@ -381,7 +471,7 @@ type TableMeta struct {
 
 func (x *TableMeta) Reset() {
 	*x = TableMeta{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[3]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +483,7 @@ func (x *TableMeta) String() string {
 func (*TableMeta) ProtoMessage() {}
 
 func (x *TableMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[3]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +496,7 @@ func (x *TableMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableMeta.ProtoReflect.Descriptor instead.
 func (*TableMeta) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{3}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TableMeta) GetName() string {
@@ -456,7 +546,7 @@ type Column struct {
 
 func (x *Column) Reset() {
 	*x = Column{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[4]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +558,7 @@ func (x *Column) String() string {
 func (*Column) ProtoMessage() {}
 
 func (x *Column) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[4]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +571,7 @@ func (x *Column) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Column.ProtoReflect.Descriptor instead.
 func (*Column) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{4}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Column) GetName() string {
@@ -516,7 +606,7 @@ type ForeignKey struct {
 
 func (x *ForeignKey) Reset() {
 	*x = ForeignKey{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[5]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +618,7 @@ func (x *ForeignKey) String() string {
 func (*ForeignKey) ProtoMessage() {}
 
 func (x *ForeignKey) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[5]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +631,7 @@ func (x *ForeignKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignKey.ProtoReflect.Descriptor instead.
 func (*ForeignKey) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{5}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ForeignKey) GetColumns() []string {
@@ -576,7 +666,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[6]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +678,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[6]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +691,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{6}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Heartbeat) GetSentUnixNanos() int64 {
@@ -628,7 +718,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[7]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +730,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[7]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +743,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{7}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Welcome) GetProtocolVersion() uint32 {
@@ -686,7 +776,7 @@ type JobAssignment struct {
 
 func (x *JobAssignment) Reset() {
 	*x = JobAssignment{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[8]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +788,7 @@ func (x *JobAssignment) String() string {
 func (*JobAssignment) ProtoMessage() {}
 
 func (x *JobAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[8]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +801,7 @@ func (x *JobAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobAssignment.ProtoReflect.Descriptor instead.
 func (*JobAssignment) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{8}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JobAssignment) GetJobId() string {
@@ -758,7 +848,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[9]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +860,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[9]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +873,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{9}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CancelJob) GetJobId() string {
@@ -813,7 +903,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[10]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +915,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[10]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +928,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{10}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *JobEvent) GetJobId() string {
@@ -963,7 +1053,7 @@ type TableStats struct {
 
 func (x *TableStats) Reset() {
 	*x = TableStats{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[11]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1065,7 @@ func (x *TableStats) String() string {
 func (*TableStats) ProtoMessage() {}
 
 func (x *TableStats) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[11]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1078,7 @@ func (x *TableStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableStats.ProtoReflect.Descriptor instead.
 func (*TableStats) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{11}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TableStats) GetTable() string {
@@ -1043,7 +1133,7 @@ type Metric struct {
 
 func (x *Metric) Reset() {
 	*x = Metric{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[12]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1145,7 @@ func (x *Metric) String() string {
 func (*Metric) ProtoMessage() {}
 
 func (x *Metric) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[12]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1158,7 @@ func (x *Metric) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metric.ProtoReflect.Descriptor instead.
 func (*Metric) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{12}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Metric) GetAuroc() float64 {
@@ -1112,7 +1202,7 @@ type TrainMetrics struct {
 
 func (x *TrainMetrics) Reset() {
 	*x = TrainMetrics{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[13]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1214,7 @@ func (x *TrainMetrics) String() string {
 func (*TrainMetrics) ProtoMessage() {}
 
 func (x *TrainMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[13]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1227,7 @@ func (x *TrainMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainMetrics.ProtoReflect.Descriptor instead.
 func (*TrainMetrics) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{13}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TrainMetrics) GetModelId() string {
@@ -1280,7 +1370,7 @@ type PurgeReport struct {
 
 func (x *PurgeReport) Reset() {
 	*x = PurgeReport{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[14]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1382,7 @@ func (x *PurgeReport) String() string {
 func (*PurgeReport) ProtoMessage() {}
 
 func (x *PurgeReport) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[14]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1395,7 @@ func (x *PurgeReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeReport.ProtoReflect.Descriptor instead.
 func (*PurgeReport) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{14}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PurgeReport) GetReason() string {
@@ -1361,7 +1451,7 @@ type WriteReport struct {
 
 func (x *WriteReport) Reset() {
 	*x = WriteReport{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[15]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1463,7 @@ func (x *WriteReport) String() string {
 func (*WriteReport) ProtoMessage() {}
 
 func (x *WriteReport) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[15]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1476,7 @@ func (x *WriteReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteReport.ProtoReflect.Descriptor instead.
 func (*WriteReport) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{15}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WriteReport) GetTable() string {
@@ -1422,7 +1512,7 @@ type JobError struct {
 
 func (x *JobError) Reset() {
 	*x = JobError{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[16]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1524,7 @@ func (x *JobError) String() string {
 func (*JobError) ProtoMessage() {}
 
 func (x *JobError) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[16]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1537,7 @@ func (x *JobError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobError.ProtoReflect.Descriptor instead.
 func (*JobError) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{16}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JobError) GetStage() string {
@@ -1468,7 +1558,11 @@ var File_controlplane_agentapi_agent_proto protoreflect.FileDescriptor
 
 const file_controlplane_agentapi_agent_proto_rawDesc = "" +
 	"\n" +
-	"!controlplane/agentapi/agent.proto\x12\x0eferry.agent.v1\"\xb8\x01\n" +
+	"!controlplane/agentapi/agent.proto\x12\x0eferry.agent.v1\"'\n" +
+	"\fRenewRequest\x12\x17\n" +
+	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"8\n" +
+	"\rRenewResponse\x12'\n" +
+	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer\"\xb8\x01\n" +
 	"\fAgentMessage\x12-\n" +
 	"\x05hello\x18\x01 \x01(\v2\x15.ferry.agent.v1.HelloH\x00R\x05hello\x129\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x19.ferry.agent.v1.HeartbeatH\x00R\theartbeat\x127\n" +
@@ -1589,9 +1683,10 @@ const file_controlplane_agentapi_agent_proto_rawDesc = "" +
 	"\x11JOB_STATE_WRITING\x10\x05\x12\x17\n" +
 	"\x13JOB_STATE_SUCCEEDED\x10\x06\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\a\x12\x17\n" +
-	"\x13JOB_STATE_CANCELLED\x10\b2[\n" +
+	"\x13JOB_STATE_CANCELLED\x10\b2\xa1\x01\n" +
 	"\fAgentService\x12K\n" +
-	"\aConnect\x12\x1c.ferry.agent.v1.AgentMessage\x1a\x1e.ferry.agent.v1.ControlMessage(\x010\x01B1Z/github.com/ferry-ai/ferry/controlplane/agentapib\x06proto3"
+	"\aConnect\x12\x1c.ferry.agent.v1.AgentMessage\x1a\x1e.ferry.agent.v1.ControlMessage(\x010\x01\x12D\n" +
+	"\x05Renew\x12\x1c.ferry.agent.v1.RenewRequest\x1a\x1d.ferry.agent.v1.RenewResponseB1Z/github.com/ferry-ai/ferry/controlplane/agentapib\x06proto3"
 
 var (
 	file_controlplane_agentapi_agent_proto_rawDescOnce sync.Once
@@ -1606,53 +1701,57 @@ func file_controlplane_agentapi_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_controlplane_agentapi_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_controlplane_agentapi_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_controlplane_agentapi_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_controlplane_agentapi_agent_proto_goTypes = []any{
 	(JobState)(0),          // 0: ferry.agent.v1.JobState
-	(*AgentMessage)(nil),   // 1: ferry.agent.v1.AgentMessage
-	(*ControlMessage)(nil), // 2: ferry.agent.v1.ControlMessage
-	(*Hello)(nil),          // 3: ferry.agent.v1.Hello
-	(*TableMeta)(nil),      // 4: ferry.agent.v1.TableMeta
-	(*Column)(nil),         // 5: ferry.agent.v1.Column
-	(*ForeignKey)(nil),     // 6: ferry.agent.v1.ForeignKey
-	(*Heartbeat)(nil),      // 7: ferry.agent.v1.Heartbeat
-	(*Welcome)(nil),        // 8: ferry.agent.v1.Welcome
-	(*JobAssignment)(nil),  // 9: ferry.agent.v1.JobAssignment
-	(*CancelJob)(nil),      // 10: ferry.agent.v1.CancelJob
-	(*JobEvent)(nil),       // 11: ferry.agent.v1.JobEvent
-	(*TableStats)(nil),     // 12: ferry.agent.v1.TableStats
-	(*Metric)(nil),         // 13: ferry.agent.v1.Metric
-	(*TrainMetrics)(nil),   // 14: ferry.agent.v1.TrainMetrics
-	(*PurgeReport)(nil),    // 15: ferry.agent.v1.PurgeReport
-	(*WriteReport)(nil),    // 16: ferry.agent.v1.WriteReport
-	(*JobError)(nil),       // 17: ferry.agent.v1.JobError
-	nil,                    // 18: ferry.agent.v1.TrainMetrics.FeatureImportanceEntry
+	(*RenewRequest)(nil),   // 1: ferry.agent.v1.RenewRequest
+	(*RenewResponse)(nil),  // 2: ferry.agent.v1.RenewResponse
+	(*AgentMessage)(nil),   // 3: ferry.agent.v1.AgentMessage
+	(*ControlMessage)(nil), // 4: ferry.agent.v1.ControlMessage
+	(*Hello)(nil),          // 5: ferry.agent.v1.Hello
+	(*TableMeta)(nil),      // 6: ferry.agent.v1.TableMeta
+	(*Column)(nil),         // 7: ferry.agent.v1.Column
+	(*ForeignKey)(nil),     // 8: ferry.agent.v1.ForeignKey
+	(*Heartbeat)(nil),      // 9: ferry.agent.v1.Heartbeat
+	(*Welcome)(nil),        // 10: ferry.agent.v1.Welcome
+	(*JobAssignment)(nil),  // 11: ferry.agent.v1.JobAssignment
+	(*CancelJob)(nil),      // 12: ferry.agent.v1.CancelJob
+	(*JobEvent)(nil),       // 13: ferry.agent.v1.JobEvent
+	(*TableStats)(nil),     // 14: ferry.agent.v1.TableStats
+	(*Metric)(nil),         // 15: ferry.agent.v1.Metric
+	(*TrainMetrics)(nil),   // 16: ferry.agent.v1.TrainMetrics
+	(*PurgeReport)(nil),    // 17: ferry.agent.v1.PurgeReport
+	(*WriteReport)(nil),    // 18: ferry.agent.v1.WriteReport
+	(*JobError)(nil),       // 19: ferry.agent.v1.JobError
+	nil,                    // 20: ferry.agent.v1.TrainMetrics.FeatureImportanceEntry
 }
 var file_controlplane_agentapi_agent_proto_depIdxs = []int32{
-	3,  // 0: ferry.agent.v1.AgentMessage.hello:type_name -> ferry.agent.v1.Hello
-	7,  // 1: ferry.agent.v1.AgentMessage.heartbeat:type_name -> ferry.agent.v1.Heartbeat
-	11, // 2: ferry.agent.v1.AgentMessage.job_event:type_name -> ferry.agent.v1.JobEvent
-	8,  // 3: ferry.agent.v1.ControlMessage.welcome:type_name -> ferry.agent.v1.Welcome
-	9,  // 4: ferry.agent.v1.ControlMessage.assignment:type_name -> ferry.agent.v1.JobAssignment
-	10, // 5: ferry.agent.v1.ControlMessage.cancel:type_name -> ferry.agent.v1.CancelJob
-	4,  // 6: ferry.agent.v1.Hello.tables:type_name -> ferry.agent.v1.TableMeta
-	5,  // 7: ferry.agent.v1.TableMeta.columns:type_name -> ferry.agent.v1.Column
-	6,  // 8: ferry.agent.v1.TableMeta.foreign_keys:type_name -> ferry.agent.v1.ForeignKey
+	5,  // 0: ferry.agent.v1.AgentMessage.hello:type_name -> ferry.agent.v1.Hello
+	9,  // 1: ferry.agent.v1.AgentMessage.heartbeat:type_name -> ferry.agent.v1.Heartbeat
+	13, // 2: ferry.agent.v1.AgentMessage.job_event:type_name -> ferry.agent.v1.JobEvent
+	10, // 3: ferry.agent.v1.ControlMessage.welcome:type_name -> ferry.agent.v1.Welcome
+	11, // 4: ferry.agent.v1.ControlMessage.assignment:type_name -> ferry.agent.v1.JobAssignment
+	12, // 5: ferry.agent.v1.ControlMessage.cancel:type_name -> ferry.agent.v1.CancelJob
+	6,  // 6: ferry.agent.v1.Hello.tables:type_name -> ferry.agent.v1.TableMeta
+	7,  // 7: ferry.agent.v1.TableMeta.columns:type_name -> ferry.agent.v1.Column
+	8,  // 8: ferry.agent.v1.TableMeta.foreign_keys:type_name -> ferry.agent.v1.ForeignKey
 	0,  // 9: ferry.agent.v1.JobEvent.state:type_name -> ferry.agent.v1.JobState
-	12, // 10: ferry.agent.v1.JobEvent.table_stats:type_name -> ferry.agent.v1.TableStats
-	14, // 11: ferry.agent.v1.JobEvent.metrics:type_name -> ferry.agent.v1.TrainMetrics
-	15, // 12: ferry.agent.v1.JobEvent.purge:type_name -> ferry.agent.v1.PurgeReport
-	17, // 13: ferry.agent.v1.JobEvent.error:type_name -> ferry.agent.v1.JobError
-	16, // 14: ferry.agent.v1.JobEvent.write:type_name -> ferry.agent.v1.WriteReport
-	5,  // 15: ferry.agent.v1.TableStats.columns:type_name -> ferry.agent.v1.Column
-	13, // 16: ferry.agent.v1.TrainMetrics.test:type_name -> ferry.agent.v1.Metric
-	13, // 17: ferry.agent.v1.TrainMetrics.baseline_label_rate:type_name -> ferry.agent.v1.Metric
-	13, // 18: ferry.agent.v1.TrainMetrics.baseline_recent_count:type_name -> ferry.agent.v1.Metric
-	18, // 19: ferry.agent.v1.TrainMetrics.feature_importance:type_name -> ferry.agent.v1.TrainMetrics.FeatureImportanceEntry
-	1,  // 20: ferry.agent.v1.AgentService.Connect:input_type -> ferry.agent.v1.AgentMessage
-	2,  // 21: ferry.agent.v1.AgentService.Connect:output_type -> ferry.agent.v1.ControlMessage
-	21, // [21:22] is the sub-list for method output_type
-	20, // [20:21] is the sub-list for method input_type
+	14, // 10: ferry.agent.v1.JobEvent.table_stats:type_name -> ferry.agent.v1.TableStats
+	16, // 11: ferry.agent.v1.JobEvent.metrics:type_name -> ferry.agent.v1.TrainMetrics
+	17, // 12: ferry.agent.v1.JobEvent.purge:type_name -> ferry.agent.v1.PurgeReport
+	19, // 13: ferry.agent.v1.JobEvent.error:type_name -> ferry.agent.v1.JobError
+	18, // 14: ferry.agent.v1.JobEvent.write:type_name -> ferry.agent.v1.WriteReport
+	7,  // 15: ferry.agent.v1.TableStats.columns:type_name -> ferry.agent.v1.Column
+	15, // 16: ferry.agent.v1.TrainMetrics.test:type_name -> ferry.agent.v1.Metric
+	15, // 17: ferry.agent.v1.TrainMetrics.baseline_label_rate:type_name -> ferry.agent.v1.Metric
+	15, // 18: ferry.agent.v1.TrainMetrics.baseline_recent_count:type_name -> ferry.agent.v1.Metric
+	20, // 19: ferry.agent.v1.TrainMetrics.feature_importance:type_name -> ferry.agent.v1.TrainMetrics.FeatureImportanceEntry
+	3,  // 20: ferry.agent.v1.AgentService.Connect:input_type -> ferry.agent.v1.AgentMessage
+	1,  // 21: ferry.agent.v1.AgentService.Renew:input_type -> ferry.agent.v1.RenewRequest
+	4,  // 22: ferry.agent.v1.AgentService.Connect:output_type -> ferry.agent.v1.ControlMessage
+	2,  // 23: ferry.agent.v1.AgentService.Renew:output_type -> ferry.agent.v1.RenewResponse
+	22, // [22:24] is the sub-list for method output_type
+	20, // [20:22] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -1663,17 +1762,17 @@ func file_controlplane_agentapi_agent_proto_init() {
 	if File_controlplane_agentapi_agent_proto != nil {
 		return
 	}
-	file_controlplane_agentapi_agent_proto_msgTypes[0].OneofWrappers = []any{
+	file_controlplane_agentapi_agent_proto_msgTypes[2].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_JobEvent)(nil),
 	}
-	file_controlplane_agentapi_agent_proto_msgTypes[1].OneofWrappers = []any{
+	file_controlplane_agentapi_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*ControlMessage_Welcome)(nil),
 		(*ControlMessage_Assignment)(nil),
 		(*ControlMessage_Cancel)(nil),
 	}
-	file_controlplane_agentapi_agent_proto_msgTypes[10].OneofWrappers = []any{
+	file_controlplane_agentapi_agent_proto_msgTypes[12].OneofWrappers = []any{
 		(*JobEvent_TableStats)(nil),
 		(*JobEvent_Metrics)(nil),
 		(*JobEvent_Purge)(nil),
@@ -1686,7 +1785,7 @@ func file_controlplane_agentapi_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_controlplane_agentapi_agent_proto_rawDesc), len(file_controlplane_agentapi_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -11,7 +11,63 @@ const (
 	PathJobs    = "/v1/jobs"
 	PathAgents  = "/v1/agents"
 	PathHealthz = "/healthz"
+	// PathEnrollments (bearer token) issues one-time enrollment tokens.
+	PathEnrollments = "/v1/agents/enrollments"
+	// PathEnroll is where an agent exchanges an enrollment token and a
+	// certificate request for its certificate; the token is its only
+	// credential.
+	PathEnroll = "/v1/enroll"
+	// PathCRL serves the CA-signed revocation list (DER); it is public, as
+	// revocation lists are.
+	PathCRL = "/v1/pki/crl"
 )
+
+// EnrollmentRequest asks for a one-time enrollment token for an agent.
+type EnrollmentRequest struct {
+	AgentID string `json:"agent_id"`
+	Tenant  string `json:"tenant"`
+	// TTLSeconds is how long the token may be used (default 3600, at most
+	// 86400).
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+}
+
+// Enrollment is an issued enrollment token. The token is shown once; the
+// control plane keeps only its hash.
+type Enrollment struct {
+	Token     string    `json:"token"`
+	AgentID   string    `json:"agent_id"`
+	Tenant    string    `json:"tenant"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// EnrollRequest is an agent's enrollment: the token and a PEM certificate
+// request for a key the agent generated.
+type EnrollRequest struct {
+	Token string `json:"token"`
+	CSR   string `json:"csr"`
+}
+
+// EnrollResponse carries the agent's certificate and the CA bundle (PEM).
+type EnrollResponse struct {
+	AgentID     string    `json:"agent_id"`
+	Tenant      string    `json:"tenant"`
+	Certificate string    `json:"certificate"`
+	CA          string    `json:"ca"`
+	NotAfter    time.Time `json:"not_after"`
+}
+
+// RevokeRequest revokes an agent: every certificate issued to it is refused
+// from its next connection, and enrolling it again is refused.
+type RevokeRequest struct {
+	Reason string `json:"reason"`
+}
+
+// Revocation reports a revoked agent.
+type Revocation struct {
+	AgentID      string    `json:"agent_id"`
+	RevokedAt    time.Time `json:"revoked_at"`
+	Certificates int       `json:"certificates"`
+}
 
 // JobState is the state of a job in the control plane's state machine.
 type JobState string

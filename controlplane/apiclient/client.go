@@ -112,6 +112,28 @@ func (c *Client) Agents(ctx context.Context) ([]api.Agent, error) {
 	return l.Agents, nil
 }
 
+// CreateEnrollment issues a one-time enrollment token for an agent of a
+// tenant, valid for ttl (0: the server's default).
+func (c *Client) CreateEnrollment(ctx context.Context, agentID, tenant string, ttl time.Duration) (*api.Enrollment, error) {
+	var e api.Enrollment
+	req := api.EnrollmentRequest{AgentID: agentID, Tenant: tenant, TTLSeconds: int64(ttl / time.Second)}
+	if err := c.do(ctx, http.MethodPost, api.PathEnrollments, req, &e); err != nil {
+		return nil, fmt.Errorf("enrollment for agent %s: %w", agentID, err)
+	}
+	return &e, nil
+}
+
+// Revoke revokes an agent: its certificates are refused from its next
+// connection on, by the control plane at once and by engines following the
+// revocation list.
+func (c *Client) Revoke(ctx context.Context, agentID, reason string) (*api.Revocation, error) {
+	var r api.Revocation
+	if err := c.do(ctx, http.MethodPost, api.PathAgents+"/"+url.PathEscape(agentID)+"/revoke", api.RevokeRequest{Reason: reason}, &r); err != nil {
+		return nil, fmt.Errorf("revoke agent %s: %w", agentID, err)
+	}
+	return &r, nil
+}
+
 // Wait polls a job every interval until it reaches a terminal state. When
 // ctx ends first it returns the last detail it got with ctx's error.
 func (c *Client) Wait(ctx context.Context, id string, interval time.Duration) (*api.JobDetail, error) {

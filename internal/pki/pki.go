@@ -2,8 +2,12 @@
 // components use: TLS 1.3 only, mutual authentication on every listener that
 // parties other than end users dial.
 //
-// For now the certificate authority is a development CA made by DevCerts; the
-// private-link issue replaces it with enrollment.
+// The certificate authority (CA) is held by the control plane. Agents enroll
+// with a one-time token: they generate their key, send a certificate request
+// and get a short-lived client certificate naming their agent ID and tenant
+// (CA.SignAgent, Identity), which they renew before it expires. Revoked
+// certificates are refused by every listener (Revocations). DevCerts makes a
+// development CA and certificates for a single machine.
 package pki
 
 import (
@@ -18,6 +22,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -74,6 +79,13 @@ func DevCerts(dir, agentID string, validity time.Duration) error {
 	if err := writePEM(filepath.Join(dir, CAFile), "CERTIFICATE", caDER, 0o644); err != nil {
 		return err
 	}
+	caKeyDER, err := x509.MarshalECPrivateKey(caKey)
+	if err != nil {
+		return fmt.Errorf("dev certs: CA key: %w", err)
+	}
+	if err := writePEM(filepath.Join(dir, CAKeyFile), "EC PRIVATE KEY", caKeyDER, 0o600); err != nil {
+		return err
+	}
 	for _, id := range devIdentities {
 		cn := id.name
 		if id.name == "agent" && agentID != "" {
@@ -97,6 +109,9 @@ func DevCerts(dir, agentID string, validity time.Duration) error {
 		}
 		if id.client {
 			tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+		}
+		if ident := (AgentIdentity{AgentID: cn, Tenant: "dev"}); id.name == "agent" && ident.Validate() == nil {
+			tmpl.URIs = []*url.URL{ident.URI()}
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 		if err != nil {
