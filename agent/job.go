@@ -53,7 +53,7 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 	log.Info("job assigned", "tables", len(asg.Tables), "output_table", asg.OutputTable)
 	started := time.Now()
 	var scrub *scrubber
-	err := func() error {
+	err := func() (jobErr error) {
 		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_READING})
 		wh, err := a.mux.Open(ctx, a.cfg.Warehouse, nil)
 		if err != nil {
@@ -96,8 +96,15 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 			// Purge on every path; a fresh context so a cancelled job still purges.
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
+			reason := link.PurgeCompleted
+			switch {
+			case ctx.Err() != nil:
+				reason = link.PurgeCancelled
+			case jobErr != nil:
+				reason = link.PurgeFailed
+			}
 			var att link.PurgeAttestation
-			if err := doAction(pctx, eng, link.ActionPurge, link.JobRef{JobID: asg.JobId}, &att); err != nil {
+			if err := doAction(pctx, eng, link.ActionPurge, link.JobRef{JobID: asg.JobId, Reason: reason}, &att); err != nil {
 				log.Error("engine purge failed", "error", scrub.scrub(err.Error()))
 				return
 			}

@@ -252,8 +252,11 @@ func (u *upload) attempt(ctx context.Context) (link.PutAck, error) {
 		// stated one, arrives on the ack reader.
 		cancelAfter := time.AfterFunc(2*time.Second, cancel)
 		defer cancelAfter.Stop()
-		if berr := u.wait(ctx, func() bool { return u.broken != nil }); berr != nil {
-			return berr
+		_ = u.wait(ctx, func() bool { return u.broken != nil })
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.broken != nil {
+			return u.broken
 		}
 		return fmt.Errorf("do_put %q: send batch %d: %w", u.table, seq, err)
 	}

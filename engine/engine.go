@@ -127,7 +127,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(s.lis) }()
 	s.log.Info("engine listening", "addr", s.lis.Addr().String(), "tls_min", "1.3", "client_auth", "required")
-	tick := time.NewTicker(30 * time.Second)
+	// The janitor runs often enough to purge an expired job within a
+	// quarter of its TTL.
+	ttl := s.cfg.JobTTL
+	if ttl <= 0 {
+		ttl = time.Hour
+	}
+	tick := time.NewTicker(min(30*time.Second, max(ttl/4, 10*time.Millisecond)))
 	defer tick.Stop()
 	for {
 		select {

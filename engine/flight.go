@@ -105,7 +105,15 @@ func (f *flightService) DoAction(a *flight.Action, stream flight.FlightService_D
 		if err := link.Decode("job ref", a.Body, &ref); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
-		att, err := f.s.store.Purge(ref.JobID, owner, "completed")
+		reason := ref.Reason
+		switch reason {
+		case "":
+			reason = link.PurgeCompleted
+		case link.PurgeCompleted, link.PurgeFailed, link.PurgeCancelled:
+		default:
+			return status.Errorf(codes.InvalidArgument, "purge reason %q: want %s, %s or %s", ref.Reason, link.PurgeCompleted, link.PurgeFailed, link.PurgeCancelled)
+		}
+		att, err := f.s.store.Purge(ref.JobID, owner, reason)
 		if err != nil {
 			return storeErr(err)
 		}

@@ -25,14 +25,18 @@ import (
 
 // testEngine starts an engine on loopback with development certificates and
 // returns it with a client TLS configuration for the agent identity.
-func testEngine(t *testing.T) (*Server, flightClientFactory) {
+func testEngine(t *testing.T, tweak ...func(*Config)) (*Server, flightClientFactory) {
 	t.Helper()
 	certs := t.TempDir()
 	if err := pki.DevCerts(certs, "agent-resume", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Addr: "127.0.0.1:0", TLS: pki.DevFiles(certs, "engine"), QuotaBytes: 1 << 30,
-		WatchDirs: []string{t.TempDir()}, Logger: slog.New(slog.DiscardHandler)})
+	cfg := Config{Addr: "127.0.0.1:0", TLS: pki.DevFiles(certs, "engine"), QuotaBytes: 1 << 30,
+		WatchDirs: []string{t.TempDir()}, Logger: slog.New(slog.DiscardHandler)}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,20 @@ type JobSpec struct {
 // JobRef names a job in an action body.
 type JobRef struct {
 	JobID string `json:"job_id"`
+	// Reason says why a purge is asked for: PurgeCompleted (the default),
+	// PurgeFailed or PurgeCancelled. It goes into the attestation.
+	Reason string `json:"reason,omitempty"`
 }
+
+// Purge reasons. The engine purges on its own with PurgeExpired (the job
+// outlived its TTL) and PurgeShutdown (the engine is stopping).
+const (
+	PurgeCompleted = "completed"
+	PurgeFailed    = "failed"
+	PurgeCancelled = "cancelled"
+	PurgeExpired   = "expired"
+	PurgeShutdown  = "shutdown"
+)
 
 // Descriptor is the JSON in a DoPut FlightDescriptor's Cmd.
 type Descriptor struct {

@@ -1,0 +1,232 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ferry-ai/ferry/agent"
+	"github.com/ferry-ai/ferry/internal/graph"
+	"github.com/ferry-ai/ferry/internal/link"
+	"github.com/ferry-ai/ferry/internal/syntable"
+)
+
+// TestJobEndPurges ends a job each way a job can end (completed, failed,
+// cancelled, expired) and checks what is left: the buffers the job's data
+// was in are zero, the attestation counts what was received and purged
+// with no file written, and a DoGet for the job's predictions, served
+// before the end, is refused after it.
+func TestJobEndPurges(t *testing.T) {
+	logs := &lockedBuffer{}
+	srv, dial := testEngine(t, func(c *Config) {
+		c.JobTTL = 2 * time.Second
+		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	c := dial(srv.Addr().String())
+	ctx := context.Background()
+	for _, reason := range []string{link.PurgeCompleted, link.PurgeFailed, link.PurgeCancelled, link.PurgeExpired} {
+		t.Run(reason, func(t *testing.T) {
+			job := "purge-" + reason
+			startJob(t, c, job)
+			r := syntable.New(memory.DefaultAllocator, 100_000, 10_000)
+			ack, err := agent.StreamTable(ctx, c, job, "events", r, agent.StreamOptions{})
+			r.Release()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Stand-in predictions so DoGet has something to serve.
+			j, err := srv.store.Get(job, "agent-resume")
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := j.Tables()["events"]
+			raw := held[0].Column(0).Data().Buffers()[1].Bytes() // the ids of the first batch
+			preds := held[0].NewSlice(0, 10)
+			j.SetResult(&link.TrainResult{JobID: job}, preds)
+			if n, err := doGetRows(ctx, c, job); err != nil || n != 10 {
+				t.Fatalf("DoGet before the end: %d rows, %v", n, err)
+			}
+			if nonZero(raw) < 0 {
+				t.Fatal("control: the job's buffer is zero before purge")
+			}
+
+			var att link.PurgeAttestation
+			if reason == link.PurgeExpired {
+				waitUntil(t, 5*time.Second, func() bool { _, err := srv.store.Get(job, "agent-resume"); return err != nil })
+				att = lastAttestation(t, logs.String, job)
+			} else {
+				att = purgeAction(t, c, job, reason)
+			}
+			if att.Reason != reason || att.BytesReceived != ack.Bytes || att.BytesPurged < att.BytesReceived || att.FilesWritten != 0 || att.PurgedAt.IsZero() {
+				t.Fatalf("attestation %+v; want reason %s, %d bytes received, at least as many purged, no file", att, reason, ack.Bytes)
+			}
+			if i := nonZero(raw); i >= 0 {
+				t.Fatalf("byte %d of the job's buffer is %#x after purge, want 0", i, raw[i])
+			}
+			_, err = doGetRows(ctx, c, job)
+			if status.Code(err) != codes.NotFound {
+				t.Fatalf("DoGet after purge: %v, want NotFound", err)
+			}
+		})
+	}
+	t.Run("unknown reason refused", func(t *testing.T) {
+		startJob(t, c, "purge-odd")
+		body, _ := json.Marshal(link.JobRef{JobID: "purge-odd", Reason: "because"})
+		stream, err := c.DoAction(ctx, &flight.Action{Type: link.ActionPurge, Body: body})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "because") {
+			t.Fatalf("purge with an unknown reason: %v", err)
+		}
+		purgeAction(t, c, "purge-odd", link.PurgeCompleted)
+	})
+}
+
+// TestQuotaFailsJobNotEngine: a job that sends more than its quota is
+// failed with an error naming the quota; the engine keeps serving.
+func TestQuotaFailsJobNotEngine(t *testing.T) {
+	srv, dial := testEngine(t)
+	c := dial(srv.Addr().String())
+	ctx := context.Background()
+	body, _ := json.Marshal(link.JobSpec{JobID: "small", QuotaBytes: 1 << 20, Tables: []graph.Table{{Name: "events"}}})
+	stream, err := c.DoAction(ctx, &flight.Action{Type: link.ActionStartJob, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	r := syntable.New(memory.DefaultAllocator, 1_000_000, 10_000)
+	start := time.Now()
+	_, err = agent.StreamTable(ctx, c, "small", "events", r, agent.StreamOptions{})
+	r.Release()
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "quota") {
+		t.Fatalf("over quota: %v; want ResourceExhausted naming the quota", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the upload took %v to give up: an engine verdict must not be retried", d)
+	}
+	att := purgeAction(t, c, "small", link.PurgeFailed)
+	if att.BytesPurged < att.BytesReceived || att.BytesReceived > 2<<20 {
+		t.Fatalf("attestation %+v", att)
+	}
+	// The engine still serves other jobs.
+	startJob(t, c, "after")
+	r = syntable.New(memory.DefaultAllocator, 1000, 100)
+	defer r.Release()
+	if _, err := agent.StreamTable(ctx, c, "after", "events", r, agent.StreamOptions{}); err != nil {
+		t.Fatalf("next job: %v", err)
+	}
+}
+
+func purgeAction(t *testing.T, c flight.Client, job, reason string) link.PurgeAttestation {
+	t.Helper()
+	body, _ := json.Marshal(link.JobRef{JobID: job, Reason: reason})
+	stream, err := c.DoAction(context.Background(), &flight.Action{Type: link.ActionPurge, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("purge %s: %v", job, err)
+	}
+	var att link.PurgeAttestation
+	if err := json.Unmarshal(res.Body, &att); err != nil {
+		t.Fatal(err)
+	}
+	return att
+}
+
+func doGetRows(ctx context.Context, c flight.Client, job string) (int64, error) {
+	tkt, _ := json.Marshal(link.Ticket{JobID: job, Stream: link.PredictionsStream})
+	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: tkt})
+	if err != nil {
+		return 0, err
+	}
+	r, err := flight.NewRecordReader(stream)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Release()
+	var n int64
+	for r.Next() {
+		n += r.RecordBatch().NumRows()
+	}
+	if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return n, err
+	}
+	return n, nil
+}
+
+// lastAttestation finds the purge the engine logged for a job.
+func lastAttestation(t *testing.T, logs func() string, job string) link.PurgeAttestation {
+	t.Helper()
+	for _, line := range strings.Split(logs(), "\n") {
+		var e struct {
+			Msg           string    `json:"msg"`
+			JobID         string    `json:"job_id"`
+			Reason        string    `json:"reason"`
+			BytesReceived int64     `json:"bytes_received"`
+			BytesPurged   int64     `json:"bytes_purged"`
+			FilesWritten  int64     `json:"files_written"`
+			Time          time.Time `json:"time"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "job purged" && e.JobID == job {
+			return link.PurgeAttestation{JobID: job, Reason: e.Reason, BytesReceived: e.BytesReceived, BytesPurged: e.BytesPurged, FilesWritten: e.FilesWritten, PurgedAt: e.Time}
+		}
+	}
+	t.Fatalf("no purge logged for %s", job)
+	return link.PurgeAttestation{}
+}
+
+func waitUntil(t *testing.T, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// nonZero returns the index of the first non-zero byte of b, or -1.
+func nonZero(b []byte) int {
+	for i, v := range b {
+		if v != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// lockedBuffer is a log sink the test reads while the engine writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
