@@ -43,6 +43,10 @@ type Config struct {
 	// the table size.
 	WindowBatches int   `yaml:"window_batches"`
 	WindowBytes   int64 `yaml:"window_bytes"`
+	// ResumeTimeout bounds how long an upload whose connection broke keeps
+	// trying to resume before the job fails (default 30s; the clock
+	// restarts whenever the engine acknowledges more).
+	ResumeTimeout time.Duration `yaml:"resume_timeout"`
 	// Compression of the Arrow IPC bodies sent to the engine: none
 	// (default), lz4 or zstd. It trades agent CPU for link bandwidth.
 	Compression string `yaml:"compression"`
@@ -111,6 +115,12 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchRows < 1 {
 		return fmt.Errorf("batch_rows %d must be positive", c.BatchRows)
+	}
+	if c.ResumeTimeout == 0 {
+		c.ResumeTimeout = 30 * time.Second
+	}
+	if c.ResumeTimeout < 0 {
+		return fmt.Errorf("resume_timeout %s must not be negative", c.ResumeTimeout)
 	}
 	if c.WindowBatches < 0 || c.WindowBytes < 0 {
 		return fmt.Errorf("window_batches %d and window_bytes %d must not be negative", c.WindowBatches, c.WindowBytes)

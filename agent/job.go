@@ -173,7 +173,8 @@ func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Clie
 	defer r.Release()
 	ack, err := StreamTable(ctx, eng, jobID, t.Name, r, StreamOptions{
 		Compression: a.cfg.Compression, WindowBatches: a.cfg.WindowBatches, WindowBytes: a.cfg.WindowBytes,
-		Logger: a.log.With("job_id", jobID),
+		ResumeTimeout: a.cfg.ResumeTimeout,
+		Logger:        a.log.With("job_id", jobID),
 	})
 	if err != nil {
 		return nil, err

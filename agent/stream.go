@@ -62,9 +62,11 @@ type StreamOptions struct {
 	WindowBatches int
 	WindowBytes   int64
 	// NewBackOff returns the reconnect policy of one upload; nil means
-	// exponential from 100 ms to 5 s with jitter, giving up after two
-	// minutes without progress.
+	// exponential from 100 ms to 5 s with jitter, giving up after
+	// ResumeTimeout without progress.
 	NewBackOff func() backoff.BackOff
+	// ResumeTimeout is the default policy's budget (0: 30 s).
+	ResumeTimeout time.Duration
 	// Logger receives a line per reconnect; nil discards them.
 	Logger *slog.Logger
 }
@@ -104,7 +106,10 @@ func StreamTable(ctx context.Context, eng flight.Client, jobID, table string, r 
 		bo = opts.NewBackOff()
 	} else {
 		e := backoff.NewExponentialBackOff()
-		e.InitialInterval, e.MaxInterval, e.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 2*time.Minute
+		e.InitialInterval, e.MaxInterval, e.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, opts.ResumeTimeout
+		if e.MaxElapsedTime <= 0 {
+			e.MaxElapsedTime = 30 * time.Second
+		}
 		bo = e
 	}
 	bo = backoff.WithContext(bo, ctx)

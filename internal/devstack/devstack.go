@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/controlplane/apiclient"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
@@ -69,6 +70,7 @@ type Stack struct {
 	APIURL       string
 	Token        string
 	Certs        string
+	AgentState   string // the enrolled agent's key and certificate
 	EngineAddr   string
 	AgentAddr    string
 	DataDir      string
@@ -123,13 +125,19 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		f := pki.DevFiles(s.Certs, name)
 		return fmt.Sprintf("tls:\n  cert: %q\n  key: %q\n  ca: %q\n", f.Cert, f.Key, f.CA)
 	}
+	// The agent enrolls with a one-time token, as in production: the
+	// control plane holds the CA key, the engine follows its revocation
+	// list, and the agent's key is made in its own state directory.
+	s.AgentState = filepath.Join(opts.Dir, "agent-state")
+	enrollTokenFile := filepath.Join(opts.Dir, "enrollment-token")
+	caFile := filepath.Join(s.Certs, pki.CAFile)
 	files := map[string]string{
-		"controlplane.yaml": fmt.Sprintf("data_dir: %q\napi_addr: %q\nagent_addr: %q\napi_token_file: %q\nheartbeat_interval: 1s\nlog_level: %s\n%s",
-			s.DataDir, apiAddr, agentAddr, tokenFile, level, tlsYAML("controlplane")),
-		"engine.yaml": fmt.Sprintf("addr: %q\nthreads: %d\nmax_rounds: %d\nlog_level: %s\n%s",
-			engineAddr, opts.EngineThreads, opts.EngineMaxRounds, level, tlsYAML("engine")),
-		"agent.yaml": fmt.Sprintf("agent_id: %q\ncontrol_plane: %q\nengine: %q\nwarehouse: %q\nheartbeat: 1s\nlog_level: %s\n%s",
-			AgentID, agentAddr, engineAddr, opts.Warehouse, level, tlsYAML("agent")),
+		"controlplane.yaml": fmt.Sprintf("data_dir: %q\napi_addr: %q\nagent_addr: %q\napi_token_file: %q\nca_key: %q\nheartbeat_interval: 1s\nlog_level: %s\n%s",
+			s.DataDir, apiAddr, agentAddr, tokenFile, filepath.Join(s.Certs, pki.CAKeyFile), level, tlsYAML("controlplane")),
+		"engine.yaml": fmt.Sprintf("addr: %q\nthreads: %d\nmax_rounds: %d\nlog_level: %s\ncrl_url: %q\ncrl_refresh: 2s\n%s",
+			engineAddr, opts.EngineThreads, opts.EngineMaxRounds, level, s.APIURL+api.PathCRL, tlsYAML("engine")),
+		"agent.yaml": fmt.Sprintf("agent_id: %q\ncontrol_plane: %q\nengine: %q\nwarehouse: %q\nheartbeat: 1s\nresume_timeout: 5s\nlog_level: %s\ntls:\n  ca: %q\nenrollment:\n  api: %q\n  token_file: %q\n  state_dir: %q\n",
+			AgentID, agentAddr, engineAddr, opts.Warehouse, level, caFile, apiAddr, enrollTokenFile, s.AgentState),
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(opts.Dir, name), []byte(body), 0o600); err != nil {
@@ -160,15 +168,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if s.ControlPlane, err = start("ferry-controlplane", opts.Dir, nil); err != nil {
 		return nil, err
 	}
-	if s.Engine, err = start("ferry-engine", s.EngineWork, []string{"TMPDIR=" + s.EngineTmp}); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	if s.Agent, err = start("ferry-agent", opts.Dir, nil); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	ca, err := pki.LoadCAPool(filepath.Join(s.Certs, pki.CAFile))
+	ca, err := pki.LoadCAPool(caFile)
 	if err != nil {
 		s.Stop()
 		return nil, err
@@ -177,11 +177,46 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		s.Stop()
 		return nil, err
 	}
+	if err := s.enrollAgent(ctx, enrollTokenFile); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if s.Engine, err = start("ferry-engine", s.EngineWork, []string{"TMPDIR=" + s.EngineTmp}); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if s.Agent, err = start("ferry-agent", opts.Dir, nil); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	if err := s.waitReady(ctx, 60*time.Second); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// enrollAgent waits for the control plane's API and writes a one-time
+// enrollment token for the agent into tokenFile (0600).
+func (s *Stack) enrollAgent(ctx context.Context, tokenFile string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		e, err := s.Client.CreateEnrollment(ctx, AgentID, "demo", 10*time.Minute)
+		if err == nil {
+			return os.WriteFile(tokenFile, []byte(e.Token+"\n"), 0o600)
+		}
+		if s.ControlPlane.Exited() {
+			return fmt.Errorf("devstack: %s exited early (%v); see %s", s.ControlPlane.Name, s.ControlPlane.err, s.ControlPlane.LogPath)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("devstack: enrollment token: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitReady waits until the agent is connected and the engine listens.
