@@ -39,6 +39,7 @@ func commands() map[string]command {
 		"read":      {"read a table as CSV, JSON lines, Arrow or Parquet", runRead},
 		"copy":      {"stream a table from one warehouse into another", runCopy},
 		"jobs":      {"submit, follow and list jobs: jobs submit|status|list", runJobs},
+		"agents":    {"list agents, issue enrollment tokens, revoke: agents list|enroll|revoke", runAgents},
 		"demo":      {"run the all-in-one demo on the embedded DuckDB warehouse", runDemo},
 	}
 }

@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-ai/ferry/internal/devstack"
+	"github.com/ferry-ai/ferry/internal/pki"
 )
 
 // TestHelpEverywhere: every binary and every ferry subcommand answers --help
@@ -17,11 +21,12 @@ func TestHelpEverywhere(t *testing.T) {
 		{"ferry-engine", "--help"},
 		{"ferry-controlplane", "--help"},
 	}
-	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "demo"} {
+	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "agents", "demo"} {
 		cases = append(cases, []string{"ferry", sub, "--help"})
 	}
 	cases = append(cases, []string{"ferry", "dev", "certs", "--help"}, []string{"ferry", "jobs", "submit", "--help"},
-		[]string{"ferry", "jobs", "status", "--help"}, []string{"ferry", "jobs", "list", "--help"})
+		[]string{"ferry", "jobs", "status", "--help"}, []string{"ferry", "jobs", "list", "--help"},
+		[]string{"ferry", "agents", "list", "--help"}, []string{"ferry", "agents", "enroll", "--help"}, []string{"ferry", "agents", "revoke", "--help"})
 	for _, args := range cases {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			cmd := exec.Command(filepath.Join(binDir, args[0]), args[1:]...)
@@ -47,5 +52,43 @@ func TestHelpEverywhere(t *testing.T) {
 				t.Errorf("stderr has %d lines, want 1: %q", n+1, stderr.String())
 			}
 		})
+	}
+}
+
+// TestAgentsCLI: `ferry agents` lists the enrolled agent, issues a one-time
+// enrollment token into a 0600 file, and revokes an agent; bad input exits 2.
+func TestAgentsCLI(t *testing.T) {
+	s := startStack(t, copyDB(t))
+	env := []string{"FERRY_API=" + s.APIURL, "FERRY_TOKEN_FILE=" + filepath.Join(s.Opts.Dir, "api-token"), "FERRY_CA=" + filepath.Join(s.Certs, pki.CAFile)}
+	code, out, errOut := ferry(t, env, "agents", "list")
+	if code != 0 || !strings.Contains(out, devstack.AgentID) || !strings.Contains(out, "true") {
+		t.Fatalf("agents list: exit %d\n%s%s", code, out, errOut)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	code, out, errOut = ferry(t, env, "agents", "enroll", "--agent-id", "agent-new", "--tenant", "acme", "--ttl", "10m", "--token-out", tokenFile)
+	if code != 0 || !strings.Contains(out, tokenFile) {
+		t.Fatalf("agents enroll: exit %d\n%s%s", code, out, errOut)
+	}
+	if fi, err := os.Stat(tokenFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", fi, err)
+	}
+	tok, _ := os.ReadFile(tokenFile)
+	if !strings.HasPrefix(string(tok), "fet_") || strings.Contains(out+errOut, strings.TrimSpace(string(tok))) {
+		t.Fatalf("token %q printed or malformed", tok)
+	}
+	code, out, errOut = ferry(t, env, "agents", "revoke", "agent-new", "--reason", "test")
+	if code != 0 || !strings.Contains(out, "revoked agent agent-new") {
+		t.Fatalf("agents revoke: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, args := range [][]string{
+		{"agents", "enroll", "--agent-id", "bad id!", "--tenant", "acme"},
+		{"agents", "enroll", "--agent-id", "agent-new", "--tenant", "acme"}, // revoked: refused
+		{"agents", "revoke"},
+		{"agents", "frobnicate"},
+	} {
+		code, out, errOut := ferry(t, env, args...)
+		if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("ferry %v: exit %d, want an error on one line\n%s%s", args, code, out, errOut)
+		}
 	}
 }
