@@ -4,15 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/util"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -157,9 +153,11 @@ func (s *Server) train(ctx context.Context, jobID, owner string) (*link.TrainRes
 
 // DoPut receives one table of a job, or the rest of it after a broken
 // upload. The first message's descriptor names the job, the table and the
-// sequence number of the stream's first batch. Every batch is copied into
-// the job's zeroing allocator and kept until purge, once per sequence
-// number: a batch the job already holds (resent after a reconnect) is
+// sequence number of the stream's first batch. Every message body received
+// is handed to the job (Job.Adopt) before it is decoded, and the batches
+// decoded from it alias it without a copy (decompressed buffers come from
+// the job's zeroing allocator): purge zeroes them all. Each sequence number
+// is kept once: a batch the job already holds (resent after a reconnect) is
 // skipped. After each batch the engine sends a PutResult whose app metadata
 // is a JSON PutAck with the table's totals, and a last one with Done set
 // when the stream ends cleanly.
@@ -195,19 +193,22 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 		return status.Errorf(codes.FailedPrecondition, "do_put %s/%s: stream starts at batch %d but the engine holds %d batches (resume from at most %d)",
 			d.JobID, d.Table, d.FirstBatch, held, held)
 	}
-	src := &replayStream{first: first, stream: stream}
+	src := &adoptingStream{first: first, stream: stream, job: j}
 	r, err := flight.NewRecordReader(src, ipc.WithAllocator(j.Alloc), ipc.WithDelayReadSchema(false))
 	if err != nil {
+		if src.err != nil {
+			return storeErr(src.err)
+		}
 		return status.Errorf(codes.InvalidArgument, "do_put %s/%s: read schema: %v", d.JobID, d.Table, err)
 	}
 	defer r.Release()
-	defer src.zeroLast()
 	seq := d.FirstBatch
 	var skipped int64
 	for r.Next() {
-		p, kept, err := f.keep(j, d.Table, seq, r.RecordBatch())
+		rec := r.RecordBatch()
+		p, kept, err := j.AppendBatch(d.Table, seq, rec, util.TotalRecordSize(rec))
 		if err != nil {
-			return err
+			return storeErr(err)
 		}
 		if !kept {
 			skipped++
@@ -216,6 +217,9 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 		if err := sendAck(stream, link.PutAck{Rows: p.Rows, Batches: p.Batches, Bytes: p.Bytes}); err != nil {
 			return status.Errorf(codes.Unavailable, "do_put %s/%s: ack batch %d: %v", d.JobID, d.Table, seq-1, err)
 		}
+	}
+	if src.err != nil {
+		return storeErr(src.err)
 	}
 	if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
 		p := j.Progress(d.Table)
@@ -228,79 +232,41 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	return sendAck(stream, link.PutAck{Rows: p.Rows, Batches: p.Batches, Bytes: p.Bytes, Done: true})
 }
 
-// keep copies batch seq of a table into the job, unless the job holds it
-// already.
-func (f *flightService) keep(j *jobstore.Job, table string, seq int64, in arrow.RecordBatch) (jobstore.Progress, bool, error) {
-	if p := j.Progress(table); seq < p.Batches {
-		return p, false, nil // resent after a reconnect: no copy
+// adoptingStream hands the already-received first message back to the IPC
+// reader, then continues with the stream, giving every message's header and
+// body to the job before the reader decodes it: the batches alias those
+// bytes, and purge zeroes them.
+type adoptingStream struct {
+	first  *flight.FlightData
+	stream flight.FlightService_DoPutServer
+	job    *jobstore.Job
+	err    error // the job refused a body (purged meanwhile)
+}
+
+func (a *adoptingStream) Recv() (*flight.FlightData, error) {
+	m := a.first
+	a.first = nil
+	if m == nil {
+		var err error
+		if m, err = a.stream.Recv(); err != nil {
+			return m, err
+		}
 	}
-	// The IPC reader's buffers alias the gRPC message; copy the batch into
-	// the job's zeroing allocator so purge can wipe it, and let replayStream
-	// zero the message once the reader moves on.
-	rec, err := copyBatch(in, j.Alloc)
-	if err != nil {
-		return jobstore.Progress{}, false, status.Errorf(codes.InvalidArgument, "do_put %s/%s: batch %d: %v", j.Spec.JobID, table, seq, err)
+	for _, b := range [][]byte{m.DataBody, m.DataHeader, m.AppMetadata} {
+		if len(b) == 0 {
+			continue
+		}
+		if err := a.job.Adopt(b); err != nil {
+			a.err = err
+			return nil, err
+		}
 	}
-	defer rec.Release()
-	p, kept, err := j.AppendBatch(table, seq, rec, util.TotalRecordSize(rec))
-	if err != nil {
-		return p, false, storeErr(err)
-	}
-	return p, kept, nil
+	return m, nil
 }
 
 func sendAck(stream flight.FlightService_DoPutServer, ack link.PutAck) error {
 	body, _ := json.Marshal(ack)
 	return stream.Send(&flight.PutResult{AppMetadata: body})
-}
-
-// replayStream hands the already-received first message back to the IPC
-// reader, then continues with the stream. When the reader asks for the next
-// message it has released the batch built on the previous one (which was
-// copied), so the previous message's body is zeroed then.
-type replayStream struct {
-	first  *flight.FlightData
-	stream flight.FlightService_DoPutServer
-	last   *flight.FlightData
-}
-
-func (r *replayStream) Recv() (*flight.FlightData, error) {
-	r.zeroLast()
-	if r.first != nil {
-		r.last, r.first = r.first, nil
-		return r.last, nil
-	}
-	m, err := r.stream.Recv()
-	r.last = m
-	return m, err
-}
-
-func (r *replayStream) zeroLast() {
-	if r.last != nil {
-		clear(r.last.DataBody)
-		clear(r.last.DataHeader)
-		r.last = nil
-	}
-}
-
-// copyBatch deep-copies a batch into buffers from mem.
-func copyBatch(rec arrow.RecordBatch, mem memory.Allocator) (arrow.RecordBatch, error) {
-	cols := make([]arrow.Array, rec.NumCols())
-	for i, c := range rec.Columns() {
-		cp, err := array.Concatenate([]arrow.Array{c}, mem)
-		if err != nil {
-			for _, done := range cols[:i] {
-				done.Release()
-			}
-			return nil, fmt.Errorf("copy column %q: %w", rec.Schema().Field(i).Name, err)
-		}
-		cols[i] = cp
-	}
-	out := array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
-	for _, c := range cols {
-		c.Release()
-	}
-	return out, nil
 }
 
 // DoGet streams a job's predictions.

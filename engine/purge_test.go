@@ -132,7 +132,7 @@ func TestQuotaFailsJobNotEngine(t *testing.T) {
 	}
 }
 
-func purgeAction(t *testing.T, c flight.Client, job, reason string) link.PurgeAttestation {
+func purgeAction(t testing.TB, c flight.Client, job, reason string) link.PurgeAttestation {
 	t.Helper()
 	body, _ := json.Marshal(link.JobRef{JobID: job, Reason: reason})
 	stream, err := c.DoAction(context.Background(), &flight.Action{Type: link.ActionPurge, Body: body})

@@ -25,7 +25,7 @@ import (
 
 // testEngine starts an engine on loopback with development certificates and
 // returns it with a client TLS configuration for the agent identity.
-func testEngine(t *testing.T, tweak ...func(*Config)) (*Server, flightClientFactory) {
+func testEngine(t testing.TB, tweak ...func(*Config)) (*Server, flightClientFactory) {
 	t.Helper()
 	certs := t.TempDir()
 	if err := pki.DevCerts(certs, "agent-resume", time.Hour); err != nil {
@@ -60,7 +60,7 @@ func testEngine(t *testing.T, tweak ...func(*Config)) (*Server, flightClientFact
 
 type flightClientFactory func(addr string) flight.Client
 
-func startJob(t *testing.T, c flight.Client, jobID string) {
+func startJob(t testing.TB, c flight.Client, jobID string) {
 	t.Helper()
 	body, _ := json.Marshal(link.JobSpec{JobID: jobID, Tables: []graph.Table{{Name: "events"}}})
 	stream, err := c.DoAction(context.Background(), &flight.Action{Type: link.ActionStartJob, Body: body})

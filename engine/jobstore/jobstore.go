@@ -78,6 +78,8 @@ type Job struct {
 	received   atomic.Int64
 	mu         sync.Mutex
 	purged     bool
+	adopted    [][]byte // message bodies batches alias, zeroed at purge
+	adoptedN   int64
 	tables     map[string][]arrow.RecordBatch
 	progress   map[string]Progress
 	results    []arrow.RecordBatch
@@ -150,8 +152,9 @@ func (j *Job) Progress(table string) Progress {
 // the table's batch count: a batch resent after a reconnect) is not kept
 // again and kept is false; a seq beyond the count would leave a gap and is
 // refused, as is a batch for a table already complete or a job already
-// purged. The batch must have been allocated by j.Alloc; the job takes its
-// own reference when it keeps it. size is the batch's size in bytes. A
+// purged. The batch's buffers must come from j.Alloc or from bodies given
+// to Adopt, so that purge zeroes them; the job takes its own reference when
+// it keeps it. size is the batch's size in bytes. A
 // batch that takes the job over its quota fails with ErrOverQuota.
 func (j *Job) AppendBatch(table string, seq int64, rec arrow.RecordBatch, size int64) (p Progress, kept bool, err error) {
 	j.mu.Lock()
@@ -167,7 +170,7 @@ func (j *Job) AppendBatch(table string, seq int64, rec arrow.RecordBatch, size i
 	case seq > p.Batches:
 		return p, false, fmt.Errorf("job %s: table %q: batch %d would leave a gap after batch %d", j.Spec.JobID, table, seq, p.Batches-1)
 	}
-	if used := j.Alloc.CurrentBytes(); used > j.quota {
+	if used := j.held(); used > j.quota {
 		return p, false, fmt.Errorf("job %s: table %q: %d bytes held, quota %d: %w", j.Spec.JobID, table, used, j.quota, ErrOverQuota)
 	}
 	rec.Retain()
@@ -179,6 +182,24 @@ func (j *Job) AppendBatch(table string, seq int64, rec arrow.RecordBatch, size i
 	j.received.Add(size)
 	return p, true, nil
 }
+
+// Adopt makes b part of the job's data: batches may alias it (the engine
+// keeps received Arrow bodies without copying them), it counts against the
+// quota, and purge zeroes it. It fails after purge.
+func (j *Job) Adopt(b []byte) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.purged {
+		clear(b)
+		return fmt.Errorf("job %s: %w", j.Spec.JobID, ErrUnknownJob)
+	}
+	j.adopted = append(j.adopted, b)
+	j.adoptedN += int64(len(b))
+	return nil
+}
+
+// held is the memory the job's data takes; j.mu must be held.
+func (j *Job) held() int64 { return j.Alloc.CurrentBytes() + j.adoptedN }
 
 // CompleteTable marks a table's upload complete (its stream ended cleanly)
 // and returns its progress; later batches for it are refused.
@@ -265,13 +286,19 @@ func (s *Store) purge(j *Job, reason string) link.PurgeAttestation {
 	}
 	j.results = nil
 	j.resultInfo = nil
+	var adopted int64
+	for _, b := range j.adopted {
+		clear(b)
+		adopted += int64(len(b))
+	}
+	j.adopted, j.adoptedN = nil, 0
 	j.mu.Unlock()
 
 	att := link.PurgeAttestation{
 		JobID:         j.Spec.JobID,
 		Reason:        reason,
 		BytesReceived: j.received.Load(),
-		BytesPurged:   j.Alloc.ZeroedBytes(),
+		BytesPurged:   j.Alloc.ZeroedBytes() + adopted,
 		FilesWritten:  filesWrittenSince(s.cfg.WatchDirs, j.created),
 		PurgedAt:      s.now().UTC(),
 	}
