@@ -43,6 +43,7 @@ bench: build ## print throughput tables: DuckDB->Arrow, agent->engine Flight vs 
 
 fuzz: ## run each fuzz target for 60 s (the corpus is kept in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./engine/pql
+	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime 60s ./internal/flightcodec
 
 lint: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -17,9 +17,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/util"
 	"github.com/cenkalti/backoff/v4"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ferry-ai/ferry/internal/flightcodec"
 	"github.com/ferry-ai/ferry/internal/link"
 )
 
@@ -213,7 +215,8 @@ func (u *upload) releaseWindow() {
 func (u *upload) attempt(ctx context.Context) (link.PutAck, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := u.eng.DoPut(ctx)
+	// flightcodec sends each body from the batch's buffers in one copy.
+	stream, err := u.eng.DoPut(ctx, grpc.ForceCodecV2(flightcodec.Codec{}))
 	if err != nil {
 		return link.PutAck{}, fmt.Errorf("do_put %q: %w", u.table, err)
 	}
@@ -245,7 +248,7 @@ func (u *upload) attempt(ctx context.Context) (link.PutAck, error) {
 	if u.comp != nil {
 		opts = append(opts, u.comp)
 	}
-	w := flight.NewRecordWriter(stream, opts...)
+	w := flightcodec.NewWriter(stream, opts...)
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
 	// On a failed attempt, cancel the stream before the writer is closed:
 	// closing writes the end-of-stream marker, which must never reach the

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/ferry-ai/ferry/engine/jobstore"
+	"github.com/ferry-ai/ferry/internal/flightcodec"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
 
@@ -65,6 +66,8 @@ type Server struct {
 	grpc   *grpc.Server
 	lis    net.Listener
 	tlsCfg *tls.Config
+	// bodies recycles the buffers received Arrow bodies are decoded into.
+	bodies *flightcodec.BodyPool
 	// revocations is followed from CRLURL (nil without one).
 	revocations *pki.Revocations
 	crlClient   *http.Client
@@ -94,7 +97,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: listen %s: %w", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, log: log, store: store, lis: lis, tlsCfg: tlsCfg}
+	s := &Server{cfg: cfg, log: log, store: store, lis: lis, tlsCfg: tlsCfg, bodies: &flightcodec.BodyPool{}}
 	if cfg.CRLURL != "" {
 		if err := s.followRevocations(); err != nil {
 			lis.Close()
@@ -103,6 +106,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		// FlightData bodies are decoded in one copy into recycled buffers.
+		grpc.ForceServerCodecV2(flightcodec.Codec{Bodies: s.bodies}),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-ai/ferry/engine/jobstore"
 	"github.com/ferry-ai/ferry/engine/train"
+	"github.com/ferry-ai/ferry/internal/flightcodec"
 	"github.com/ferry-ai/ferry/internal/link"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
@@ -193,7 +194,7 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 		return status.Errorf(codes.FailedPrecondition, "do_put %s/%s: stream starts at batch %d but the engine holds %d batches (resume from at most %d)",
 			d.JobID, d.Table, d.FirstBatch, held, held)
 	}
-	src := &adoptingStream{first: first, stream: stream, job: j}
+	src := &adoptingStream{first: first, stream: stream, job: j, bodies: f.s.bodies}
 	r, err := flight.NewRecordReader(src, ipc.WithAllocator(j.Alloc), ipc.WithDelayReadSchema(false))
 	if err != nil {
 		if src.err != nil {
@@ -240,6 +241,7 @@ type adoptingStream struct {
 	first  *flight.FlightData
 	stream flight.FlightService_DoPutServer
 	job    *jobstore.Job
+	bodies *flightcodec.BodyPool
 	err    error // the job refused a body (purged meanwhile)
 }
 
@@ -252,11 +254,15 @@ func (a *adoptingStream) Recv() (*flight.FlightData, error) {
 			return m, err
 		}
 	}
-	for _, b := range [][]byte{m.DataBody, m.DataHeader, m.AppMetadata} {
+	for i, b := range [][]byte{m.DataBody, m.DataHeader, m.AppMetadata} {
 		if len(b) == 0 {
 			continue
 		}
-		if err := a.job.Adopt(b); err != nil {
+		var release func([]byte)
+		if i == 0 {
+			release = a.bodies.Put // the codec took the body from this pool
+		}
+		if err := a.job.Adopt(b, release); err != nil {
 			a.err = err
 			return nil, err
 		}

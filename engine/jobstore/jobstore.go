@@ -78,7 +78,7 @@ type Job struct {
 	received   atomic.Int64
 	mu         sync.Mutex
 	purged     bool
-	adopted    [][]byte // message bodies batches alias, zeroed at purge
+	adopted    []adoptedBytes // message bodies batches alias, zeroed at purge
 	adoptedN   int64
 	tables     map[string][]arrow.RecordBatch
 	progress   map[string]Progress
@@ -183,17 +183,27 @@ func (j *Job) AppendBatch(table string, seq int64, rec arrow.RecordBatch, size i
 	return p, true, nil
 }
 
+type adoptedBytes struct {
+	b       []byte
+	release func([]byte)
+}
+
 // Adopt makes b part of the job's data: batches may alias it (the engine
 // keeps received Arrow bodies without copying them), it counts against the
-// quota, and purge zeroes it. It fails after purge.
-func (j *Job) Adopt(b []byte) error {
+// quota, and purge zeroes it and then hands it to release (nil: to the
+// garbage collector), e.g. to return it to a pool. It fails, zeroing b at
+// once, after purge.
+func (j *Job) Adopt(b []byte, release func([]byte)) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.purged {
 		clear(b)
+		if release != nil {
+			release(b)
+		}
 		return fmt.Errorf("job %s: %w", j.Spec.JobID, ErrUnknownJob)
 	}
-	j.adopted = append(j.adopted, b)
+	j.adopted = append(j.adopted, adoptedBytes{b, release})
 	j.adoptedN += int64(len(b))
 	return nil
 }
@@ -287,9 +297,12 @@ func (s *Store) purge(j *Job, reason string) link.PurgeAttestation {
 	j.results = nil
 	j.resultInfo = nil
 	var adopted int64
-	for _, b := range j.adopted {
-		clear(b)
-		adopted += int64(len(b))
+	for _, a := range j.adopted {
+		clear(a.b)
+		adopted += int64(len(a.b))
+		if a.release != nil {
+			a.release(a.b)
+		}
 	}
 	j.adopted, j.adoptedN = nil, 0
 	j.mu.Unlock()
