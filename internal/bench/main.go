@@ -3,8 +3,10 @@
 //
 //   - DuckDB → Arrow through the connector, beside DuckDB's own Arrow export
 //     of the same table (the limit);
-//   - agent → engine over Arrow Flight with mutual TLS 1.3, beside a raw TLS
-//     1.3 copy of the same number of bytes on loopback (the limit);
+//   - agent → engine over Arrow Flight with mutual TLS 1.3 (DoPut of a
+//     10M-row mixed-type table, with each compression), beside a raw TLS
+//     1.3 copy of the same number of bytes on loopback (the limit), each
+//     side in its own process, with the agent's peak RSS;
 //   - the engine's time split into feature engineering, training and scoring
 //     on the demo warehouse.
 //
@@ -13,14 +15,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -44,17 +43,41 @@ import (
 	"github.com/ferry-ai/ferry/engine"
 	"github.com/ferry-ai/ferry/engine/pql"
 	"github.com/ferry-ai/ferry/internal/demodata"
-	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/link"
 	"github.com/ferry-ai/ferry/internal/pki"
 	"github.com/ferry-ai/ferry/writeback"
 )
 
 func main() {
+	if ok, err := runChild(os.Args[1:]); ok {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench child:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	rows := flag.Int64("rows", 5_000_000, "rows of the throughput table")
+	linkRows := flag.Int64("link-rows", 10_000_000, "rows of the mixed-type table sent agent -> engine")
+	only := flag.String("only", "", `run one part only: "link" (agent -> engine)`)
 	scale := flag.Float64("scale", 1, "demo warehouse scale for the engine split")
 	flag.Parse()
-	if err := run(context.Background(), *rows, *scale); err != nil {
+	var err error
+	switch *only {
+	case "":
+		err = run(context.Background(), *rows, *linkRows, *scale)
+	case "link":
+		dir, derr := os.MkdirTemp("", "ferry-bench-")
+		if derr != nil {
+			err = derr
+			break
+		}
+		printHeader()
+		err = linkBench(dir, *linkRows)
+		os.RemoveAll(dir)
+	default:
+		err = fmt.Errorf("-only %q: want link", *only)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -113,10 +136,13 @@ func peak(fn func() error) (heapMB, rssMB float64, err error) {
 	return float64(maxHeap.Load()) / 1e6, vmHWM() / 1e6, err
 }
 
-func vmHWM() float64 {
+func vmHWM() float64 { return procStatus("VmHWM:") }
+
+// procStatus reads a kB field of /proc/self/status, in bytes.
+func procStatus(field string) float64 {
 	data, _ := os.ReadFile("/proc/self/status")
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			var kb float64
 			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
 			return kb * 1024
@@ -125,7 +151,7 @@ func vmHWM() float64 {
 	return 0
 }
 
-func run(ctx context.Context, nrows int64, scale float64) error {
+func run(ctx context.Context, nrows, linkRows int64, scale float64) error {
 	dir, err := os.MkdirTemp("", "ferry-bench-")
 	if err != nil {
 		return err
@@ -136,8 +162,7 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 	if err := makeTable(dbPath, nrows); err != nil {
 		return err
 	}
-	fmt.Println("| path                                   |    rows/s |      MB/s | heap MB  | RSS MB   | ratio to limit                 |")
-	fmt.Println("|----------------------------------------|-----------|-----------|----------|----------|--------------------------------|")
+	printHeader()
 
 	// 1. DuckDB's own Arrow export, the limit of a DuckDB read, and 2. the
 	// connector's paged, snapshot-consistent read: each a quarter second at
@@ -193,64 +218,9 @@ func run(ctx context.Context, nrows int64, scale float64) error {
 		return err
 	}
 	defer eng.Close()
-	src, err := mux.Open(ctx, "duckdb://"+dbPath, nil)
-	if err != nil {
-		return err
+	if err := linkBench(dir, linkRows); err != nil {
+		return fmt.Errorf("link: %w", err)
 	}
-	tables, err := src.Tables(ctx)
-	if err != nil {
-		return err
-	}
-	// The same upload with each IPC body compression the agent offers.
-	var flights []result
-	var att link.PurgeAttestation
-	for _, compression := range []string{agent.CompressionNone, agent.CompressionLZ4, agent.CompressionZSTD} {
-		name := "agent -> engine Flight (mTLS 1.3)"
-		if compression != agent.CompressionNone {
-			name = "  the same, " + compression + " bodies"
-		}
-		fl := result{name: name, limit: "raw TLS 1.3 copy"}
-		fl.heapMB, fl.rssMB, err = peak(func() error {
-			if err := action(ctx, eng, link.ActionStartJob, link.JobSpec{JobID: "bench", Tables: []graph.Table{tables[0].Table}}, nil); err != nil {
-				return err
-			}
-			start := time.Now()
-			r, err := src.Read(ctx, "bench", connectors.ReadOptions{BatchSize: 65536})
-			if err != nil {
-				return err
-			}
-			defer r.Release()
-			ack, err := agent.StreamTable(ctx, eng, "bench", "bench", r, agent.StreamOptions{Compression: compression})
-			fl.secs = time.Since(start).Seconds()
-			fl.rows, fl.bytes = ack.Rows, ack.Bytes
-			return err
-		})
-		if err != nil {
-			src.Close()
-			return err
-		}
-		if err := action(ctx, eng, link.ActionPurge, link.JobRef{JobID: "bench"}, &att); err != nil {
-			src.Close()
-			return err
-		}
-		flights = append(flights, fl)
-	}
-	src.Close()
-	tlsCopy := result{name: "raw TLS 1.3 copy, same bytes (limit)", bytes: flights[0].bytes}
-	tlsCopy.heapMB, tlsCopy.rssMB, err = peak(func() error {
-		secs, err := rawTLSCopy(certs, flights[0].bytes)
-		tlsCopy.secs = secs
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	tlsCopy.print()
-	for _, fl := range flights {
-		fl.ratio = (float64(fl.bytes) / fl.secs) / (float64(tlsCopy.bytes) / tlsCopy.secs)
-		fl.print()
-	}
-	fmt.Printf("\nengine purge after the last Flight run: received %d bytes, purged %d bytes, files written %d\n", att.BytesReceived, att.BytesPurged, att.FilesWritten)
 
 	// PostgreSQL and Parquet (disk, S3) reads and writes.
 	if err := pgBench(ctx, mux, nrows); err != nil {
@@ -426,53 +396,13 @@ func makeTable(path string, n int64) error {
 	return err
 }
 
-// rawTLSCopy sends n bytes over a TLS 1.3 loopback connection with the same
-// certificates and returns the seconds it took.
-func rawTLSCopy(certs string, n int64) (float64, error) {
-	scfg, err := pki.DevFiles(certs, "engine").ServerConfig()
-	if err != nil {
-		return 0, err
-	}
-	ccfg, err := pki.DevFiles(certs, "agent").ClientConfig()
-	if err != nil {
-		return 0, err
-	}
-	l, err := tls.Listen("tcp", "127.0.0.1:0", scfg)
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	done := make(chan error, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer c.Close()
-		_, err = io.Copy(io.Discard, c)
-		done <- err
-	}()
-	start := time.Now()
-	c, err := tls.DialWithDialer(&net.Dialer{}, "tcp", l.Addr().String(), ccfg)
-	if err != nil {
-		return 0, err
-	}
-	buf := make([]byte, 1<<20)
-	for sent := int64(0); sent < n; {
-		k := min(int64(len(buf)), n-sent)
-		if _, err := c.Write(buf[:k]); err != nil {
-			return 0, err
-		}
-		sent += k
-	}
-	c.Close()
-	if err := <-done; err != nil {
-		return 0, err
-	}
-	return time.Since(start).Seconds(), nil
+// printHeader prints the table's header.
+func printHeader() {
+	fmt.Println("| path                                   |    rows/s |      MB/s | heap MB  | RSS MB   | ratio to limit                 |")
+	fmt.Println("|----------------------------------------|-----------|-----------|----------|----------|--------------------------------|")
 }
 
+// action runs a Flight action and decodes its result into out (if not nil).
 func action(ctx context.Context, eng flight.Client, typ string, body, out any) error {
 	b, _ := json.Marshal(body)
 	s, err := eng.DoAction(ctx, &flight.Action{Type: typ, Body: b})

@@ -350,11 +350,19 @@ func (r *sliceReader) skip(num protowire.Number, typ protowire.Type) error {
 
 // BodyPool recycles body buffers by power-of-two size class, so a receiver
 // that holds bodies for a while (a job) and then zeroes and returns them
-// does not fault fresh pages in for every message. Buffers must be zeroed
-// before Put. It is safe for concurrent use.
+// does not fault fresh pages in for every message. It keeps at most Max
+// bytes of free buffers (0: DefaultPoolMax); buffers must be zeroed before
+// Put. It is safe for concurrent use.
 type BodyPool struct {
-	classes [64]sync.Pool
+	Max int64
+
+	mu    sync.Mutex
+	free  [64][][]byte
+	bytes int64
 }
+
+// DefaultPoolMax bounds the free buffers a BodyPool keeps.
+const DefaultPoolMax = 256 << 20
 
 const minClass = 12 // 4 KiB
 
@@ -364,20 +372,36 @@ func (p *BodyPool) Get(n int) []byte {
 		return []byte{}
 	}
 	c := max(bits.Len(uint(n-1)), minClass)
-	if b, ok := p.classes[c].Get().(*[]byte); ok {
-		return (*b)[:n]
+	p.mu.Lock()
+	if k := len(p.free[c]); k > 0 {
+		b := p.free[c][k-1]
+		p.free[c] = p.free[c][:k-1]
+		p.bytes -= int64(cap(b))
+		p.mu.Unlock()
+		return b[:n]
 	}
+	p.mu.Unlock()
 	return make([]byte, n, 1<<c)
 }
 
-// Put returns a buffer Get made (zeroed by the caller).
+// Put returns a buffer Get made (zeroed by the caller); beyond Max bytes
+// of free buffers it is left to the garbage collector.
 func (p *BodyPool) Put(b []byte) {
 	c := bits.Len(uint(cap(b) - 1))
 	if cap(b) == 0 || cap(b) != 1<<c || c < minClass {
 		return // not one of ours
 	}
-	b = b[:0]
-	p.classes[c].Put(&b)
+	limit := p.Max
+	if limit <= 0 {
+		limit = DefaultPoolMax
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bytes+int64(cap(b)) > limit {
+		return
+	}
+	p.free[c] = append(p.free[c], b[:0])
+	p.bytes += int64(cap(b))
 }
 
 // Writer writes record batches to a Flight data stream as IPC messages

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/arrow/util"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/ferry-ai/ferry/agent"
+	"github.com/ferry-ai/ferry/engine"
+	"github.com/ferry-ai/ferry/internal/graph"
+	"github.com/ferry-ai/ferry/internal/link"
+	"github.com/ferry-ai/ferry/internal/pki"
+	"github.com/ferry-ai/ferry/internal/syntable"
+)
+
+// The link benchmark runs the engine, the agent and the raw TLS sink each in
+// a process of its own (this binary, re-executed in a child mode), so the
+// agent's peak RSS is the agent's alone and both sides of every transfer
+// cross a process boundary, as in production.
+const (
+	childEngine  = "engine-child"
+	childAgent   = "agent-child"
+	childTLSSink = "tls-sink-child"
+)
+
+// runChild runs a child mode and reports whether args named one. With
+// FERRY_BENCH_PROFILE=dir set, each child writes a CPU profile there.
+func runChild(args []string) (bool, error) {
+	if len(args) < 2 || !strings.HasSuffix(args[0], "-child") {
+		return false, nil
+	}
+	if dir := os.Getenv("FERRY_BENCH_PROFILE"); dir != "" {
+		f, err := os.CreateTemp(dir, args[0]+"-*.pprof")
+		if err != nil {
+			return true, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return true, err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	switch args[0] {
+	case childEngine:
+		return true, engineChild(args[1])
+	case childTLSSink:
+		return true, tlsSinkChild(args[1])
+	case childAgent:
+		if len(args) != 5 {
+			return true, fmt.Errorf("%s: want certs addr rows compression", childAgent)
+		}
+		rows, err := strconv.ParseInt(args[3], 10, 64)
+		if err != nil {
+			return true, err
+		}
+		return true, agentChild(args[1], args[2], rows, args[4])
+	}
+	return true, fmt.Errorf("unknown child mode %q", args[0])
+}
+
+// engineChild serves an engine until stdin closes, after printing its
+// address.
+func engineChild(certs string) error {
+	scratch, err := os.MkdirTemp("", "ferry-bench-engine-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	srv, err := engine.New(engine.Config{Addr: "127.0.0.1:0", TLS: pki.DevFiles(certs, "engine"), QuotaBytes: 16 << 30,
+		WatchDirs: []string{scratch}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	fmt.Println(srv.Addr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
+	return srv.Serve(ctx)
+}
+
+// tlsSinkChild accepts mutual-TLS connections with the engine's
+// configuration and discards what they send, until stdin closes.
+func tlsSinkChild(certs string) error {
+	cfg, err := pki.DevFiles(certs, "engine").ServerConfig()
+	if err != nil {
+		return err
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Println(l.Addr().String())
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); l.Close() }()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return nil
+		}
+		go func() {
+			defer c.Close()
+			n, _ := io.Copy(io.Discard, c)
+			_, _ = fmt.Fprintf(c, "%d\n", n) // never read: the client half-closed
+		}()
+	}
+}
+
+// agentReport is what the agent child prints.
+type agentReport struct {
+	Rows, Bytes int64
+	Secs        float64
+	PeakRSS     float64 // bytes (VmHWM): includes the executable's mapped pages
+	PeakAnon    float64 // bytes: the peak of RssAnon, the process's own memory
+}
+
+// agentChild uploads a table of rows mixed-type rows to the engine at addr
+// as the agent does (StreamTable, its window and acknowledgements) and
+// prints a JSON agentReport. The batches are made once and sent again and
+// again, so the figure is the link's, not the making of data.
+func agentChild(certs, addr string, rows int64, compression string) error {
+	tlsCfg, err := pki.DevFiles(certs, "agent").ClientConfig()
+	if err != nil {
+		return err
+	}
+	eng, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	ctx := context.Background()
+	const batchRows = 65536
+	recs := make([]arrow.RecordBatch, 4)
+	for i := range recs {
+		recs[i] = syntable.Batch(memory.DefaultAllocator, int64(i)*batchRows, batchRows)
+	}
+	job := fmt.Sprintf("link-%d-%s", rows, compression)
+	if err := action(ctx, eng, link.ActionStartJob, link.JobSpec{JobID: job, Tables: []graph.Table{{Name: "events"}}}, nil); err != nil {
+		return err
+	}
+	var peakAnon float64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			peakAnon = max(peakAnon, procStatus("RssAnon:"))
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	start := time.Now()
+	ack, err := agent.StreamTable(ctx, eng, job, "events", &cycleReader{recs: recs, rows: rows}, agent.StreamOptions{Compression: compression})
+	secs := time.Since(start).Seconds()
+	close(stop)
+	<-sampled
+	if err != nil {
+		return err
+	}
+	if err := action(ctx, eng, link.ActionPurge, link.JobRef{JobID: job}, nil); err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(agentReport{Rows: ack.Rows, Bytes: ack.Bytes, Secs: secs, PeakRSS: vmHWM(), PeakAnon: peakAnon})
+}
+
+// cycleReader yields rows rows from a few prebuilt batches, sliced at the end.
+type cycleReader struct {
+	recs []arrow.RecordBatch
+	rows int64
+	sent int64
+	i    int
+	cur  arrow.RecordBatch
+}
+
+func (r *cycleReader) Schema() *arrow.Schema { return syntable.Schema }
+func (r *cycleReader) Next() bool {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	if r.sent >= r.rows {
+		return false
+	}
+	rec := r.recs[r.i%len(r.recs)]
+	r.i++
+	n := min(rec.NumRows(), r.rows-r.sent)
+	r.cur = rec.NewSlice(0, n)
+	r.sent += n
+	return true
+}
+func (r *cycleReader) RecordBatch() arrow.RecordBatch { return r.cur }
+func (r *cycleReader) Record() arrow.RecordBatch      { return r.cur }
+func (r *cycleReader) Err() error                     { return nil }
+func (r *cycleReader) Retain()                        {}
+func (r *cycleReader) Release()                       {}
+
+// child is a running child process that printed its first line.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	first string
+}
+
+func startChild(args ...string) (*child, error) {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("%s: no first line: %w", args[0], err)
+	}
+	return &child{cmd: cmd, stdin: stdin, first: strings.TrimSpace(line)}, nil
+}
+
+func (c *child) stop() {
+	c.stdin.Close()
+	_ = c.cmd.Wait()
+}
+
+// rawTLSOver sends n bytes to the sink over mutual TLS 1.3 and returns the
+// seconds it took (the sink reads everything before the connection closes).
+func rawTLSOver(certs, addr string, n int64) (float64, error) {
+	ccfg, err := pki.DevFiles(certs, "agent").ClientConfig()
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	c, err := tls.DialWithDialer(&net.Dialer{}, "tcp", addr, ccfg)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	buf := make([]byte, 1<<20)
+	for sent := int64(0); sent < n; {
+		k := min(int64(len(buf)), n-sent)
+		if _, err := c.Write(buf[:k]); err != nil {
+			return 0, err
+		}
+		sent += k
+	}
+	if err := c.CloseWrite(); err != nil {
+		return 0, err
+	}
+	// Wait for the sink's count: it has read every byte.
+	if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+		return 0, err
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// linkBench prints the agent -> engine rows: the raw TLS copy (the limit),
+// DoPut of rows mixed-type rows with each compression, and the flatness of
+// the agent's RSS (a table a tenth the size).
+func linkBench(dir string, rows int64) error {
+	certs := filepath.Join(dir, "link-certs")
+	if err := pki.DevCerts(certs, "agent-bench", time.Hour); err != nil {
+		return err
+	}
+	eng, err := startChild(childEngine, certs)
+	if err != nil {
+		return err
+	}
+	defer eng.stop()
+	sink, err := startChild(childTLSSink, certs)
+	if err != nil {
+		return err
+	}
+	defer sink.stop()
+	upload := func(rows int64, compression string) (agentReport, error) {
+		c, err := startChild(childAgent, certs, eng.first, strconv.FormatInt(rows, 10), compression)
+		if err != nil {
+			return agentReport{}, err
+		}
+		defer c.stop()
+		var rep agentReport
+		if err := json.Unmarshal([]byte(c.first), &rep); err != nil {
+			return rep, fmt.Errorf("agent child: %q: %w", c.first, err)
+		}
+		return rep, nil
+	}
+	bytesPerRow := float64(util.TotalRecordSize(syntable.Batch(memory.DefaultAllocator, 0, 65536))) / 65536
+	total := int64(float64(rows) * bytesPerRow)
+	// Alternate the limit and the link three times; keep the best of each
+	// (a single run on two shared cores is noise).
+	var tlsBest float64
+	var best map[string]agentReport = map[string]agentReport{}
+	comps := []string{agent.CompressionNone, agent.CompressionLZ4, agent.CompressionZSTD}
+	for round := 0; round < 3; round++ {
+		secs, err := rawTLSOver(certs, sink.first, total)
+		if err != nil {
+			return fmt.Errorf("raw TLS copy: %w", err)
+		}
+		if tlsBest == 0 || secs < tlsBest {
+			tlsBest = secs
+		}
+		for _, comp := range comps {
+			if round > 0 && comp == agent.CompressionZSTD {
+				continue // slow and stable: once is enough
+			}
+			rep, err := upload(rows, comp)
+			if err != nil {
+				return fmt.Errorf("DoPut %s: %w", comp, err)
+			}
+			if b, ok := best[comp]; !ok || rep.Secs < b.Secs {
+				if ok {
+					rep.PeakRSS = max(rep.PeakRSS, b.PeakRSS)
+					rep.PeakAnon = max(rep.PeakAnon, b.PeakAnon)
+				}
+				best[comp] = rep
+			}
+		}
+	}
+	small, err := upload(rows/10, agent.CompressionNone)
+	if err != nil {
+		return err
+	}
+	limit := result{name: "raw TLS 1.3 copy, separate processes", bytes: total, secs: tlsBest}
+	limit.print()
+	for _, comp := range comps {
+		rep := best[comp]
+		name := fmt.Sprintf("agent -> engine DoPut, %dM mixed rows", rows/1_000_000)
+		if comp != agent.CompressionNone {
+			name = "  the same, " + comp + " bodies"
+		}
+		r := result{name: name, rows: rep.Rows, bytes: rep.Bytes, secs: rep.Secs, rssMB: rep.PeakRSS / 1e6, limit: "raw TLS 1.3 copy"}
+		r.ratio = (float64(rep.Bytes) / rep.Secs) / (float64(total) / tlsBest)
+		r.print()
+	}
+	big := best[agent.CompressionNone]
+	fmt.Printf("\nagent peak RSS %.1f MB for %d rows, %.1f MB for %d rows (ten times more); of it, the agent's own memory (RssAnon) %.1f MB and %.1f MB,\n"+
+		"the rest the executable's mapped pages (this binary links DuckDB and XGBoost): the window bounds the agent's memory, not the table\n",
+		small.PeakRSS/1e6, small.Rows, big.PeakRSS/1e6, big.Rows, small.PeakAnon/1e6, big.PeakAnon/1e6)
+	return nil
+}
