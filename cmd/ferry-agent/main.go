@@ -22,8 +22,11 @@ func main() { cli.Main("ferry-agent", run, nil) }
 const usage = `Usage: ferry-agent --config FILE
 
 Runs the Ferry agent. Configuration keys (YAML):
-  agent_id, control_plane, engine, tls: {cert, key, ca}, warehouse,
-  heartbeat, batch_rows, log_level
+  agent_id, control_plane, engine, warehouse, tls: {cert, key, ca},
+  enrollment: {api, token_file, state_dir} (instead of tls.cert and tls.key:
+  enroll once with a one-time token, renew before expiry), heartbeat,
+  batch_rows, window_batches, window_bytes, resume_timeout,
+  compression (none, lz4 or zstd), log_level
 
 Flags:
 `
