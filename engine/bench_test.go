@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/util"
 
@@ -19,31 +18,6 @@ import (
 	"github.com/ferry-ai/ferry/internal/pki"
 	"github.com/ferry-ai/ferry/internal/syntable"
 )
-
-// cycleReader yields the same few prebuilt batches again and again, so a
-// benchmark measures the link, not the making of data.
-type cycleReader struct {
-	recs []arrow.RecordBatch
-	n, i int
-	cur  arrow.RecordBatch
-}
-
-func (r *cycleReader) Schema() *arrow.Schema { return syntable.Schema }
-func (r *cycleReader) Next() bool {
-	if r.i >= r.n {
-		return false
-	}
-	r.cur = r.recs[r.i%len(r.recs)]
-	r.i++
-	return true
-}
-func (r *cycleReader) RecordBatch() arrow.RecordBatch { return r.cur }
-func (r *cycleReader) Record() arrow.RecordBatch      { return r.cur }
-func (r *cycleReader) Err() error                     { return nil }
-func (r *cycleReader) Retain()                        {}
-func (r *cycleReader) Release()                       {}
-
-var _ array.RecordReader = (*cycleReader)(nil)
 
 // BenchmarkDoPut uploads 2M rows of the mixed-type table per iteration to an
 // engine in this process over mutual TLS 1.3 (MB/s is of Arrow data).
@@ -64,7 +38,7 @@ func BenchmarkDoPut(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				job := fmt.Sprintf("bench-%d", i)
 				startJob(b, c, job)
-				_, err := agent.StreamTable(context.Background(), c, job, "events", &cycleReader{recs: recs, n: batches}, agent.StreamOptions{Compression: comp})
+				_, err := agent.StreamTable(context.Background(), c, job, "events", syntable.Repeat(recs, batchRows*batches), agent.StreamOptions{Compression: comp})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -170,7 +170,7 @@ func agentChild(certs, addr string, rows int64, compression string) error {
 		}
 	}()
 	start := time.Now()
-	ack, err := agent.StreamTable(ctx, eng, job, "events", &cycleReader{recs: recs, rows: rows}, agent.StreamOptions{Compression: compression})
+	ack, err := agent.StreamTable(ctx, eng, job, "events", syntable.Repeat(recs, rows), agent.StreamOptions{Compression: compression})
 	secs := time.Since(start).Seconds()
 	close(stop)
 	<-sampled
@@ -182,37 +182,6 @@ func agentChild(certs, addr string, rows int64, compression string) error {
 	}
 	return json.NewEncoder(os.Stdout).Encode(agentReport{Rows: ack.Rows, Bytes: ack.Bytes, Secs: secs, PeakRSS: vmHWM(), PeakAnon: peakAnon})
 }
-
-// cycleReader yields rows rows from a few prebuilt batches, sliced at the end.
-type cycleReader struct {
-	recs []arrow.RecordBatch
-	rows int64
-	sent int64
-	i    int
-	cur  arrow.RecordBatch
-}
-
-func (r *cycleReader) Schema() *arrow.Schema { return syntable.Schema }
-func (r *cycleReader) Next() bool {
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
-	if r.sent >= r.rows {
-		return false
-	}
-	rec := r.recs[r.i%len(r.recs)]
-	r.i++
-	n := min(rec.NumRows(), r.rows-r.sent)
-	r.cur = rec.NewSlice(0, n)
-	r.sent += n
-	return true
-}
-func (r *cycleReader) RecordBatch() arrow.RecordBatch { return r.cur }
-func (r *cycleReader) Record() arrow.RecordBatch      { return r.cur }
-func (r *cycleReader) Err() error                     { return nil }
-func (r *cycleReader) Retain()                        {}
-func (r *cycleReader) Release()                       {}
 
 // child is a running child process that printed its first line.
 type child struct {
