@@ -128,6 +128,16 @@ func (s *Server) train(ctx context.Context, jobID, owner string) (*link.TrainRes
 	if err != nil {
 		return nil, storeErr(err)
 	}
+	// Hold the job's data while training; a purge (TTL, shutdown) cancels
+	// the training and waits for it before zeroing the buffers.
+	release, err := j.Acquire()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	defer release()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	defer context.AfterFunc(j.Context(), stop)()
 	batches := j.Tables()
 	in := train.Input{JobID: jobID, Query: j.Spec.Query, Tables: map[string]train.Table{}}
 	for _, meta := range j.Spec.Tables {
@@ -140,6 +150,9 @@ func (s *Server) train(ctx context.Context, jobID, owner string) (*link.TrainRes
 	start := time.Now()
 	out, err := train.Run(ctx, in, train.Options{Allocator: j.Alloc, Logger: s.log.With("job_id", jobID), NThread: s.cfg.Threads, MaxRounds: s.cfg.MaxRounds})
 	if err != nil {
+		if j.Context().Err() != nil {
+			return nil, status.Errorf(codes.Aborted, "job %s: purged while training (expired or engine shutting down)", jobID)
+		}
 		if ctx.Err() != nil {
 			return nil, status.Errorf(codes.Canceled, "job %s: training cancelled", jobID)
 		}

@@ -10,6 +10,7 @@
 package jobstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -78,6 +79,10 @@ type Job struct {
 	received   atomic.Int64
 	mu         sync.Mutex
 	purged     bool
+	users      int        // readers of the job's data (Acquire)
+	idle       *sync.Cond // signalled when users drops to 0
+	ctx        context.Context
+	cancel     context.CancelFunc
 	adopted    []adoptedBytes // message bodies batches alias, zeroed at purge
 	adoptedN   int64
 	tables     map[string][]arrow.RecordBatch
@@ -108,6 +113,8 @@ func (s *Store) Create(spec link.JobSpec, owner string) (*Job, error) {
 		created: s.now(), quota: quota, ioStart: StorageWriteBytes(),
 		tables: map[string][]arrow.RecordBatch{}, progress: map[string]Progress{},
 	}
+	j.idle = sync.NewCond(&j.mu)
+	j.ctx, j.cancel = context.WithCancel(context.Background())
 	s.jobs[spec.JobID] = j
 	return j, nil
 }
@@ -132,6 +139,33 @@ func (s *Store) Len() int {
 	defer s.mu.Unlock()
 	return len(s.jobs)
 }
+
+// Acquire registers a reader of the job's data (training): purge cancels
+// Context and then waits for every reader to call the returned release
+// before it zeroes the buffers, so no reader ever sees them change. It
+// fails after purge.
+func (j *Job) Acquire() (release func(), err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.purged {
+		return nil, fmt.Errorf("job %s: %w", j.Spec.JobID, ErrUnknownJob)
+	}
+	j.users++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			j.mu.Lock()
+			j.users--
+			if j.users == 0 {
+				j.idle.Broadcast()
+			}
+			j.mu.Unlock()
+		})
+	}, nil
+}
+
+// Context is cancelled when the job is purged; readers stop on it.
+func (j *Job) Context() context.Context { return j.ctx }
 
 // Progress is what a job holds of one table.
 type Progress struct {
@@ -239,6 +273,10 @@ func (j *Job) Tables() map[string][]arrow.RecordBatch {
 func (j *Job) SetResult(res *link.TrainResult, preds arrow.RecordBatch) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.purged {
+		preds.Release() // zeroed now: the job is gone
+		return
+	}
 	for _, r := range j.results {
 		r.Release()
 	}
@@ -285,6 +323,10 @@ func (s *Store) Purge(id, owner, reason string) (link.PurgeAttestation, error) {
 func (s *Store) purge(j *Job, reason string) link.PurgeAttestation {
 	j.mu.Lock()
 	j.purged = true
+	j.cancel()
+	for j.users > 0 {
+		j.idle.Wait() // a reader stops on the cancelled context
+	}
 	for name, recs := range j.tables {
 		for _, r := range recs {
 			r.Release()

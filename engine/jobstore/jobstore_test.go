@@ -161,3 +161,63 @@ func TestAppendBatchSequence(t *testing.T) {
 		t.Fatalf("%d tables held after purge", n)
 	}
 }
+
+// TestPurgeWaitsForReaders: a purge (say the TTL janitor while the job
+// trains) cancels the job's context and waits for its readers before it
+// zeroes anything, so a reader never sees its buffers change under it; a
+// reader cannot join a purged job.
+func TestPurgeWaitsForReaders(t *testing.T) {
+	s := New(Config{WatchDirs: []string{t.TempDir()}})
+	j, err := s.Create(link.JobSpec{JobID: "j"}, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, raw := batch(t, j, 1000, 42)
+	if _, _, err := j.AppendBatch("t", 0, rec, 8000); err != nil {
+		t.Fatal(err)
+	}
+	rec.Release()
+	release, err := j.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	purged := make(chan link.PurgeAttestation)
+	go func() {
+		att, _ := s.Purge("j", "a", "expired")
+		purged <- att
+	}()
+	select {
+	case <-j.Context().Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("purge did not cancel the job's context")
+	}
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-purged:
+		t.Fatal("purge went on while a reader held the job")
+	default:
+	}
+	for i, b := range raw {
+		if b == 0 && i%8 == 0 {
+			t.Fatalf("byte %d zeroed while a reader held the job", i)
+		}
+	}
+	release()
+	release() // twice is harmless
+	select {
+	case att := <-purged:
+		if att.Reason != "expired" {
+			t.Fatalf("attestation %+v", att)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("purge did not finish after the reader left")
+	}
+	for i, b := range raw {
+		if b != 0 {
+			t.Fatalf("byte %d not zeroed after purge", i)
+		}
+	}
+	if _, err := j.Acquire(); !errors.Is(err, ErrUnknownJob) {
+		t.Fatalf("acquire after purge: %v", err)
+	}
+}
