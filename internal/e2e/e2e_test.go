@@ -128,6 +128,27 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("AgentMemory", func(t *testing.T) {
+		// The agent streams: its peak memory is its window and its
+		// warehouse driver's, not the tables it sent.
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Agent.Pid()))
+		if err != nil {
+			t.Skipf("no /proc: %v", err)
+		}
+		var hwm, anon, file int64
+		for _, line := range strings.Split(string(st), "\n") {
+			for name, dst := range map[string]*int64{"VmHWM:": &hwm, "RssAnon:": &anon, "RssFile:": &file} {
+				if v, ok := strings.CutPrefix(line, name); ok {
+					fmt.Sscanf(strings.TrimSpace(v), "%d", dst)
+				}
+			}
+		}
+		t.Logf("ferry-agent after the job: peak RSS %d MB; now %d MB its own (RssAnon), %d MB mapped files", hwm>>10, anon>>10, file>>10)
+		if hwm>>10 > 150 {
+			t.Errorf("ferry-agent peak RSS %d MB: over 150 MB for a %.1f-scale warehouse", hwm>>10, testScale)
+		}
+	})
+
 	t.Run("Retention", func(t *testing.T) {
 		p := d.Purge
 		if p == nil {
