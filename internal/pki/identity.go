@@ -16,11 +16,12 @@ import (
 	"time"
 )
 
-// Files an enrolled agent keeps in its state directory.
-const (
-	AgentCertFile = "agent.pem"
-	AgentKeyFile  = "agent-key.pem"
-)
+// IdentityFile is the file (mode 0600) an enrolled agent keeps in its state
+// directory: its certificate and then its private key, PEM. One file, so a
+// renewal replaces the pair in one atomic rename: a reader, or an agent
+// restarting after a crash mid-renewal, never finds a key that does not
+// match the certificate.
+const IdentityFile = "identity.pem"
 
 // NewKeyAndCSR generates a private key (ECDSA P-256) and a certificate
 // request (DER) for it. The key stays with the caller; only the request is
@@ -48,9 +49,14 @@ type Identity struct {
 // LoadIdentity reads the key and certificate kept in dir. It returns an
 // error wrapping os.ErrNotExist when the agent has not enrolled yet.
 func LoadIdentity(dir string) (*Identity, error) {
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, AgentCertFile), filepath.Join(dir, AgentKeyFile))
+	data, err := os.ReadFile(filepath.Join(dir, IdentityFile))
 	if err != nil {
 		return nil, fmt.Errorf("agent identity in %s: %w", dir, err)
+	}
+	cert, err := tls.X509KeyPair(data, data)
+	clear(data)
+	if err != nil {
+		return nil, fmt.Errorf("agent identity in %s: %w", filepath.Join(dir, IdentityFile), err)
 	}
 	id := &Identity{dir: dir}
 	id.cur.Store(&cert)
@@ -65,9 +71,9 @@ func NewIdentity(dir string) (*Identity, error) {
 	return &Identity{dir: dir}, nil
 }
 
-// Install keeps key and its certificate (DER): it writes both to the state
-// directory (key 0600; each file replaced atomically, certificate last) and
-// makes them the ones new connections present.
+// Install keeps key and its certificate (DER): it replaces the state
+// directory's identity file atomically (0600) and makes them the ones new
+// connections present.
 func (id *Identity) Install(key *ecdsa.PrivateKey, certDER []byte) error {
 	leaf, err := x509.ParseCertificate(certDER)
 	if err != nil {
@@ -81,10 +87,11 @@ func (id *Identity) Install(key *ecdsa.PrivateKey, certDER []byte) error {
 	if err != nil {
 		return fmt.Errorf("agent identity: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(id.dir, AgentKeyFile), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return err
-	}
-	if err := writeAtomic(filepath.Join(id.dir, AgentCertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o644); err != nil {
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})...)
+	err = writeAtomic(filepath.Join(id.dir, IdentityFile), data, 0o600)
+	clear(data)
+	clear(keyDER)
+	if err != nil {
 		return err
 	}
 	id.cur.Store(&tls.Certificate{Certificate: [][]byte{certDER}, PrivateKey: key, Leaf: leaf})
