@@ -208,11 +208,9 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 			d.JobID, d.Table, d.FirstBatch, held, held)
 	}
 	src := &adoptingStream{first: first, stream: stream, job: j, bodies: f.s.bodies}
+	defer src.discard()
 	r, err := flight.NewRecordReader(src, ipc.WithAllocator(j.Alloc), ipc.WithDelayReadSchema(false))
 	if err != nil {
-		if src.err != nil {
-			return storeErr(src.err)
-		}
 		return status.Errorf(codes.InvalidArgument, "do_put %s/%s: read schema: %v", d.JobID, d.Table, err)
 	}
 	defer r.Release()
@@ -220,6 +218,11 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	var skipped int64
 	for r.Next() {
 		rec := r.RecordBatch()
+		// The batch is decoded: now its message bodies become the job's,
+		// and a purge may zero them (it never does so mid-decode).
+		if err := src.adopt(); err != nil {
+			return storeErr(err)
+		}
 		p, kept, err := j.AppendBatch(d.Table, seq, rec, util.TotalRecordSize(rec))
 		if err != nil {
 			return storeErr(err)
@@ -231,9 +234,6 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 		if err := sendAck(stream, link.PutAck{Rows: p.Rows, Batches: p.Batches, Bytes: p.Bytes}); err != nil {
 			return status.Errorf(codes.Unavailable, "do_put %s/%s: ack batch %d: %v", d.JobID, d.Table, seq-1, err)
 		}
-	}
-	if src.err != nil {
-		return storeErr(src.err)
 	}
 	if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
 		p := j.Progress(d.Table)
@@ -247,15 +247,17 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 }
 
 // adoptingStream hands the already-received first message back to the IPC
-// reader, then continues with the stream, giving every message's header and
-// body to the job before the reader decodes it: the batches alias those
-// bytes, and purge zeroes them.
+// reader, then continues with the stream. The messages it returns stay
+// pending until adopt gives their bytes to the job, after the reader has
+// decoded the batch built on them: the batches alias those bytes, purge
+// zeroes them, and a purge never zeroes bytes mid-decode. Bytes never
+// adopted are zeroed by discard.
 type adoptingStream struct {
-	first  *flight.FlightData
-	stream flight.FlightService_DoPutServer
-	job    *jobstore.Job
-	bodies *flightcodec.BodyPool
-	err    error // the job refused a body (purged meanwhile)
+	first   *flight.FlightData
+	stream  flight.FlightService_DoPutServer
+	job     *jobstore.Job
+	bodies  *flightcodec.BodyPool
+	pending []*flight.FlightData
 }
 
 func (a *adoptingStream) Recv() (*flight.FlightData, error) {
@@ -267,20 +269,44 @@ func (a *adoptingStream) Recv() (*flight.FlightData, error) {
 			return m, err
 		}
 	}
-	for i, b := range [][]byte{m.DataBody, m.DataHeader, m.AppMetadata} {
-		if len(b) == 0 {
-			continue
-		}
-		var release func([]byte)
-		if i == 0 {
-			release = a.bodies.Put // the codec took the body from this pool
-		}
-		if err := a.job.Adopt(b, release); err != nil {
-			a.err = err
-			return nil, err
+	a.pending = append(a.pending, m)
+	return m, nil
+}
+
+// adopt hands the pending messages' bytes to the job; after a purge the job
+// zeroes them at once and adopt fails.
+func (a *adoptingStream) adopt() error {
+	var first error
+	for _, m := range a.pending {
+		for i, b := range [][]byte{m.DataBody, m.DataHeader, m.AppMetadata} {
+			if len(b) == 0 {
+				continue
+			}
+			var release func([]byte)
+			if i == 0 {
+				release = a.bodies.Put // the codec took the body from this pool
+			}
+			if err := a.job.Adopt(b, release); err != nil && first == nil {
+				first = err
+			}
 		}
 	}
-	return m, nil
+	a.pending = a.pending[:0]
+	return first
+}
+
+// discard zeroes the bytes of messages never adopted (a stream that broke
+// mid-batch, the end-of-stream marker).
+func (a *adoptingStream) discard() {
+	for _, m := range a.pending {
+		clear(m.DataBody)
+		clear(m.DataHeader)
+		clear(m.AppMetadata)
+		if len(m.DataBody) > 0 {
+			a.bodies.Put(m.DataBody)
+		}
+	}
+	a.pending = nil
 }
 
 func sendAck(stream flight.FlightService_DoPutServer, ack link.PutAck) error {
