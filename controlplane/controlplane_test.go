@@ -491,3 +491,54 @@ func TestRestart(t *testing.T) {
 		t.Errorf("submit after restart: %v", err)
 	}
 }
+
+// TestRevokeWithoutCA: without a CA key, enrollment answers 501, and an
+// agent with a certificate made elsewhere can still be revoked: its session
+// ends and its next connection is refused at the handshake.
+func TestRevokeWithoutCA(t *testing.T) {
+	h := startHarness(t, harnessOptions{})
+	bearer := "Bearer " + testToken
+	for _, req := range []struct{ method, path, token, body string }{
+		{"POST", api.PathEnrollments, bearer, `{"agent_id":"a","tenant":"t"}`},
+		{"POST", api.PathEnroll, "", `{"token":"fet_x","csr":""}`},
+		{"GET", api.PathCRL, "", ""},
+	} {
+		if code, body := h.do(req.method, req.path, req.token, req.body); code != http.StatusNotImplemented || !strings.Contains(body, "ca_key") {
+			t.Errorf("%s %s: %d %s; want 501 naming ca_key", req.method, req.path, code, body)
+		}
+	}
+	if code, _ := h.do("POST", api.PathAgents+"/"+testAgentID+"/revoke", "", `{}`); code != http.StatusUnauthorized {
+		t.Fatalf("revoke without the bearer token: %d", code)
+	}
+	a := h.connectAgent(true)
+	code, body := h.do("POST", api.PathAgents+"/"+testAgentID+"/revoke", bearer, `{"reason":"test"}`)
+	if code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	if err := a.recvErr(); err == nil {
+		t.Fatal("the revoked agent's session did not end")
+	}
+	cfg, err := pki.DevFiles(h.certDir, "agent").ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(h.agentAdr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := agentapi.NewAgentServiceClient(cc).Connect(ctx)
+	if err == nil {
+		if err = stream.Send(hello(testAgentID)); err == nil {
+			_, err = stream.Recv()
+		}
+	}
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "bad certificate") {
+		t.Fatalf("next connection of the revoked agent: %v, want refused at the handshake", err)
+	}
+	if !strings.Contains(h.logs.String(), "revoked agent refused") {
+		t.Error("the refusal was not logged")
+	}
+}

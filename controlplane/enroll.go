@@ -185,19 +185,29 @@ func (s *Server) verifyAgentConn(cs tls.ConnectionState) error {
 	return nil
 }
 
-// handleEnrollments issues a one-time enrollment token (bearer token).
-func (s *Server) handleEnrollments(w http.ResponseWriter, r *http.Request) {
+// enrollmentRequest checks that r is a POST to a control plane that holds
+// the CA key and decodes its body into req; it answers the error itself and
+// returns false when not.
+func (s *Server) enrollmentRequest(w http.ResponseWriter, r *http.Request, req any) bool {
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, http.MethodPost)
-		return
+		return false
 	}
 	if s.ca == nil {
 		writeError(w, http.StatusNotImplemented, "enrollment is off: the control plane has no CA key (ca_key in its config)")
-		return
+		return false
 	}
-	var req api.EnrollmentRequest
-	if code, err := decodeBody(w, r, &req); err != nil {
+	if code, err := decodeBody(w, r, req); err != nil {
 		writeError(w, code, err.Error())
+		return false
+	}
+	return true
+}
+
+// handleEnrollments issues a one-time enrollment token (bearer token).
+func (s *Server) handleEnrollments(w http.ResponseWriter, r *http.Request) {
+	var req api.EnrollmentRequest
+	if !s.enrollmentRequest(w, r, &req) {
 		return
 	}
 	id := pki.AgentIdentity{AgentID: req.AgentID, Tenant: req.Tenant}
@@ -242,17 +252,8 @@ func hashEnrollToken(token string) string {
 // agent's first certificate. The token is the only credential: this route
 // is not behind the bearer token.
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		methodNotAllowed(w, http.MethodPost)
-		return
-	}
-	if s.ca == nil {
-		writeError(w, http.StatusNotImplemented, "enrollment is off: the control plane has no CA key (ca_key in its config)")
-		return
-	}
 	var req api.EnrollRequest
-	if code, err := decodeBody(w, r, &req); err != nil {
-		writeError(w, code, err.Error())
+	if !s.enrollmentRequest(w, r, &req) {
 		return
 	}
 	block, rest := pem.Decode([]byte(req.CSR))
