@@ -125,7 +125,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	// 2. Three processes on loopback.
-	say("== starting control plane, engine and agent (mTLS, TLS 1.3, dev certificates in %s)", filepath.Join(abs, "run", "certs"))
+	say("== starting control plane, engine and agent (mutual TLS 1.3; development CA in %s; the agent enrolls with a one-time token)", filepath.Join(abs, "run", "certs"))
 	runDir := filepath.Join(abs, "run")
 	_ = os.RemoveAll(runDir)
 	stack, err := devstack.Start(ctx, devstack.Options{BinDir: *binDir, Dir: runDir, Warehouse: wh})
@@ -133,7 +133,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer stack.Stop()
-	say("   control plane API %s, agent RPC %s, engine Flight %s; agent %s connected (outbound only)", stack.APIURL, stack.AgentAddr, stack.EngineAddr, devstack.AgentID)
+	say("   control plane API %s, agent RPC %s, engine Flight %s; agent %s enrolled (key in %s) and connected (outbound only)",
+		stack.APIURL, stack.AgentAddr, stack.EngineAddr, devstack.AgentID, stack.AgentState)
 
 	// 3. Submit and follow.
 	say("== submitting: %s", *query)
