@@ -7,7 +7,7 @@ BIN       := $(CURDIR)/bin
 export GOTOOLCHAIN := local
 export GOFLAGS     := -mod=readonly -tags=$(TAGS)
 
-.PHONY: all deps services build demo test test-short conformance bench fuzz lint proto clean help
+.PHONY: all deps services build demo test test-short conformance bench fuzz lint proto clean help f1
 
 all: build
 
@@ -22,6 +22,9 @@ build: deps ## build bin/ferry, bin/ferry-agent, bin/ferry-engine, bin/ferry-con
 
 demo: build ## generate the demo warehouse (scale 1), start the three processes, run a churn prediction
 	$(BIN)/ferry demo --dir $(CURDIR)/.ferry-demo --scale 1
+
+f1: deps ## load the Formula 1 data (../shared/data/f1) into .ferry-f1/f1.db with keys and time columns (docs/examples/f1)
+	$(GO) run ./docs/examples/f1 --data ../shared/data/f1 --out .ferry-f1/f1.db
 
 services: ## install and start PostgreSQL and build the S3 server (versitygw) into ~/.cache/ferry
 	@bash scripts/services.sh
@@ -54,4 +57,4 @@ proto: ## regenerate the agent RPC code (needs protoc, protoc-gen-go, protoc-gen
 	protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative controlplane/agentapi/agent.proto
 
 clean: ## remove build output and the demo directory
-	rm -rf $(BIN) .ferry-demo
+	rm -rf $(BIN) .ferry-demo .ferry-f1

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ferry-ai/ferry/connectors"
+	"github.com/ferry-ai/ferry/connectors/all"
+)
+
+// dataDir is the shared Formula 1 data, beside the project.
+const dataDir = "../../../../shared/data/f1"
+
+// TestLoad loads the Ergast CSV files and checks what Ferry will read: the
+// snapshot's row counts are reference_tasks.py's (races up to 2023, event
+// rows up to 2023-07-30), every table has its primary key, the event tables
+// their foreign keys and a time column taken from their race (qualifying:
+// a day earlier).
+func TestLoad(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(dataDir, "races.csv")); err != nil {
+		t.Skipf("no Formula 1 data here (%v)", err)
+	}
+	out := filepath.Join(t.TempDir(), "f1.db")
+	ctx := context.Background()
+	if err := Load(ctx, dataDir, out); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("duckdb", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for table, want := range map[string]int{"races": 1101, "results": 26080, "qualifying": 9815, "drivers": 864, "circuits": 77} {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Errorf("%s: %d rows, reference_tasks.py's snapshot has %d", table, n, want)
+		}
+	}
+	var off int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM qualifying q JOIN races r USING (raceId) WHERE q.date <> r.date - INTERVAL 1 DAY`).Scan(&off); err != nil || off != 0 {
+		t.Errorf("qualifying rows not a day before their race: %d (%v)", off, err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM results x JOIN races r USING (raceId) WHERE x.date <> r.date OR x.date > TIMESTAMP '2023-07-30 23:59:59'`).Scan(&off); err != nil || off != 0 {
+		t.Errorf("results rows off their race time or past the snapshot: %d (%v)", off, err)
+	}
+
+	db.Close() // one configuration per file in a process: the connector opens it next
+	c, err := all.Mux().Open(ctx, "duckdb://"+out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tables, err := c.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := map[string][]string{
+		"results": {"races", "drivers", "constructors", "status"}, "qualifying": {"races", "drivers", "constructors"},
+		"driver_standings": {"races", "drivers"}, "constructor_standings": {"races", "constructors"},
+		"constructor_results": {"races", "constructors"}, "pit_stops": {"races", "drivers"},
+		"sprint_results": {"races", "drivers", "constructors", "status"},
+	}
+	seen := 0
+	for _, tb := range tables {
+		if len(tb.PrimaryKey) == 0 {
+			t.Errorf("%s has no primary key", tb.Name)
+		}
+		refs, ok := events[tb.Name]
+		if !ok {
+			continue
+		}
+		seen++
+		if tb.TimeColumn != "date" {
+			t.Errorf("%s: time column %q, want date", tb.Name, tb.TimeColumn)
+		}
+		for _, ref := range refs {
+			if !hasFK(tb, ref) {
+				t.Errorf("%s: no foreign key to %s", tb.Name, ref)
+			}
+		}
+	}
+	if seen != len(events) {
+		t.Errorf("%d of %d event tables found", seen, len(events))
+	}
+}
+
+func hasFK(t connectors.Table, ref string) bool {
+	for _, fk := range t.ForeignKeys {
+		if fk.RefTable == ref {
+			return true
+		}
+	}
+	return false
+}
