@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"copy":      {"stream a table from one warehouse into another", runCopy},
 		"jobs":      {"submit, follow and list jobs: jobs submit|status|list", runJobs},
 		"agents":    {"list agents, issue enrollment tokens, revoke: agents list|enroll|revoke", runAgents},
+		"pql":       {"check a predictive query against a warehouse's graph: pql check", runPQL},
 		"demo":      {"run the all-in-one demo on the embedded DuckDB warehouse", runDemo},
 	}
 }

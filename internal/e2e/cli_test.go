@@ -21,7 +21,7 @@ func TestHelpEverywhere(t *testing.T) {
 		{"ferry-engine", "--help"},
 		{"ferry-controlplane", "--help"},
 	}
-	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "agents", "demo"} {
+	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "agents", "pql", "demo"} {
 		cases = append(cases, []string{"ferry", sub, "--help"})
 	}
 	cases = append(cases, []string{"ferry", "dev", "certs", "--help"}, []string{"ferry", "jobs", "submit", "--help"},
@@ -90,5 +90,41 @@ func TestAgentsCLI(t *testing.T) {
 		if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
 			t.Errorf("ferry %v: exit %d, want an error on one line\n%s%s", args, code, out, errOut)
 		}
+	}
+}
+
+// TestPQLCheck: `ferry pql check` against a warehouse URL and a graph file
+// (`ferry tables --json`): exit 0 and a one-line summary, or exit 2 and one
+// line naming the line and column and, for a wrong name, the nearest one.
+func TestPQLCheck(t *testing.T) {
+	db := copyDB(t)
+	url := "duckdb://" + db
+	code, graphJSON, errOut := ferry(t, nil, "tables", "--json", url)
+	if code != 0 {
+		t.Fatalf("tables --json: %d %s", code, errOut)
+	}
+	graphFile := filepath.Join(t.TempDir(), "graph.json")
+	if err := os.WriteFile(graphFile, []byte(graphJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, query, graph string
+		code               int
+		want               string
+	}{
+		{"warehouse", demoQuery, url, 0, "ok: binary_classification for each customers.customer_id; tables customers, orders"},
+		{"graph file", demoQuery, graphFile, 0, "ok: binary_classification"},
+		{"unknown table", "PREDICT COUNT(order.*, 0, 30, days) = 0 FOR EACH customers.customer_id", graphFile, 2, `line 1, column 9: table "order" not found (did you mean "orders"?)`},
+		{"syntax", "PREDICT COUNT(orders.*, 0, 30 days) > 0 FOR EACH customers.customer_id", graphFile, 2, `line 1, column 31: expected ","`},
+		{"missing graph file", demoQuery, filepath.Join(t.TempDir(), "none.json"), 2, "graph file"},
+		{"not a graph", demoQuery, db, 2, "graph file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := ferry(t, nil, "pql", "check", tc.query, "--graph", tc.graph)
+			got := strings.TrimSpace(out + errOut)
+			if code != tc.code || !strings.Contains(got, tc.want) || strings.Count(got, "\n") > 0 {
+				t.Fatalf("exit %d, output %q; want exit %d and one line containing %q", code, got, tc.code, tc.want)
+			}
+		})
 	}
 }
