@@ -55,6 +55,8 @@ type Aggregation struct {
 	End    int
 	Unit   Unit
 	Pos    Pos // where the aggregation starts in the query text
+	// TablePos is where the table name is: errors about the table point there.
+	TablePos Pos
 }
 
 // Window returns the window's bounds relative to the anchor.
@@ -162,6 +164,8 @@ type EntityRef struct {
 	Table  string
 	Column string
 	Pos    Pos // where the table name is in the query text
+	// ColumnPos is where the key column's name is.
+	ColumnPos Pos
 }
 
 // Query is a parsed predictive query.

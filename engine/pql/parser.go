@@ -93,6 +93,7 @@ func (p *parser) query() (*Query, error) {
 	if _, err := p.expect(tokDot, `"."`, " between the entity table and its primary key"); err != nil {
 		return nil, err
 	}
+	q.Entity.ColumnPos = p.tok.pos
 	if q.Entity.Column, err = p.ident("primary key column", " after "+quoteIdent(q.Entity.Table, false)+"."); err != nil {
 		return nil, err
 	}
@@ -172,6 +173,7 @@ func (p *parser) aggregation(role string) (Aggregation, error) {
 		return a, err
 	}
 	var err error
+	a.TablePos = p.tok.pos
 	if a.Table, err = p.ident("a table name", " in "+fn+"("); err != nil {
 		return a, err
 	}

@@ -35,9 +35,9 @@ func TestParseGood(t *testing.T) {
 		}
 	}
 	q, _ := Parse(demo)
-	wantTarget := Target{Agg: Aggregation{Func: "COUNT", Table: "orders", Column: "*", Start: 0, End: 30, Unit: Days, Pos: Pos{1, 9}}, Op: "=", Value: 0, Pos: Pos{1, 9}}
-	wantFilter := Condition{Agg: Aggregation{Func: "COUNT", Table: "orders", Column: "*", Start: -90, End: 0, Unit: Days, Pos: Pos{1, 79}}, Op: ">", Value: 0, Pos: Pos{1, 79}}
-	if q.Target != wantTarget || len(q.Filters) != 1 || q.Filters[0] != wantFilter || q.Entity != (EntityRef{"customers", "customer_id", Pos{1, 51}}) || q.Text != demo {
+	wantTarget := Target{Agg: Aggregation{Func: "COUNT", Table: "orders", Column: "*", Start: 0, End: 30, Unit: Days, Pos: Pos{1, 9}, TablePos: Pos{1, 15}}, Op: "=", Value: 0, Pos: Pos{1, 9}}
+	wantFilter := Condition{Agg: Aggregation{Func: "COUNT", Table: "orders", Column: "*", Start: -90, End: 0, Unit: Days, Pos: Pos{1, 79}, TablePos: Pos{1, 85}}, Op: ">", Value: 0, Pos: Pos{1, 79}}
+	if q.Target != wantTarget || len(q.Filters) != 1 || q.Filters[0] != wantFilter || q.Entity != (EntityRef{"customers", "customer_id", Pos{1, 51}, Pos{1, 61}}) || q.Text != demo {
 		t.Errorf("demo query parsed as %+v", q)
 	}
 	if s, e := q.Target.Agg.Window(); s != 0 || e != 30*24*time.Hour {

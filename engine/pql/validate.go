@@ -43,10 +43,10 @@ func (q *Query) Validate(g *graph.Graph) error {
 		return err
 	}
 	if _, ok := et.Column(q.Entity.Column); !ok {
-		return verr(q.Entity.Pos, &graph.NotFoundError{Kind: "column", Table: et.Name, Name: q.Entity.Column, Nearest: graph.Nearest(q.Entity.Column, et.ColumnNames())})
+		return verr(q.Entity.ColumnPos, &graph.NotFoundError{Kind: "column", Table: et.Name, Name: q.Entity.Column, Nearest: graph.Nearest(q.Entity.Column, et.ColumnNames())})
 	}
 	if len(et.PrimaryKey) != 1 || et.PrimaryKey[0] != q.Entity.Column {
-		return verr(q.Entity.Pos, fmt.Errorf("FOR EACH %s.%s: %q is not the primary key of %q (primary key: %v)",
+		return verr(q.Entity.ColumnPos, fmt.Errorf("FOR EACH %s.%s: %q is not the primary key of %q (primary key: %v)",
 			et.Name, q.Entity.Column, q.Entity.Column, et.Name, et.PrimaryKey))
 	}
 	aggs := []Aggregation{q.Target.Agg}
@@ -54,7 +54,7 @@ func (q *Query) Validate(g *graph.Graph) error {
 		aggs = append(aggs, f.Agg)
 	}
 	for _, a := range aggs {
-		t, err := findTable(g, a.Table, a.Pos)
+		t, err := findTable(g, a.Table, a.TablePos)
 		if err != nil {
 			return err
 		}

@@ -114,8 +114,9 @@ func TestPQLCheck(t *testing.T) {
 	}{
 		{"warehouse", demoQuery, url, 0, "ok: binary_classification for each customers.customer_id; tables customers, orders"},
 		{"graph file", demoQuery, graphFile, 0, "ok: binary_classification"},
-		{"unknown table", "PREDICT COUNT(order.*, 0, 30, days) = 0 FOR EACH customers.customer_id", graphFile, 2, `line 1, column 9: table "order" not found (did you mean "orders"?)`},
+		{"unknown table", "PREDICT COUNT(order.*, 0, 30, days) = 0 FOR EACH customers.customer_id", graphFile, 2, `line 1, column 15: table "order" not found (did you mean "orders"?)`},
 		{"syntax", "PREDICT COUNT(orders.*, 0, 30 days) > 0 FOR EACH customers.customer_id", graphFile, 2, `line 1, column 31: expected ","`},
+		{"unknown key column", "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer", graphFile, 2, `line 1, column 61: column "customer" not found in table "customers"`},
 		{"missing graph file", demoQuery, filepath.Join(t.TempDir(), "none.json"), 2, "graph file"},
 		{"not a graph", demoQuery, db, 2, "graph file"},
 	} {
