@@ -101,7 +101,13 @@ func (r result) print() {
 	if r.rows > 0 {
 		rps = fmt.Sprintf("%.2fM", float64(r.rows)/r.secs/1e6)
 	}
-	fmt.Printf("| %-38s | %9s | %9.1f | %8.1f | %8.1f | %-30s |\n", r.name, rps, float64(r.bytes)/r.secs/1e6, r.heapMB, r.rssMB, ratio)
+	mb := func(v float64) string { // 0: not measured for this row
+		if v == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f", v)
+	}
+	fmt.Printf("| %-38s | %9s | %9.1f | %8s | %8s | %-30s |\n", r.name, rps, float64(r.bytes)/r.secs/1e6, mb(r.heapMB), mb(r.rssMB), ratio)
 }
 
 // peak samples the Go heap while fn runs and reads the process's peak RSS
