@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/ferry-ai/ferry/engine/jobstore"
@@ -104,10 +105,14 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	framePool := &flightcodec.ZeroingBufferPool{}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
-		// FlightData bodies are decoded in one copy into recycled buffers.
-		grpc.ForceServerCodecV2(flightcodec.Codec{Bodies: s.bodies}),
+		// FlightData bodies are decoded in one copy into recycled buffers,
+		// and gRPC's frame buffers are zeroed as soon as it is done with
+		// them (not when it reuses them).
+		grpc.ForceServerCodecV2(flightcodec.Codec{Bodies: s.bodies, Pool: framePool}),
+		experimental.BufferPool(framePool),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)

@@ -54,6 +54,9 @@ type Outgoing struct {
 // content type is the standard one.
 type Codec struct {
 	Bodies *BodyPool
+	// Pool supplies the buffers messages are marshalled into (nil: gRPC's
+	// default pool).
+	Pool mem.BufferPool
 }
 
 var protoCodec = encoding.GetCodecV2(proto.Name)
@@ -65,18 +68,25 @@ func (Codec) Name() string { return proto.Name }
 func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case *Outgoing:
-		return marshal(m.Descriptor, m.DataHeader, m.AppMetadata, m.Body)
+		return marshal(c.pool(), m.Descriptor, m.DataHeader, m.AppMetadata, m.Body)
 	case *flight.FlightData:
 		var body [][]byte
 		if len(m.DataBody) > 0 {
 			body = [][]byte{m.DataBody}
 		}
-		return marshal(m.FlightDescriptor, m.DataHeader, m.AppMetadata, body)
+		return marshal(c.pool(), m.FlightDescriptor, m.DataHeader, m.AppMetadata, body)
 	}
 	return protoCodec.Marshal(v)
 }
 
-func marshal(desc *flight.FlightDescriptor, header, meta []byte, body [][]byte) (mem.BufferSlice, error) {
+func (c Codec) pool() mem.BufferPool {
+	if c.Pool != nil {
+		return c.Pool
+	}
+	return mem.DefaultBufferPool()
+}
+
+func marshal(pool mem.BufferPool, desc *flight.FlightDescriptor, header, meta []byte, body [][]byte) (mem.BufferSlice, error) {
 	var descBytes []byte
 	if desc != nil {
 		var err error
@@ -98,7 +108,6 @@ func marshal(desc *flight.FlightDescriptor, header, meta []byte, body [][]byte) 
 	field(fieldDataHeader, len(header), len(header) > 0)
 	field(fieldAppMetadata, len(meta), len(meta) > 0)
 	field(fieldDataBody, bodyLen, bodyLen > 0)
-	pool := mem.DefaultBufferPool()
 	buf := pool.Get(size)
 	out := (*buf)[:0]
 	put := func(num protowire.Number, parts ...[]byte) {

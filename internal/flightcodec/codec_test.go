@@ -136,3 +136,33 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestZeroingBufferPool: a buffer is zero when it comes back from the pool
+// (it was zeroed when it was put), sizes round up to powers of two and are
+// reused, and a buffer too large to pool is still zeroed on Put.
+func TestZeroingBufferPool(t *testing.T) {
+	p := &ZeroingBufferPool{}
+	for _, n := range []int{0, 1, 255, 256, 257, 16384, 16385, 1 << 20, 1<<20 + 1} {
+		b := p.Get(n)
+		if len(*b) != n {
+			t.Fatalf("Get(%d): len %d", n, len(*b))
+		}
+		for i := range *b {
+			(*b)[i] = 0xAB
+		}
+		keep := (*b)[:cap(*b)]
+		p.Put(b)
+		for i, v := range keep {
+			if v != 0 {
+				t.Fatalf("Get(%d): byte %d is %#x after Put, want 0", n, i, v)
+			}
+		}
+		again := p.Get(n)
+		for i, v := range *again {
+			if v != 0 {
+				t.Fatalf("Get(%d) again: byte %d is %#x", n, i, v)
+			}
+		}
+		p.Put(again)
+	}
+}
