@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/internal/grpcrecover"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
 
@@ -140,6 +141,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WaitForHandlers(true),
+		grpc.ChainUnaryInterceptor(grpcrecover.Unary(s.log)),
+		grpc.ChainStreamInterceptor(grpcrecover.Stream(s.log)),
 	)
 	agentapi.RegisterAgentServiceServer(s.grpcSrv, &agentService{s: s})
 	return s, nil

@@ -27,6 +27,7 @@ import (
 
 	"github.com/ferry-ai/ferry/engine/jobstore"
 	"github.com/ferry-ai/ferry/internal/flightcodec"
+	"github.com/ferry-ai/ferry/internal/grpcrecover"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
 
@@ -113,6 +114,8 @@ func New(cfg Config) (*Server, error) {
 		// them (not when it reuses them).
 		grpc.ForceServerCodecV2(flightcodec.Codec{Bodies: s.bodies, Pool: framePool}),
 		experimental.BufferPool(framePool),
+		grpc.ChainUnaryInterceptor(grpcrecover.Unary(log)),
+		grpc.ChainStreamInterceptor(grpcrecover.Stream(log)),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)

@@ -223,6 +223,9 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 		if err := src.adopt(); err != nil {
 			return storeErr(err)
 		}
+		if err := validateBatch(rec); err != nil {
+			return status.Errorf(codes.InvalidArgument, "do_put %s/%s: batch %d is malformed: %v", d.JobID, d.Table, seq, err)
+		}
 		p, kept, err := j.AppendBatch(d.Table, seq, rec, util.TotalRecordSize(rec))
 		if err != nil {
 			return storeErr(err)
