@@ -92,7 +92,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 			if id == nil {
 				return nil, errors.New("agent is not enrolled")
 			}
-			return id.ClientConfig(roots).GetClientCertificate(info)
+			return id.GetClientCertificate(info)
 		},
 	})
 	return a, nil

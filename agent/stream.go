@@ -241,7 +241,11 @@ func (u *upload) attempt(ctx context.Context) (link.PutAck, error) {
 		}
 	}()
 
-	go u.readAcks(stream)
+	acksDone := make(chan struct{})
+	go func() {
+		defer close(acksDone)
+		u.readAcks(stream)
+	}()
 
 	cmd, _ := json.Marshal(link.Descriptor{JobID: u.jobID, Table: u.table, FirstBatch: first})
 	opts := []ipc.Option{ipc.WithSchema(u.r.Schema()), ipc.WithAllocator(memory.DefaultAllocator)}
@@ -252,8 +256,9 @@ func (u *upload) attempt(ctx context.Context) (link.PutAck, error) {
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
 	// On a failed attempt, cancel the stream before the writer is closed:
 	// closing writes the end-of-stream marker, which must never reach the
-	// engine after a partial table.
-	defer func() { cancel(); w.Close() }()
+	// engine after a partial table. Then wait for this attempt's ack reader,
+	// so that it cannot mark the next attempt broken.
+	defer func() { cancel(); w.Close(); <-acksDone }()
 
 	sendErr := func(seq int64, err error) error {
 		// A failed send means the stream is over; its status, if the engine

@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
@@ -326,19 +324,7 @@ func TestNoClientCertificate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cc, err := grpc.NewClient(h.agentAdr, grpc.WithTransportCredentials(credentials.NewTLS(tt.cfg)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cc.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			stream, err := agentapi.NewAgentServiceClient(cc).Connect(ctx)
-			if err == nil {
-				if err = stream.Send(hello(testAgentID)); err == nil {
-					_, err = stream.Recv()
-				}
-			}
+			err := h.helloWith(tt.cfg)
 			if status.Code(err) != codes.Unavailable {
 				t.Fatalf("error = %v, want Unavailable (handshake refused)", err)
 			}
@@ -522,20 +508,7 @@ func TestRevokeWithoutCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := grpc.NewClient(h.agentAdr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stream, err := agentapi.NewAgentServiceClient(cc).Connect(ctx)
-	if err == nil {
-		if err = stream.Send(hello(testAgentID)); err == nil {
-			_, err = stream.Recv()
-		}
-	}
-	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "bad certificate") {
+	if err := h.helloWith(cfg); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "bad certificate") {
 		t.Fatalf("next connection of the revoked agent: %v, want refused at the handshake", err)
 	}
 	if !strings.Contains(h.logs.String(), "revoked agent refused") {

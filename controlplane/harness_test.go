@@ -305,6 +305,26 @@ func (h *harness) dialAgent(identity string) *testAgent {
 	return a
 }
 
+// helloWith opens a Connect stream with cfg, sends Hello and reads the
+// answer; it returns the first error (a refused handshake surfaces here).
+func (h *harness) helloWith(cfg *tls.Config) error {
+	h.t.Helper()
+	cc, err := grpc.NewClient(h.agentAdr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := agentapi.NewAgentServiceClient(cc).Connect(ctx)
+	if err == nil {
+		if err = stream.Send(hello(testAgentID)); err == nil {
+			_, err = stream.Recv()
+		}
+	}
+	return err
+}
+
 func hello(agentID string) *agentapi.AgentMessage {
 	return &agentapi.AgentMessage{Msg: &agentapi.AgentMessage_Hello{Hello: &agentapi.Hello{
 		ProtocolVersion: 1, AgentId: agentID, Version: "test", WarehouseKind: "duckdb", Tables: testTables(),

@@ -167,10 +167,10 @@ func (s *Server) train(ctx context.Context, jobID, owner string) (*link.TrainRes
 
 // DoPut receives one table of a job, or the rest of it after a broken
 // upload. The first message's descriptor names the job, the table and the
-// sequence number of the stream's first batch. Every message body received
-// is handed to the job (Job.Adopt) before it is decoded, and the batches
-// decoded from it alias it without a copy (decompressed buffers come from
-// the job's zeroing allocator): purge zeroes them all. Each sequence number
+// sequence number of the stream's first batch. The batches decoded from
+// the messages alias their bodies without a copy (decompressed buffers come
+// from the job's zeroing allocator); once a batch is decoded, the messages
+// it came from are handed to the job (Job.Adopt), and purge zeroes them all. Each sequence number
 // is kept once: a batch the job already holds (resent after a reconnect) is
 // skipped. After each batch the engine sends a PutResult whose app metadata
 // is a JSON PutAck with the table's totals, and a last one with Done set

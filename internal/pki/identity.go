@@ -154,15 +154,15 @@ func (id *Identity) RenewAt() time.Time {
 // current certificate at every handshake and verifying servers against
 // roots.
 func (id *Identity) ClientConfig(roots *x509.CertPool) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		RootCAs:    roots,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			c := id.cur.Load()
-			if c == nil {
-				return nil, errors.New("agent identity: not enrolled")
-			}
-			return c, nil
-		},
+	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, GetClientCertificate: id.GetClientCertificate}
+}
+
+// GetClientCertificate returns the current certificate; it is a
+// tls.Config.GetClientCertificate hook.
+func (id *Identity) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	c := id.cur.Load()
+	if c == nil {
+		return nil, errors.New("agent identity: not enrolled")
 	}
+	return c, nil
 }
