@@ -64,8 +64,13 @@ func TestJobEndPurges(t *testing.T) {
 
 			var att link.PurgeAttestation
 			if reason == link.PurgeExpired {
-				waitUntil(t, 5*time.Second, func() bool { _, err := srv.store.Get(job, "agent-resume"); return err != nil })
-				att = lastAttestation(t, logs.String, job)
+				// The janitor removes the job, purges it, then logs the
+				// attestation: wait for the log line, the last step.
+				waitUntil(t, 5*time.Second, func() bool { _, ok := loggedAttestation(logs.String(), job); return ok })
+				att, _ = loggedAttestation(logs.String(), job)
+				if _, err := srv.store.Get(job, "agent-resume"); err == nil {
+					t.Fatal("the expired job is still in the store")
+				}
 			} else {
 				att = purgeAction(t, c, job, reason)
 			}
@@ -171,10 +176,9 @@ func doGetRows(ctx context.Context, c flight.Client, job string) (int64, error) 
 	return n, nil
 }
 
-// lastAttestation finds the purge the engine logged for a job.
-func lastAttestation(t *testing.T, logs func() string, job string) link.PurgeAttestation {
-	t.Helper()
-	for _, line := range strings.Split(logs(), "\n") {
+// loggedAttestation finds the purge the engine logged for a job.
+func loggedAttestation(logs, job string) (link.PurgeAttestation, bool) {
+	for _, line := range strings.Split(logs, "\n") {
 		var e struct {
 			Msg           string    `json:"msg"`
 			JobID         string    `json:"job_id"`
@@ -185,11 +189,10 @@ func lastAttestation(t *testing.T, logs func() string, job string) link.PurgeAtt
 			Time          time.Time `json:"time"`
 		}
 		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "job purged" && e.JobID == job {
-			return link.PurgeAttestation{JobID: job, Reason: e.Reason, BytesReceived: e.BytesReceived, BytesPurged: e.BytesPurged, FilesWritten: e.FilesWritten, PurgedAt: e.Time}
+			return link.PurgeAttestation{JobID: job, Reason: e.Reason, BytesReceived: e.BytesReceived, BytesPurged: e.BytesPurged, FilesWritten: e.FilesWritten, PurgedAt: e.Time}, true
 		}
 	}
-	t.Fatalf("no purge logged for %s", job)
-	return link.PurgeAttestation{}
+	return link.PurgeAttestation{}, false
 }
 
 func waitUntil(t *testing.T, d time.Duration, ok func() bool) {
