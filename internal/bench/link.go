@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -12,33 +13,30 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/util"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/ferry-ai/ferry/agent"
 	"github.com/ferry-ai/ferry/engine"
-	"github.com/ferry-ai/ferry/internal/graph"
-	"github.com/ferry-ai/ferry/internal/link"
 	"github.com/ferry-ai/ferry/internal/pki"
 	"github.com/ferry-ai/ferry/internal/syntable"
 )
 
 // The link benchmark runs the engine, the agent and the raw TLS sink each in
-// a process of its own (this binary, re-executed in a child mode), so the
-// agent's peak RSS is the agent's alone and both sides of every transfer
-// cross a process boundary, as in production.
+// a process of its own (the engine and the sink are this binary re-executed
+// in a child mode; the agent is internal/benchagent, built here, which links
+// what ferry-agent links), so the agent's peak RSS is the agent's alone and
+// both sides of every transfer cross a process boundary, as in production.
 const (
 	childEngine  = "engine-child"
-	childAgent   = "agent-child"
 	childTLSSink = "tls-sink-child"
 )
 
@@ -63,15 +61,6 @@ func runChild(args []string) (bool, error) {
 		return true, engineChild(args[1])
 	case childTLSSink:
 		return true, tlsSinkChild(args[1])
-	case childAgent:
-		if len(args) != 5 {
-			return true, fmt.Errorf("%s: want certs addr rows compression", childAgent)
-		}
-		rows, err := strconv.ParseInt(args[3], 10, 64)
-		if err != nil {
-			return true, err
-		}
-		return true, agentChild(args[1], args[2], rows, args[4])
 	}
 	return true, fmt.Errorf("unknown child mode %q", args[0])
 }
@@ -121,66 +110,37 @@ func tlsSinkChild(certs string) error {
 	}
 }
 
-// agentReport is what the agent child prints.
+// agentReport is what the agent child (internal/benchagent) prints.
 type agentReport struct {
-	Rows, Bytes int64
-	Secs        float64
-	PeakRSS     float64 // bytes (VmHWM): includes the executable's mapped pages
-	PeakAnon    float64 // bytes: the peak of RssAnon, the process's own memory
+	Rows, Bytes       int64
+	Secs              float64
+	CPUSecs           float64 // user + system time of the upload
+	PeakRSS, PeakAnon float64 // bytes
 }
 
-// agentChild uploads a table of rows mixed-type rows to the engine at addr
-// as the agent does (StreamTable, its window and acknowledgements) and
-// prints a JSON agentReport. The batches are made once and sent again and
-// again, so the figure is the link's, not the making of data.
-func agentChild(certs, addr string, rows int64, compression string) error {
-	tlsCfg, err := pki.DevFiles(certs, "agent").ClientConfig()
+// cpuSecs returns the user + system time a process has used so far, from
+// /proc/PID/stat (in clock ticks of 10 ms).
+func cpuSecs(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return err
+		return 0
 	}
-	eng, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
-	if err != nil {
-		return err
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if len(f) < 13 {
+		return 0
 	}
-	defer eng.Close()
-	ctx := context.Background()
-	const batchRows = 65536
-	recs := make([]arrow.RecordBatch, 4)
-	for i := range recs {
-		recs[i] = syntable.Batch(memory.DefaultAllocator, int64(i)*batchRows, batchRows)
-	}
-	job := fmt.Sprintf("link-%d-%s", rows, compression)
-	if err := action(ctx, eng, link.ActionStartJob, link.JobSpec{JobID: job, Tables: []graph.Table{{Name: "events"}}}, nil); err != nil {
-		return err
-	}
-	var peakAnon float64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			peakAnon = max(peakAnon, procStatus("RssAnon:"))
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	start := time.Now()
-	ack, err := agent.StreamTable(ctx, eng, job, "events", syntable.Repeat(recs, rows), agent.StreamOptions{Compression: compression})
-	secs := time.Since(start).Seconds()
-	close(stop)
-	<-sampled
-	if err != nil {
-		return err
-	}
-	if err := action(ctx, eng, link.ActionPurge, link.JobRef{JobID: job}, nil); err != nil {
-		return err
-	}
-	return json.NewEncoder(os.Stdout).Encode(agentReport{Rows: ack.Rows, Bytes: ack.Bytes, Secs: secs, PeakRSS: vmHWM(), PeakAnon: peakAnon})
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+// selfCPU returns this process's user + system time (microsecond
+// resolution).
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // child is a running child process that printed its first line.
@@ -191,7 +151,12 @@ type child struct {
 }
 
 func startChild(args ...string) (*child, error) {
-	cmd := exec.Command(os.Args[0], args...)
+	return startProcess(os.Args[0], args...)
+}
+
+// startProcess starts the program with args and waits for its first line.
+func startProcess(program string, args ...string) (*child, error) {
+	cmd := exec.Command(program, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -208,7 +173,7 @@ func startChild(args ...string) (*child, error) {
 	if err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		return nil, fmt.Errorf("%s: no first line: %w", args[0], err)
+		return nil, fmt.Errorf("%s %s: no first line: %w", filepath.Base(program), args[0], err)
 	}
 	return &child{cmd: cmd, stdin: stdin, first: strings.TrimSpace(line)}, nil
 }
@@ -252,10 +217,22 @@ func rawTLSOver(certs, addr string, n int64) (float64, error) {
 // linkBench prints the agent -> engine rows: the raw TLS copy (the limit),
 // DoPut of rows mixed-type rows with each compression, and the flatness of
 // the agent's RSS (a table a tenth the size).
-func linkBench(dir string, rows int64) error {
+func linkBench(dir string, rows int64, comps []string) error {
+	for i, c := range comps {
+		if c == "none" {
+			comps[i] = agent.CompressionNone
+		}
+	}
+	if !slices.Contains(comps, agent.CompressionNone) {
+		return fmt.Errorf("link compressions %q: none is needed, it is the comparison", comps)
+	}
 	certs := filepath.Join(dir, "link-certs")
 	if err := pki.DevCerts(certs, "agent-bench", time.Hour); err != nil {
 		return err
+	}
+	agentBin := filepath.Join(dir, "benchagent")
+	if out, err := exec.Command("go", "build", "-o", agentBin, "github.com/ferry-ai/ferry/internal/benchagent").CombinedOutput(); err != nil {
+		return fmt.Errorf("build the agent child: %w\n%s", err, out)
 	}
 	eng, err := startChild(childEngine, certs)
 	if err != nil {
@@ -267,8 +244,13 @@ func linkBench(dir string, rows int64) error {
 		return err
 	}
 	defer sink.stop()
+	// CPU seconds and bytes of every uncompressed upload and raw copy: on
+	// two cores both sides of a transfer compete for the same CPU, so the
+	// CPU each byte costs bounds the ratio.
+	var flightCPU, flightBytes, rawCPU, rawBytes float64
 	upload := func(rows int64, compression string) (agentReport, error) {
-		c, err := startChild(childAgent, certs, eng.first, strconv.FormatInt(rows, 10), compression)
+		engCPU := cpuSecs(eng.cmd.Process.Pid)
+		c, err := startProcess(agentBin, certs, eng.first, strconv.FormatInt(rows, 10), compression)
 		if err != nil {
 			return agentReport{}, err
 		}
@@ -276,6 +258,10 @@ func linkBench(dir string, rows int64) error {
 		var rep agentReport
 		if err := json.Unmarshal([]byte(c.first), &rep); err != nil {
 			return rep, fmt.Errorf("agent child: %q: %w", c.first, err)
+		}
+		if compression == agent.CompressionNone {
+			flightCPU += rep.CPUSecs + cpuSecs(eng.cmd.Process.Pid) - engCPU
+			flightBytes += float64(rep.Bytes)
 		}
 		return rep, nil
 	}
@@ -285,12 +271,14 @@ func linkBench(dir string, rows int64) error {
 	// (a single run on two shared cores is noise).
 	var tlsBest float64
 	var best map[string]agentReport = map[string]agentReport{}
-	comps := []string{agent.CompressionNone, agent.CompressionLZ4, agent.CompressionZSTD}
 	for round := 0; round < 3; round++ {
+		cpu0, sink0 := selfCPU(), cpuSecs(sink.cmd.Process.Pid)
 		secs, err := rawTLSOver(certs, sink.first, total)
 		if err != nil {
 			return fmt.Errorf("raw TLS copy: %w", err)
 		}
+		rawCPU += selfCPU() - cpu0 + cpuSecs(sink.cmd.Process.Pid) - sink0
+		rawBytes += float64(total)
 		if tlsBest == 0 || secs < tlsBest {
 			tlsBest = secs
 		}
@@ -327,9 +315,13 @@ func linkBench(dir string, rows int64) error {
 		r.ratio = (float64(rep.Bytes) / rep.Secs) / (float64(total) / tlsBest)
 		r.print()
 	}
+	rawPerGB, flightPerGB := rawCPU/(rawBytes/1e9), flightCPU/(flightBytes/1e9)
+	fmt.Printf("\nCPU per GB moved (both sides, user + system): raw TLS copy %.2f s, Flight DoPut %.2f s (agent and engine).\n"+
+		"On %d cores, with both sides of the raw copy keeping the cores busy, the ratio cannot pass %.2f.\n",
+		rawPerGB, flightPerGB, runtime.NumCPU(), rawPerGB/flightPerGB)
 	big := best[agent.CompressionNone]
 	fmt.Printf("\nagent peak RSS %.1f MB for %d rows, %.1f MB for %d rows (ten times more); of it, the agent's own memory (RssAnon) %.1f MB and %.1f MB,\n"+
-		"the rest the executable's mapped pages (this binary links DuckDB and XGBoost): the window bounds the agent's memory, not the table\n",
+		"the rest the executable's mapped pages (it links every connector, as ferry-agent does): the window bounds the agent's memory, not the table\n",
 		small.PeakRSS/1e6, small.Rows, big.PeakRSS/1e6, big.Rows, small.PeakAnon/1e6, big.PeakAnon/1e6)
 	return nil
 }

@@ -59,6 +59,7 @@ func main() {
 	rows := flag.Int64("rows", 5_000_000, "rows of the throughput table")
 	linkRows := flag.Int64("link-rows", 10_000_000, "rows of the mixed-type table sent agent -> engine")
 	only := flag.String("only", "", `run one part only: "link" (agent -> engine)`)
+	linkComps := flag.String("link-compression", "none,lz4,zstd", "the body compressions the link part measures, comma-separated")
 	scale := flag.Float64("scale", 1, "demo warehouse scale for the engine split")
 	flag.Parse()
 	var err error
@@ -72,7 +73,7 @@ func main() {
 			break
 		}
 		printHeader()
-		err = linkBench(dir, *linkRows)
+		err = linkBench(dir, *linkRows, strings.Split(*linkComps, ","))
 		os.RemoveAll(dir)
 	default:
 		err = fmt.Errorf("-only %q: want link", *only)
@@ -224,7 +225,7 @@ func run(ctx context.Context, nrows, linkRows int64, scale float64) error {
 		return err
 	}
 	defer eng.Close()
-	if err := linkBench(dir, linkRows); err != nil {
+	if err := linkBench(dir, linkRows, []string{agent.CompressionNone, agent.CompressionLZ4, agent.CompressionZSTD}); err != nil {
 		return fmt.Errorf("link: %w", err)
 	}
 
