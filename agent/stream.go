@@ -45,8 +45,12 @@ func ipcCompression(name string) (ipc.Option, error) {
 	return nil, fmt.Errorf("compression %q: want none, lz4 or zstd", name)
 }
 
-// Defaults of StreamOptions.
+// Defaults of StreamOptions, and of the batch size the agent reads the
+// warehouse in. In the link benchmark (`make bench`), 16384-row batches
+// stream as fast as 65536-row ones and the agent's own memory (RssAnon)
+// falls from about 34 MB to 20 MB.
 const (
+	DefaultBatchRows     = 16384
 	DefaultWindowBatches = 8
 	DefaultWindowBytes   = 32 << 20
 )

@@ -11,6 +11,8 @@ import (
 	"context"
 	"flag"
 	"io"
+	"os"
+	"runtime/debug"
 
 	"github.com/ferry-ai/ferry/agent"
 	"github.com/ferry-ai/ferry/connectors/all"
@@ -26,7 +28,7 @@ Runs the Ferry agent. Configuration keys (YAML):
   enrollment: {api, token_file, state_dir} (instead of tls.cert and tls.key:
   enroll once with a one-time token, renew before expiry), heartbeat,
   batch_rows, window_batches, window_bytes, resume_timeout,
-  compression (none, lz4 or zstd), log_level
+  compression (none, lz4 or zstd), gc_percent, log_level
 
 Flags:
 `
@@ -51,6 +53,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log, err := cli.Logger(stderr, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	a, err := agent.New(cfg, agent.Options{Connectors: all.Mux(), Logger: log})
 	if err != nil {

@@ -1,7 +1,8 @@
 // Command benchagent is the agent side of the link benchmark
 // (internal/bench): it uploads a synthetic mixed-type table to an engine
 // with agent.StreamTable, as ferry-agent does, and prints a JSON report of
-// rows, bytes, seconds and its peak memory. It links the same connectors
+// rows, bytes, seconds, CPU time and its peak memory; when its stdin closes
+// it purges the job and exits. It links the same connectors
 // as ferry-agent, so its resident set is the agent's, not the benchmark's.
 //
 //	benchagent CERTDIR ENGINEADDR ROWS COMPRESSION
@@ -11,7 +12,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +38,9 @@ func main() {
 	if len(os.Args) != 5 {
 		fmt.Fprintln(os.Stderr, "usage: benchagent CERTDIR ENGINEADDR ROWS COMPRESSION")
 		os.Exit(2)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(agent.DefaultGCPercent) // as ferry-agent does
 	}
 	rows, err := strconv.ParseInt(os.Args[3], 10, 64)
 	if err == nil {
@@ -70,7 +76,7 @@ func upload(certs, addr string, rows int64, compression string) error {
 	}
 	defer eng.Close()
 	ctx := context.Background()
-	const batchRows = 65536
+	batchRows := int64(agent.DefaultBatchRows)
 	recs := make([]arrow.RecordBatch, 4)
 	for i := range recs {
 		recs[i] = syntable.Batch(memory.DefaultAllocator, int64(i)*batchRows, batchRows)
@@ -104,10 +110,15 @@ func upload(certs, addr string, rows int64, compression string) error {
 	if err != nil {
 		return err
 	}
-	if err := action(ctx, eng, link.ActionPurge, link.JobRef{JobID: job}); err != nil {
+	rep := agentReport{Rows: ack.Rows, Bytes: ack.Bytes, Secs: secs, CPUSecs: cpu, PeakRSS: procStatus("VmHWM:"), PeakAnon: peakAnon}
+	if err := json.NewEncoder(os.Stdout).Encode(rep); err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(agentReport{Rows: ack.Rows, Bytes: ack.Bytes, Secs: secs, CPUSecs: cpu, PeakRSS: procStatus("VmHWM:"), PeakAnon: peakAnon})
+	// The benchmark reads the engine's CPU time now; the purge (zeroing
+	// what the job holds) waits until it closes stdin, so that the figure
+	// is the transfer's.
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return action(ctx, eng, link.ActionPurge, link.JobRef{JobID: job})
 }
 
 // procStatus reads a kB field of /proc/self/status, in bytes.
