@@ -49,10 +49,11 @@ func runPQL(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return cli.Usage(err)
 	}
-	if err := q.Validate(g); err != nil {
+	task, err := q.Task(g)
+	if err != nil {
 		return cli.Usage(err)
 	}
-	fmt.Fprintf(stdout, "ok: %s for each %s.%s; tables %s: %s\n", q.TaskType(), q.Entity.Table, q.Entity.Column,
+	fmt.Fprintf(stdout, "ok: %s for each %s.%s; tables %s: %s\n", task, q.Entity.Table, q.Entity.Column,
 		strings.Join(pql.RequiredTables(q, g), ", "), q)
 	return nil
 }

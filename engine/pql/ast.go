@@ -5,15 +5,25 @@
 //	FOR EACH customers.customer_id
 //	WHERE COUNT(orders.*, -90, 0, days) > 0
 //
-// A target aggregates a related table over a window relative to an anchor
-// time t: COUNT(orders.*, 0, 30, days) counts orders with time in
-// (t+0, t+30d]. Comparing it with a number makes a binary classification
-// task. WHERE conditions choose the entities scored at t; their windows lie
-// in the past (end <= 0), so they use only data at or before t.
+// A query names a target, the entities it is predicted for (a table and its
+// primary key), an optional entity filter (WHERE) and optional assumptions
+// (ASSUMING). Aggregations such as COUNT(orders.*, 0, 30, days) summarize the
+// rows of a related table whose time lies in a window (t+start, t+end]
+// relative to an anchor time t. The target's windows lie in the future
+// (start >= 0), WHERE windows in the past (end <= 0), so that entity
+// filters, like features, see only data at or before t.
 //
-// The skeleton supports COUNT(table.*) targets and filters; docs/pql.md has
-// the grammar. Errors carry the line and column and say what was expected.
-// The parser never panics (it is fuzzed).
+// The target decides the task (Query.Task): a condition (COUNT(...) > 0,
+// customers.segment = 'gold') is binary classification; a bare numeric
+// aggregation or numeric column is regression; a bare string column or
+// MIN/MAX/FIRST/LAST of a string column is multiclass classification;
+// LIST_DISTINCT(orders.product_id, 0, 30, days) RANK TOP 10 is
+// recommendation (the k items each entity is most likely to have).
+//
+// docs/pql.md has the grammar and an example of each form. Errors carry the
+// line and column and say what was expected; names not in the graph are
+// reported with the nearest valid one. The parser never panics (it is
+// fuzzed) and bounds the text, nesting and list lengths it accepts.
 package pql
 
 import (
@@ -26,47 +36,111 @@ import (
 // Unit is a time unit of a window.
 type Unit string
 
-// Supported units.
+// Supported units. Hours, days and weeks are fixed lengths (UTC); months
+// are calendar months (the anchor's day of month, as time.AddDate).
 const (
-	Hours Unit = "hours"
-	Days  Unit = "days"
-	Weeks Unit = "weeks"
+	Hours  Unit = "hours"
+	Days   Unit = "days"
+	Weeks  Unit = "weeks"
+	Months Unit = "months"
 )
 
-// Duration returns the length of n units.
+// Fixed reports whether the unit has a fixed length (all but months).
+func (u Unit) Fixed() bool { return u != Months }
+
+// Duration returns the length of n units; for months it is n × 30 days,
+// an approximation used only to bound windows (Add is exact).
 func (u Unit) Duration(n int) time.Duration {
 	switch u {
 	case Hours:
 		return time.Duration(n) * time.Hour
 	case Weeks:
 		return time.Duration(n) * 7 * 24 * time.Hour
+	case Months:
+		return time.Duration(n) * 30 * 24 * time.Hour
 	default:
 		return time.Duration(n) * 24 * time.Hour
 	}
 }
 
-// Aggregation is FUNC(table.column, start, end, unit): it aggregates the rows
-// of Table whose time lies in (t+start, t+end] for an anchor time t.
-type Aggregation struct {
-	Func   string // "COUNT"
-	Table  string
-	Column string // "*" for COUNT(table.*)
-	Start  int
-	End    int
-	Unit   Unit
-	Pos    Pos // where the aggregation starts in the query text
-	// TablePos is where the table name is: errors about the table point there.
-	TablePos Pos
+// Add returns t moved by n units.
+func (u Unit) Add(t time.Time, n int) time.Time {
+	if u == Months {
+		return t.AddDate(0, n, 0)
+	}
+	return t.Add(u.Duration(n))
 }
 
-// Window returns the window's bounds relative to the anchor.
-func (a Aggregation) Window() (start, end time.Duration) {
-	return a.Unit.Duration(a.Start), a.Unit.Duration(a.End)
+// Pos is a 1-based position in the query text; Col counts characters (runes),
+// not bytes.
+type Pos struct {
+	Line int
+	Col  int
 }
+
+// Expr is a node of a target or a condition: *Aggregation, *Column,
+// *Literal, *Binary, *Logical, *Not, *In or *IsNull.
+type Expr interface {
+	// Position is where the node starts in the query text.
+	Position() Pos
+	// String is the node's canonical text.
+	String() string
+	expr()
+}
+
+// Aggregation functions.
+const (
+	FuncCount         = "COUNT"
+	FuncCountDistinct = "COUNT_DISTINCT"
+	FuncSum           = "SUM"
+	FuncAvg           = "AVG"
+	FuncMin           = "MIN"
+	FuncMax           = "MAX"
+	FuncFirst         = "FIRST"
+	FuncLast          = "LAST"
+	FuncExists        = "EXISTS"
+	FuncListDistinct  = "LIST_DISTINCT"
+)
+
+// Aggregation is FUNC(table.column [WHERE condition], start, end, unit): it
+// aggregates the rows of Table whose time lies in (t+start, t+end] for an
+// anchor time t and, when Where is set, for which Where holds.
+type Aggregation struct {
+	Func   string // one of the Func constants
+	Table  string
+	Column string // "*" for COUNT(table.*) and EXISTS(table.*)
+	// Where filters the aggregated rows; it uses only Table's columns.
+	Where Expr
+	Start int
+	End   int
+	Unit  Unit
+	At    Pos // where the function name is
+	// TablePos and ColumnPos are where the table and column names are:
+	// errors about them point there.
+	TablePos  Pos
+	ColumnPos Pos
+}
+
+// Position returns where the aggregation starts.
+func (a *Aggregation) Position() Pos { return a.At }
 
 // String returns the canonical text, e.g. COUNT(orders.*, 0, 30, days).
-func (a Aggregation) String() string {
-	return fmt.Sprintf("%s(%s.%s, %d, %d, %s)", a.Func, quoteIdent(a.Table, false), colString(a.Column), a.Start, a.End, a.Unit)
+func (a *Aggregation) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s(%s.%s", a.Func, quoteIdent(a.Table, false), colString(a.Column))
+	if a.Where != nil {
+		b.WriteString(" WHERE ")
+		b.WriteString(a.Where.String())
+	}
+	fmt.Fprintf(&b, ", %d, %d, %s)", a.Start, a.End, a.Unit)
+	return b.String()
+}
+
+func (*Aggregation) expr() {}
+
+// Window returns the window's bounds relative to an anchor at t.
+func (a *Aggregation) Window(t time.Time) (start, end time.Time) {
+	return a.Unit.Add(t, a.Start), a.Unit.Add(t, a.End)
 }
 
 func colString(c string) string {
@@ -76,67 +150,304 @@ func colString(c string) string {
 	return quoteIdent(c, false)
 }
 
-// Comparison operators, as they appear in canonical text ("<>" is read as
-// "!=" and "==" as "=").
-const (
-	OpGT = ">"
-	OpGE = ">="
-	OpLT = "<"
-	OpLE = "<="
-	OpEQ = "="
-	OpNE = "!="
-)
-
-// TaskBinaryClassification is the task type of a target that compares an
-// aggregation with a number.
-const TaskBinaryClassification = "binary_classification"
-
-// Target is what a query predicts: for now an aggregation over a future
-// window compared with a number, which makes a binary label. Later forms
-// (bare aggregations for regression, static columns, RANK TOP k) add fields.
-type Target struct {
-	Agg   Aggregation
-	Op    string // one of the Op constants
-	Value float64
-	Pos   Pos // where the target starts in the query text
+// Column is table.column outside an aggregation: a column of the entity
+// table (a static value of the entity) or, inside an aggregation's WHERE, a
+// column of the aggregated row.
+type Column struct {
+	Table, Name string
+	At          Pos // where the table name is
+	NameAt      Pos // where the column name is
 }
 
-// String returns the canonical text, e.g. COUNT(orders.*, 0, 30, days) = 0.
-func (c Target) String() string { return comparisonString(c.Agg, c.Op, c.Value) }
+// Position returns where the reference starts.
+func (c *Column) Position() Pos { return c.At }
 
-// Holds reports whether the target's comparison holds for the aggregate v,
-// that is, whether the label is positive.
-func (c Target) Holds(v float64) bool { return Compare(v, c.Op, c.Value) }
+// String returns table.column, quoted where needed.
+func (c *Column) String() string { return quoteIdent(c.Table, false) + "." + quoteIdent(c.Name, false) }
 
-// FewerIsPositive reports whether a smaller aggregate makes the label more
-// likely to be positive (= 0, <, <=), which orients count-based baselines.
-func (c Target) FewerIsPositive() bool {
-	switch c.Op {
-	case OpLT, OpLE:
+func (*Column) expr() {}
+
+// LiteralKind says what a literal holds.
+type LiteralKind int
+
+// Literal kinds.
+const (
+	LitNumber LiteralKind = iota
+	LitString
+	LitBool
+	LitNull
+)
+
+// Literal is a constant: a number, a 'string', TRUE or FALSE, or NULL.
+type Literal struct {
+	Kind LiteralKind
+	Num  float64
+	Str  string
+	Bool bool
+	At   Pos
+}
+
+// Position returns where the literal is.
+func (l *Literal) Position() Pos { return l.At }
+
+// String returns the canonical text: numbers in shortest form, strings in
+// single quotes, a quote inside doubled.
+func (l *Literal) String() string {
+	switch l.Kind {
+	case LitNumber:
+		return strconv.FormatFloat(l.Num, 'g', -1, 64)
+	case LitString:
+		return "'" + strings.ReplaceAll(l.Str, "'", "''") + "'"
+	case LitBool:
+		if l.Bool {
+			return "TRUE"
+		}
+		return "FALSE"
+	}
+	return "NULL"
+}
+
+func (*Literal) expr() {}
+
+// Binary operators: comparisons and string matches.
+const (
+	OpGT         = ">"
+	OpGE         = ">="
+	OpLT         = "<"
+	OpLE         = "<="
+	OpEQ         = "="
+	OpNE         = "!="
+	OpLike       = "LIKE"
+	OpNotLike    = "NOT LIKE"
+	OpContains   = "CONTAINS"
+	OpStartsWith = "STARTS WITH"
+	OpEndsWith   = "ENDS WITH"
+)
+
+// IsComparison reports whether op is one of =, !=, <, <=, >, >=.
+func IsComparison(op string) bool {
+	switch op {
+	case OpGT, OpGE, OpLT, OpLE, OpEQ, OpNE:
 		return true
-	case OpEQ:
-		return c.Value <= 0
 	}
 	return false
 }
 
-// Condition is one WHERE filter: an aggregation over a past window compared
-// with a number.
-type Condition struct {
-	Agg   Aggregation
-	Op    string // one of the Op constants
-	Value float64
-	Pos   Pos // where the condition starts in the query text
+// Binary is "Left Op Right": a comparison ("<>" reads as "!=", "==" as "=")
+// or a string match whose Right is a string literal.
+type Binary struct {
+	Op          string
+	Left, Right Expr
+	At          Pos
 }
 
-// String returns the canonical text, e.g. COUNT(orders.*, -90, 0, days) > 0.
-func (c Condition) String() string { return comparisonString(c.Agg, c.Op, c.Value) }
+// Position returns where the left operand starts.
+func (b *Binary) Position() Pos { return b.At }
 
-// Holds reports whether the condition holds for the aggregate v.
-func (c Condition) Holds(v float64) bool { return Compare(v, c.Op, c.Value) }
+// String returns "left op right".
+func (b *Binary) String() string { return b.Left.String() + " " + b.Op + " " + b.Right.String() }
 
-// Compare evaluates "a op b" for one of the Op constants; an unknown operator
-// is false.
+func (*Binary) expr() {}
+
+// Logical is Terms joined by AND or OR (two or more terms).
+type Logical struct {
+	Op    string // "AND" or "OR"
+	Terms []Expr
+	At    Pos
+}
+
+// Position returns where the first term starts.
+func (l *Logical) Position() Pos { return l.At }
+
+// String joins the terms; an OR inside an AND is parenthesized.
+func (l *Logical) String() string {
+	parts := make([]string, len(l.Terms))
+	for i, t := range l.Terms {
+		parts[i] = t.String()
+		if in, ok := t.(*Logical); ok && in.Op == "OR" && l.Op == "AND" {
+			parts[i] = "(" + parts[i] + ")"
+		}
+	}
+	return strings.Join(parts, " "+l.Op+" ")
+}
+
+func (*Logical) expr() {}
+
+// Not is NOT X.
+type Not struct {
+	X  Expr
+	At Pos
+}
+
+// Position returns where NOT is.
+func (n *Not) Position() Pos { return n.At }
+
+// String returns NOT x, parenthesizing an AND or OR.
+func (n *Not) String() string {
+	if _, ok := n.X.(*Logical); ok {
+		return "NOT (" + n.X.String() + ")"
+	}
+	return "NOT " + n.X.String()
+}
+
+func (*Not) expr() {}
+
+// In is X [NOT] IN (literal, ...).
+type In struct {
+	X       Expr
+	List    []*Literal
+	Negated bool
+	At      Pos
+}
+
+// Position returns where X starts.
+func (n *In) Position() Pos { return n.At }
+
+// String returns "x IN (a, b)".
+func (n *In) String() string {
+	parts := make([]string, len(n.List))
+	for i, l := range n.List {
+		parts[i] = l.String()
+	}
+	op := " IN ("
+	if n.Negated {
+		op = " NOT IN ("
+	}
+	return n.X.String() + op + strings.Join(parts, ", ") + ")"
+}
+
+func (*In) expr() {}
+
+// IsNull is X IS [NOT] NULL.
+type IsNull struct {
+	X       Expr
+	Negated bool
+	At      Pos
+}
+
+// Position returns where X starts.
+func (n *IsNull) Position() Pos { return n.At }
+
+// String returns "x IS NULL" or "x IS NOT NULL".
+func (n *IsNull) String() string {
+	if n.Negated {
+		return n.X.String() + " IS NOT NULL"
+	}
+	return n.X.String() + " IS NULL"
+}
+
+func (*IsNull) expr() {}
+
+// Target is what a query predicts: a bare value (an aggregation over a
+// future window, or a column of the entity table) or a condition over such
+// values. TopK is set (> 0) for LIST_DISTINCT(...) RANK TOP k.
+type Target struct {
+	Expr Expr
+	TopK int
+	At   Pos
+}
+
+// String returns the canonical text.
+func (t Target) String() string {
+	if t.TopK > 0 {
+		return fmt.Sprintf("%s RANK TOP %d", t.Expr, t.TopK)
+	}
+	return t.Expr.String()
+}
+
+// EntityRef is FOR EACH table.column: the entities and their key.
+type EntityRef struct {
+	Table  string
+	Column string
+	Pos    Pos // where the table name is in the query text
+	// ColumnPos is where the key column's name is.
+	ColumnPos Pos
+}
+
+// Query is a parsed predictive query.
+type Query struct {
+	Target Target
+	Entity EntityRef
+	// Where filters the entities (nil: every entity). It uses the entity
+	// table's columns and aggregations over past windows.
+	Where Expr
+	// Assuming states conditions over future windows that training
+	// examples must meet and that are taken to hold when scoring (nil:
+	// none).
+	Assuming Expr
+	// Text is the query as given.
+	Text string
+}
+
+// String returns the query in canonical form.
+func (q *Query) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "PREDICT %s FOR EACH %s.%s", q.Target, quoteIdent(q.Entity.Table, false), quoteIdent(q.Entity.Column, false))
+	if q.Where != nil {
+		b.WriteString(" WHERE ")
+		b.WriteString(q.Where.String())
+	}
+	if q.Assuming != nil {
+		b.WriteString(" ASSUMING ")
+		b.WriteString(q.Assuming.String())
+	}
+	return b.String()
+}
+
+// Aggregations returns every aggregation in the query (target, WHERE,
+// ASSUMING), outermost first, in text order.
+func (q *Query) Aggregations() []*Aggregation {
+	var out []*Aggregation
+	for _, e := range []Expr{q.Target.Expr, q.Where, q.Assuming} {
+		Walk(e, func(x Expr) {
+			if a, ok := x.(*Aggregation); ok {
+				out = append(out, a)
+			}
+		})
+	}
+	return out
+}
+
+// Walk calls fn for e and every node below it, parents first; an
+// aggregation's WHERE is visited after the aggregation. A nil e is skipped.
+func Walk(e Expr, fn func(Expr)) {
+	if e == nil {
+		return
+	}
+	fn(e)
+	switch n := e.(type) {
+	case *Aggregation:
+		Walk(n.Where, fn)
+	case *Binary:
+		Walk(n.Left, fn)
+		Walk(n.Right, fn)
+	case *Logical:
+		for _, t := range n.Terms {
+			Walk(t, fn)
+		}
+	case *Not:
+		Walk(n.X, fn)
+	case *In:
+		Walk(n.X, fn)
+	case *IsNull:
+		Walk(n.X, fn)
+	}
+}
+
+// Conjuncts splits e into the terms of its top-level ANDs (e itself when it
+// is not an AND; nothing when e is nil).
+func Conjuncts(e Expr) []Expr {
+	if e == nil {
+		return nil
+	}
+	if l, ok := e.(*Logical); ok && l.Op == "AND" {
+		return l.Terms
+	}
+	return []Expr{e}
+}
+
+// Compare evaluates "a op b" for a numeric comparison operator; any other
+// operator is false.
 func Compare(a float64, op string, b float64) bool {
 	switch op {
 	case OpGT:
@@ -153,48 +464,6 @@ func Compare(a float64, op string, b float64) bool {
 		return a != b
 	}
 	return false
-}
-
-func comparisonString(a Aggregation, op string, v float64) string {
-	return fmt.Sprintf("%s %s %s", a, op, strconv.FormatFloat(v, 'g', -1, 64))
-}
-
-// EntityRef is FOR EACH table.column: the entities and their key.
-type EntityRef struct {
-	Table  string
-	Column string
-	Pos    Pos // where the table name is in the query text
-	// ColumnPos is where the key column's name is.
-	ColumnPos Pos
-}
-
-// Query is a parsed predictive query.
-type Query struct {
-	Target Target
-	Entity EntityRef
-	// Filters are the WHERE conditions, all of which must hold (AND).
-	Filters []Condition
-	// Text is the query as given.
-	Text string
-}
-
-// TaskType names the learning task the query asks for: a comparison target is
-// TaskBinaryClassification (the only form this version parses).
-func (q *Query) TaskType() string { return TaskBinaryClassification }
-
-// String returns the query in canonical form.
-func (q *Query) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "PREDICT %s FOR EACH %s.%s", q.Target, quoteIdent(q.Entity.Table, false), quoteIdent(q.Entity.Column, false))
-	for i, f := range q.Filters {
-		if i == 0 {
-			b.WriteString(" WHERE ")
-		} else {
-			b.WriteString(" AND ")
-		}
-		b.WriteString(f.String())
-	}
-	return b.String()
 }
 
 // SyntaxError is a parse error at a position.
@@ -225,14 +494,18 @@ func quoteIdent(s string, force bool) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
-// isKeyword reports whether s is a reserved word (case-insensitively),
-// including those of the full language that this version refuses: a name
-// spelled like one is quoted in canonical text so that it stays a name.
-func isKeyword(s string) bool {
-	switch strings.ToUpper(s) {
-	case "PREDICT", "FOR", "EACH", "WHERE", "AND", "OR", "NOT", "COUNT", "SUM", "AVG", "MIN", "MAX",
-		"COUNT_DISTINCT", "FIRST", "LAST", "EXISTS", "LIST_DISTINCT", "RANK", "TOP", "ASSUMING", "IN", "IS", "NULL":
-		return true
-	}
-	return false
+// keywords are the reserved words (upper case): a name spelled like one is
+// quoted in canonical text so that it stays a name.
+var keywords = map[string]bool{
+	"PREDICT": true, "FOR": true, "EACH": true, "WHERE": true, "ASSUMING": true,
+	"AND": true, "OR": true, "NOT": true, "IN": true, "IS": true, "NULL": true,
+	"TRUE": true, "FALSE": true, "LIKE": true, "CONTAINS": true, "STARTS": true,
+	"ENDS": true, "WITH": true, "RANK": true, "TOP": true,
+	FuncCount: true, FuncCountDistinct: true, FuncSum: true, FuncAvg: true, FuncMin: true,
+	FuncMax: true, FuncFirst: true, FuncLast: true, FuncExists: true, FuncListDistinct: true,
+	"HOURS": true, "DAYS": true, "WEEKS": true, "MONTHS": true,
+	"HOUR": true, "DAY": true, "WEEK": true, "MONTH": true,
 }
+
+// isKeyword reports whether s is a reserved word, case-insensitively.
+func isKeyword(s string) bool { return len(s) <= 14 && keywords[strings.ToUpper(s)] }

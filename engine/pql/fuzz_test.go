@@ -6,9 +6,9 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzParse checks that no input makes the parser panic, that every error
-// has a position inside the text, and that a parsed query's canonical form
-// parses to itself.
+// FuzzParse checks that no input makes the parser or the validator panic,
+// that every error has a position inside the text, and that a parsed
+// query's canonical form parses to itself.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		demo,
@@ -19,6 +19,12 @@ func FuzzParse(f *testing.F) {
 		"PREDICT COUNT(o.*, 0, 30, days) > 0 FOR EACH c.id; DROP TABLE x --",
 		"\xff\xfe",
 		"PREDICT COUNT(\"unterminated",
+		"PREDICT SUM(orders.amount WHERE orders.status IN ('a', 'b') AND NOT orders.note LIKE '%x%', 0, 2, months) FOR EACH customers.customer_id",
+		"PREDICT LIST_DISTINCT(orders.product_id, 0, 30, days) RANK TOP 10 FOR EACH customers.customer_id WHERE customers.vip",
+		"PREDICT (customers.segment = 'gold' OR customers.age >= 30) AND NOT customers.vip FOR EACH customers.customer_id",
+		"PREDICT MAX(orders.amount, 0, 7) > 1 FOR EACH customers.customer_id WHERE customers.signup_at < '2024-01-01' ASSUMING EXISTS(returns.*, 0, 7)",
+		"PREDICT customers.segment FOR EACH customers.customer_id WHERE customers.segment IS NOT NULL AND customers.segment ENDS WITH 'd'",
+		"PREDICT COUNT(o.* WHERE o.s = 'it''s', 0, 1) > 0 FOR EACH c.id",
 	} {
 		f.Add(s)
 	}
@@ -38,6 +44,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		_, _ = q.Task(shop()) // must not panic, whatever the query
 		canon := q.String()
 		q2, err := Parse(canon)
 		if err != nil {

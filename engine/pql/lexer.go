@@ -15,6 +15,7 @@ const (
 	tokIllegal           // a character or sequence the lexer cannot use
 	tokIdent             // bare identifier or keyword
 	tokQuoted            // "double quoted" identifier
+	tokString            // 'single quoted' string literal
 	tokNumber            // unsigned numeric literal
 	tokLParen            // (
 	tokRParen            // )
@@ -25,13 +26,6 @@ const (
 	tokPlus              // +
 	tokOp                // comparison operator: > >= < <= = != <>
 )
-
-// Pos is a 1-based position in the query text; Col counts characters (runes),
-// not bytes.
-type Pos struct {
-	Line int
-	Col  int
-}
 
 // token is one lexical token with its position.
 type token struct {
@@ -48,6 +42,8 @@ func (t token) describe() string {
 		return "end of input"
 	case tokQuoted:
 		return quoteIdent(t.text, true)
+	case tokString:
+		return "'" + truncate(strings.ReplaceAll(t.text, "'", "''"), 32) + "'"
 	default:
 		return fmt.Sprintf("%q", truncate(t.text, 32))
 	}
@@ -159,6 +155,8 @@ func (l *lexer) next() token {
 		return token{kind: tokIdent, text: text, pos: p}
 	case r == '"':
 		return l.quoted(p)
+	case r == '\'':
+		return l.str(p)
 	case isDigit(r) || (r == '.' && l.off+1 < len(l.src) && isDigit(rune(l.src[l.off+1]))):
 		return l.number(p)
 	}
@@ -239,6 +237,41 @@ func (l *lexer) quoted(p Pos) token {
 			return token{kind: tokQuoted, text: name, pos: p}
 		case r < 0x20 || r == 0x7f:
 			return token{kind: tokIllegal, text: `"` + truncate(b.String(), 32), pos: p, msg: "control character in quoted identifier"}
+		default:
+			l.advance()
+			b.WriteRune(r)
+		}
+	}
+}
+
+// maxStringLen bounds string literals.
+const maxStringLen = 4096
+
+// str lexes a single-quoted string literal; a doubled quote inside stands
+// for one.
+// It may hold any character but a control character.
+func (l *lexer) str(p Pos) token {
+	l.advance() // opening quote
+	var b strings.Builder
+	for {
+		r, w := l.peekRune()
+		switch {
+		case w == 0:
+			return token{kind: tokIllegal, text: "'" + truncate(b.String(), 32), pos: p, msg: "unterminated string"}
+		case r == utf8.RuneError && w == 1:
+			return token{kind: tokIllegal, text: "'" + truncate(b.String(), 32), pos: p, msg: "invalid UTF-8 in string"}
+		case r == '\'':
+			l.advance()
+			if n, _ := l.peekRune(); n == '\'' {
+				l.advance()
+				b.WriteRune('\'')
+				continue
+			}
+			return token{kind: tokString, text: b.String(), pos: p}
+		case r < 0x20 || r == 0x7f:
+			return token{kind: tokIllegal, text: "'" + truncate(b.String(), 32), pos: p, msg: "control character in string (strings are one line)"}
+		case b.Len() >= maxStringLen:
+			return token{kind: tokIllegal, text: "'" + truncate(b.String(), 32), pos: p, msg: fmt.Sprintf("string longer than %d bytes", maxStringLen)}
 		default:
 			l.advance()
 			b.WriteRune(r)

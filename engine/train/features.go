@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-
-	"github.com/ferry-ai/ferry/engine/pql"
 )
 
 // matrix is a dense row-major feature matrix with labels: one row per
@@ -42,7 +40,7 @@ func (m *matrix) purge() {
 
 // featureBuilder computes features, labels and eligibility at anchors.
 type featureBuilder struct {
-	q       *pql.Query
+	form    countForm
 	ents    *entities
 	related []*events // feature tables, in name order
 	target  *events
@@ -59,8 +57,8 @@ type featureBuilder struct {
 	counts, sums, ns []float64
 }
 
-func newFeatureBuilder(q *pql.Query, ents *entities, related []*events, target *events) (*featureBuilder, error) {
-	fb := &featureBuilder{q: q, ents: ents, related: related, target: target,
+func newFeatureBuilder(form countForm, ents *entities, related []*events, target *events) (*featureBuilder, error) {
+	fb := &featureBuilder{form: form, ents: ents, related: related, target: target,
 		countDays: []int64{7, 30, 90, 365}, valueDays: []int64{30, 90}}
 	fb.counts = make([]float64, len(fb.countDays))
 	fb.sums = make([]float64, len(fb.valueDays))
@@ -69,18 +67,17 @@ func newFeatureBuilder(q *pql.Query, ents *entities, related []*events, target *
 	for _, ev := range related {
 		byName[ev.table] = ev
 	}
-	for _, f := range q.Filters {
-		ev := byName[f.Agg.Table]
+	for _, f := range form.filters {
+		ev := byName[f.table]
 		if ev == nil {
-			return nil, fmt.Errorf("WHERE table %s is not linked to %s", f.Agg.Table, q.Entity.Table)
+			return nil, fmt.Errorf("WHERE table %s is not linked to %s", f.table, ents.table)
 		}
 		fb.filters = append(fb.filters, ev)
 	}
-	lo, hi := q.Target.Agg.Window()
-	fb.labelLo, fb.labelHi = lo.Microseconds(), hi.Microseconds()
-	fb.recent = hi.Microseconds()
+	fb.labelLo, fb.labelHi = form.target.lo.Microseconds(), form.target.hi.Microseconds()
+	fb.recent = form.target.hi.Microseconds()
 	fb.baselineSign = 1
-	if q.Target.FewerIsPositive() {
+	if form.target.fewerIsPositive() {
 		fb.baselineSign = -1
 	}
 	for _, s := range ents.static {
@@ -120,10 +117,9 @@ func (fb *featureBuilder) eligible(e int32, t int64) bool {
 	if fb.ents.time != nil && (!fb.ents.hasT[e] || fb.ents.time[e] > t) {
 		return false
 	}
-	for i, f := range fb.q.Filters {
-		s, en := f.Agg.Window()
-		n := fb.filters[i].count(e, t+s.Microseconds(), t+en.Microseconds())
-		if !f.Holds(float64(n)) {
+	for i, f := range fb.form.filters {
+		n := fb.filters[i].count(e, t+f.lo.Microseconds(), t+f.hi.Microseconds())
+		if !f.holds(float64(n)) {
 			return false
 		}
 	}
@@ -132,7 +128,7 @@ func (fb *featureBuilder) eligible(e int32, t int64) bool {
 
 // label returns 1 when the target holds for e's events in (t+start, t+end].
 func (fb *featureBuilder) label(e int32, t int64) float32 {
-	if fb.q.Target.Holds(float64(fb.target.count(e, t+fb.labelLo, t+fb.labelHi))) {
+	if fb.form.target.holds(float64(fb.target.count(e, t+fb.labelLo, t+fb.labelHi))) {
 		return 1
 	}
 	return 0

@@ -149,7 +149,12 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 	for _, n := range names {
 		g.Tables = append(g.Tables, in.Tables[n].Meta)
 	}
-	if err := q.Validate(g); err != nil {
+	task, err := q.Task(g)
+	if err != nil {
+		return nil, err
+	}
+	form, err := formOf(q)
+	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -187,22 +192,22 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 			return nil, fmt.Errorf("table %s: %w", n, err)
 		}
 		related = append(related, ev)
-		if n == q.Target.Agg.Table {
+		if n == form.target.table {
 			target = ev
 		}
 	}
 	if target == nil || !target.hasTime {
-		return nil, fmt.Errorf("target table %s has no rows with a time: %w", q.Target.Agg.Table, ErrNoData)
+		return nil, fmt.Errorf("target table %s has no rows with a time: %w", form.target.table, ErrNoData)
 	}
 
 	// Anchors.
-	sch, err := schedule(q, target.maxTime, dataBegins(related))
+	sch, err := schedule(form, target.maxTime, dataBegins(related))
 	if err != nil {
 		return nil, err
 	}
 	opts.Logger.Info("anchors chosen", "training_anchors", len(sch.train), "short_history", sch.short)
 
-	fb, err := newFeatureBuilder(q, ents, related, target)
+	fb, err := newFeatureBuilder(form, ents, related, target)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +278,7 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 	}
 	res := link.TrainResult{
 		JobID:               in.JobID,
-		TaskType:            q.TaskType(),
+		TaskType:            task,
 		Test:                evaluate(test.labels, testPred),
 		BaselineLabelRate:   evaluate(test.labels, constant),
 		BaselineRecentCount: evaluate(test.labels, test.baseline),
@@ -326,16 +331,15 @@ func dataBegins(related []*events) int64 {
 }
 
 // schedule picks the anchors for latest time T and the time data begins.
-func schedule(q *pql.Query, latest, begin int64) (anchors, error) {
-	_, end := q.Target.Agg.Window()
+func schedule(form countForm, latest, begin int64) (anchors, error) {
+	end := form.target.hi
 	w := end.Microseconds()
 	a := anchors{score: latest, test: latest - w, val: latest - 2*w}
 	// History an anchor needs: the longest past window of a feature or a
 	// WHERE condition.
 	var where int64
-	for _, f := range q.Filters {
-		s, _ := f.Agg.Window()
-		where = max(where, -s.Microseconds())
+	for _, f := range form.filters {
+		where = max(where, -f.lo.Microseconds())
 	}
 	for _, need := range []int64{max(featureHistory, where), max(w, where)} {
 		a.train = a.train[:0]

@@ -350,7 +350,11 @@ func builder(t *testing.T, tables map[string]Table) *featureBuilder {
 		}
 		related = append(related, ev)
 	}
-	fb, err := newFeatureBuilder(q, ents, related, related[0])
+	form, err := formOf(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := newFeatureBuilder(form, ents, related, related[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +445,11 @@ func TestFeaturesByHand(t *testing.T) {
 	// Customer 2 never orders: not eligible; with no WHERE its features are
 	// missing, not zero, where undefined.
 	q, _ := pql.Parse("PREDICT COUNT(orders.*, 0, 30, days) = 0 FOR EACH customers.customer_id")
-	fb.q, fb.filters = q, nil
+	form, err := formOf(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb.form, fb.filters = form, nil
 	m2 := fb.build(context.Background(), []int64{at}, true)
 	if m2.rows != 2 || m2.labels[1] != 1 {
 		t.Fatalf("without WHERE: %d rows, labels %v", m2.rows, m2.labels)
@@ -584,7 +592,11 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{"short history", churnQuery, short, "too short", ErrNoData},
 		{"unknown table", "PREDICT COUNT(ordrs.*, 0, 30, days) > 0 FOR EACH customers.customer_id", full, `did you mean "orders"`, nil},
-		{"syntax", "PREDICT nonsense", full, "line 1, column 9", nil},
+		{"syntax", "PREDICT FOR EACH customers.customer_id", full, "line 1, column 9", nil},
+		{"a form the trainer does not take", "PREDICT SUM(orders.amount, 0, 30, days) FOR EACH customers.customer_id", full,
+			"line 1, column 9: a target that is not a comparison", ErrUnsupported},
+		{"a month window", "PREDICT COUNT(orders.*, 0, 1, months) > 0 FOR EACH customers.customer_id", full, "window in months", ErrUnsupported},
+		{"a filter inside the count", "PREDICT COUNT(orders.* WHERE orders.amount > 1, 0, 30, days) > 0 FOR EACH customers.customer_id", full, "only COUNT(table.*) without a WHERE", ErrUnsupported},
 		{"no eligible entity", "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -30, 0, days) > 100000", full, "no entity is eligible", ErrNoData},
 		{"one-class labels", "PREDICT COUNT(orders.*, 0, 30, days) >= 0 FOR EACH customers.customer_id", full, "label is true", ErrNoData},
 		{"key types differ", churnQuery, strFK, "does not match the entity key type", nil},
@@ -661,7 +673,11 @@ func TestSchedule(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, err := schedule(q, T, tc.begin)
+			form, err := formOf(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := schedule(form, T, tc.begin)
 			if (err != nil) != tc.err {
 				t.Fatalf("error %v, want error %v", err, tc.err)
 			}
@@ -671,8 +687,7 @@ func TestSchedule(t *testing.T) {
 				}
 				return
 			}
-			_, end := q.Target.Agg.Window()
-			w := end.Microseconds()
+			w := form.target.hi.Microseconds()
 			if a.score != T || a.test != T-w || a.val != T-2*w || len(a.train) != tc.wantTrain || a.short != tc.short {
 				t.Fatalf("anchors %+v, want %d training anchors (short %v)", a, tc.wantTrain, tc.short)
 			}

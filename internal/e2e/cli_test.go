@@ -114,6 +114,10 @@ func TestPQLCheck(t *testing.T) {
 	}{
 		{"warehouse", demoQuery, url, 0, "ok: binary_classification for each customers.customer_id; tables customers, orders"},
 		{"graph file", demoQuery, graphFile, 0, "ok: binary_classification"},
+		{"regression", "PREDICT SUM(orders.amount WHERE orders.status != 'cancelled', 0, 30, days) FOR EACH customers.customer_id", graphFile, 0, "ok: regression for each customers.customer_id"},
+		{"multiclass", "PREDICT customers.segment FOR EACH customers.customer_id WHERE customers.country IN ('FR', 'DE')", graphFile, 0, "ok: multiclass_classification"},
+		{"recommendation", "PREDICT LIST_DISTINCT(orders.status, 0, 30, days) RANK TOP 3 FOR EACH customers.customer_id", url, 0, "ok: recommendation"},
+		{"type error", "PREDICT SUM(orders.status, 0, 30, days) FOR EACH customers.customer_id", graphFile, 2, "line 1, column 20: SUM needs a numeric column; orders.status is a string"},
 		{"unknown table", "PREDICT COUNT(order.*, 0, 30, days) = 0 FOR EACH customers.customer_id", graphFile, 2, `line 1, column 15: table "order" not found (did you mean "orders"?)`},
 		{"syntax", "PREDICT COUNT(orders.*, 0, 30 days) > 0 FOR EACH customers.customer_id", graphFile, 2, `line 1, column 31: expected ","`},
 		{"unknown key column", "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer", graphFile, 2, `line 1, column 61: column "customer" not found in table "customers"`},

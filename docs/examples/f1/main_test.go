@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/connectors/all"
+	"github.com/ferry-ai/ferry/engine/pql"
 )
 
 // dataDir is the shared Formula 1 data, beside the project.
@@ -87,6 +89,48 @@ func TestLoad(t *testing.T) {
 	if seen != len(events) {
 		t.Errorf("%d of %d event tables found", seen, len(events))
 	}
+
+	// The rel-f1 tasks of docs/examples/f1.md, in its order, fit the graph.
+	g := connectors.Graph(tables)
+	queries := pqlBlocks(t, "../f1.md")
+	wantTasks := []string{pql.TaskBinaryClassification, pql.TaskBinaryClassification, pql.TaskRegression}
+	if len(queries) != len(wantTasks) {
+		t.Fatalf("f1.md has %d pql blocks, want %d (driver-dnf, driver-top3, driver-position)", len(queries), len(wantTasks))
+	}
+	for i, text := range queries {
+		q, err := pql.Parse(text)
+		if err != nil {
+			t.Fatalf("f1.md query %d: %v", i+1, err)
+		}
+		task, err := q.Task(&g)
+		if err != nil || task != wantTasks[i] {
+			t.Errorf("f1.md query %d: task %q, %v; want %q", i+1, task, err, wantTasks[i])
+		}
+	}
+}
+
+// pqlBlocks returns the ```pql fenced blocks of a Markdown file.
+func pqlBlocks(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var cur []string
+	in := false
+	for _, line := range strings.Split(string(data), "\n") {
+		switch {
+		case !in && strings.TrimSpace(line) == "```pql":
+			in, cur = true, nil
+		case in && strings.TrimSpace(line) == "```":
+			in = false
+			out = append(out, strings.Join(cur, "\n"))
+		case in:
+			cur = append(cur, line)
+		}
+	}
+	return out
 }
 
 func hasFK(t connectors.Table, ref string) bool {
