@@ -37,7 +37,9 @@ import (
 type Unit string
 
 // Supported units. Hours, days and weeks are fixed lengths (UTC); months
-// are calendar months (the anchor's day of month, as time.AddDate).
+// are calendar months, as SQL's INTERVAL 'n months': the anchor's day of
+// the month, or the month's last day when it has fewer days (January 31 +
+// 1 month is February 28 or 29).
 const (
 	Hours  Unit = "hours"
 	Days   Unit = "days"
@@ -65,10 +67,13 @@ func (u Unit) Duration(n int) time.Duration {
 
 // Add returns t moved by n units.
 func (u Unit) Add(t time.Time, n int) time.Time {
-	if u == Months {
-		return t.AddDate(0, n, 0)
+	if u != Months {
+		return t.Add(u.Duration(n))
 	}
-	return t.Add(u.Duration(n))
+	y, m, d := t.Date()
+	first := time.Date(y, m+time.Month(n), 1, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
+	last := time.Date(first.Year(), first.Month()+1, 0, 0, 0, 0, 0, t.Location()).Day()
+	return first.AddDate(0, 0, min(d, last)-1)
 }
 
 // Pos is a 1-based position in the query text; Col counts characters (runes),

@@ -93,8 +93,22 @@ func TestParseTree(t *testing.T) {
 		t.Errorf("target window = (%v, %v]", s, e)
 	}
 	m := &Aggregation{Start: -1, End: 1, Unit: Months}
-	if s, e := m.Window(anchor); !s.Equal(time.Date(2023, 12, 31, 0, 0, 0, 0, time.UTC)) || !e.Equal(time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC)) {
-		t.Errorf("month window = (%v, %v], want calendar months (AddDate)", s, e)
+	if s, e := m.Window(anchor); !s.Equal(time.Date(2023, 12, 31, 0, 0, 0, 0, time.UTC)) || !e.Equal(time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("month window = (%v, %v], want calendar months clamped to the month's end", s, e)
+	}
+	for _, tc := range []struct {
+		from time.Time
+		n    int
+		want time.Time
+	}{
+		{time.Date(2023, 1, 31, 12, 0, 0, 0, time.UTC), 1, time.Date(2023, 2, 28, 12, 0, 0, 0, time.UTC)},
+		{time.Date(2023, 3, 31, 0, 0, 0, 0, time.UTC), -1, time.Date(2023, 2, 28, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2023, 5, 15, 0, 0, 0, 0, time.UTC), 14, time.Date(2024, 7, 15, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2024, 12, 31, 0, 0, 0, 0, time.UTC), -10, time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)},
+	} {
+		if got := Months.Add(tc.from, tc.n); !got.Equal(tc.want) {
+			t.Errorf("%v + %d months = %v, want %v", tc.from, tc.n, got, tc.want)
+		}
 	}
 	if got := len(q.Aggregations()); got != 2 {
 		t.Errorf("Aggregations() = %d, want 2", got)
