@@ -8,6 +8,7 @@ need=()
 dpkg -s libxgboost-dev >/dev/null 2>&1 || need+=(libxgboost-dev)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v python3 >/dev/null 2>&1 || need+=(python3) # runs the F1 reference labels (reference_tasks.py)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
