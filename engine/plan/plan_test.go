@@ -436,6 +436,11 @@ func TestLabelsByHand(t *testing.T) {
 		var got []string
 		for _, r := range run(t, db, s).rows {
 			got = append(got, fmt.Sprintf("%v=%v", r[2], r[3]))
+			// The baseline is the target one window earlier, (t-29d, t]:
+			// one order each (customer 3's at t-10d, customer 1's at t).
+			if tc.query == "PREDICT COUNT(orders.*, 0, 29, days)"+each && fmt.Sprint(r[4]) != "1" {
+				t.Errorf("baseline of entity %v = %v, want 1", r[2], r[4])
+			}
 		}
 		if strings.Join(got, " ") != tc.want {
 			t.Errorf("%s: labels %q, want %q", tc.query, strings.Join(got, " "), tc.want)

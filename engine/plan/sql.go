@@ -22,8 +22,10 @@ const (
 // anchor_time, entity_id, label (an integer 0/1 for binary classification
 // and recommendation — whether the entity has any item in the window —, a
 // double for regression, a string for multiclass; null for score rows),
-// then one column per feature (doubles, or text for Static text features),
-// ordered by anchor time and entity.
+// baseline (the target over the window just before the anchor, of the
+// label's type: the "same as last time" forecast; null for static and
+// recommendation targets), then one column per feature (doubles, or text
+// for Static text features), ordered by anchor time and entity.
 func (p *Plan) TrainingSQL(d Dialect) (string, error) {
 	r := &renderer{p: p, d: d}
 	var b strings.Builder
@@ -37,7 +39,7 @@ func (p *Plan) TrainingSQL(d Dialect) (string, error) {
 		}
 		b.WriteString(")")
 	}
-	b.WriteString("\nSELECT k.split, k.anchor_time, k.entity_id, k.label")
+	b.WriteString("\nSELECT k.split, k.anchor_time, k.entity_id, k.label, k.baseline")
 	for fi, f := range p.Features {
 		b.WriteString(",\n  ")
 		b.WriteString(r.featureColumn(fi, f))
@@ -102,7 +104,11 @@ func (r *renderer) examples(b *strings.Builder) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b, "  SELECT c.entity_id, c.anchor_time, c.split,\n    CASE WHEN c.split = 'score' THEN NULL ELSE %s END AS label", label)
+	baseline, err := r.baseline()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b, "  SELECT c.entity_id, c.anchor_time, c.split,\n    CASE WHEN c.split = 'score' THEN NULL ELSE %s END AS label,\n    %s AS baseline", label, baseline)
 	assumed := "TRUE"
 	if p.Query.Assuming != nil {
 		if assumed, err = r.expr(p.Query.Assuming, scope{alias: aliasEntity, table: p.Entity}); err != nil {
@@ -118,7 +124,7 @@ func (r *renderer) examples(b *strings.Builder) error {
 		}
 		fmt.Fprintf(b, "\n  WHERE %s", w)
 	}
-	b.WriteString("),\nkept AS (\n  SELECT entity_id, anchor_time, split, label FROM examples\n  WHERE split = 'score' OR (label IS NOT NULL AND assumed")
+	b.WriteString("),\nkept AS (\n  SELECT entity_id, anchor_time, split, label, baseline FROM examples\n  WHERE split = 'score' OR (label IS NOT NULL AND assumed")
 	if p.Task == pql.TaskRecommendation {
 		b.WriteString(" AND label = 1")
 	}
@@ -127,8 +133,69 @@ func (r *renderer) examples(b *strings.Builder) error {
 }
 
 // label renders the target as the label column's value.
-func (r *renderer) label() (string, error) {
-	t := r.p.Query.Target.Expr
+func (r *renderer) label() (string, error) { return r.target(r.p.Query.Target.Expr) }
+
+// baseline renders the target with every aggregation's window moved back
+// to end at the anchor: COUNT(orders.*, 0, 30, days) becomes COUNT(orders.*,
+// -30, 0, days). Static and recommendation targets have none (NULL).
+func (r *renderer) baseline() (string, error) {
+	if r.p.Task == pql.TaskRecommendation || len(r.p.Query.Aggregations()) == 0 {
+		return "NULL", nil
+	}
+	// Only the target's aggregations: WHERE and ASSUMING are not part of it.
+	if !hasAggregation(r.p.Query.Target.Expr) {
+		return "NULL", nil
+	}
+	return r.target(shiftBack(r.p.Query.Target.Expr))
+}
+
+func hasAggregation(e pql.Expr) bool {
+	found := false
+	pql.Walk(e, func(x pql.Expr) {
+		if _, ok := x.(*pql.Aggregation); ok {
+			found = true
+		}
+	})
+	return found
+}
+
+// shiftBack returns a copy of e whose aggregations' windows end at the
+// anchor, keeping their length.
+func shiftBack(e pql.Expr) pql.Expr {
+	switch n := e.(type) {
+	case *pql.Aggregation:
+		c := *n
+		c.Start, c.End = n.Start-n.End, 0
+		return &c
+	case *pql.Binary:
+		c := *n
+		c.Left, c.Right = shiftBack(n.Left), shiftBack(n.Right)
+		return &c
+	case *pql.Logical:
+		c := *n
+		c.Terms = make([]pql.Expr, len(n.Terms))
+		for i, t := range n.Terms {
+			c.Terms[i] = shiftBack(t)
+		}
+		return &c
+	case *pql.Not:
+		c := *n
+		c.X = shiftBack(n.X)
+		return &c
+	case *pql.In:
+		c := *n
+		c.X = shiftBack(n.X)
+		return &c
+	case *pql.IsNull:
+		c := *n
+		c.X = shiftBack(n.X)
+		return &c
+	}
+	return e
+}
+
+// target renders a target expression as a label-typed value.
+func (r *renderer) target(t pql.Expr) (string, error) {
 	if a, ok := t.(*pql.Aggregation); ok && a.Func == pql.FuncListDistinct {
 		// Whether the entity has any item in the window.
 		from, where, err := r.window(a, aliasExample)
