@@ -1,8 +1,14 @@
 // Package xgboost is a small, safe cgo binding to XGBoost's C API (the OS
-// package libxgboost-dev, 1.7 or later): dense matrices with labels, boosting
-// one round at a time, evaluation, prediction over an iteration range and
-// feature importance. Nothing is ever saved to disk: there is deliberately no
-// save or load.
+// package libxgboost-dev, 1.7 or later): dense matrices with labels, instance
+// weights and query groups, boosting one round at a time with any XGBoost
+// objective (binary:logistic, multi:softprob, reg:squarederror, rank:ndcg,
+// …), evaluation, prediction over an iteration range, feature importance and
+// the choice of device (DeviceParams).
+//
+// Models are kept in memory only: SaveModel serializes a booster into a byte
+// slice and LoadBooster makes a booster from one, and neither touches the
+// disk. There is deliberately no save to or load from a file: where a model
+// is stored is the caller's business.
 //
 // Every C call checks its return code and turns XGBoost's last error into a
 // Go error; the call and the error lookup run on one locked OS thread, since
@@ -60,12 +66,38 @@ func Version() string {
 	return fmt.Sprintf("%d.%d.%d", a, b, c)
 }
 
-// DMatrix is a dense matrix (and its labels) copied into XGBoost's memory.
+// BuildInfo returns how the linked library was built, as XGBoost reports it:
+// e.g. "USE_CUDA" is true for a library that can train on a GPU, "USE_OPENMP"
+// for one that trains on several threads.
+func BuildInfo() (map[string]any, error) {
+	var text string
+	if err := call("build info", func() C.int {
+		// The string may be XGBoost's per-thread buffer: copy it here.
+		var out *C.char
+		rc := C.XGBuildInfo(&out)
+		if rc == 0 {
+			text = C.GoString(out)
+		}
+		return rc
+	}); err != nil {
+		return nil, err
+	}
+	info := map[string]any{}
+	if err := json.Unmarshal([]byte(text), &info); err != nil {
+		return nil, fmt.Errorf("xgboost: build info: %w", err)
+	}
+	return info, nil
+}
+
+// DMatrix is a dense matrix, with its labels, weights and query groups,
+// copied into XGBoost's memory.
 type DMatrix struct {
-	mu      sync.RWMutex
+	mu      sync.RWMutex // write-locked to free or change the matrix
 	h       C.DMatrixHandle
 	rows    int
 	cols    int
+	groups  int // number of query groups, 0 without; guarded by mu
+	weights int // number of weights, 0 without; guarded by mu
 	closed  bool
 	cleanup runtime.Cleanup
 }
@@ -111,6 +143,78 @@ func (d *DMatrix) Rows() int { return d.rows }
 
 // Cols returns the number of columns.
 func (d *DMatrix) Cols() int { return d.cols }
+
+// SetWeights sets the instance weights, finite and non-negative: one per row
+// or, once the matrix has query groups (SetGroups), one per group, since
+// XGBoost's ranking objectives weigh whole groups. A row (or group) of weight
+// w counts as w copies of it in training and in the evaluation metrics.
+// Calling it again replaces the weights.
+func (d *DMatrix) SetWeights(weights []float32) error {
+	for i, w := range weights {
+		if !(w >= 0) || math.IsInf(float64(w), 1) {
+			return fmt.Errorf("xgboost: weight %d is %v: weights must be finite and non-negative", i, w)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if d.groups > 0 && len(weights) != d.groups {
+		return fmt.Errorf("xgboost: %d weights for %d query groups: a matrix with groups takes one weight per group", len(weights), d.groups)
+	}
+	if d.groups == 0 && len(weights) != d.rows {
+		return fmt.Errorf("xgboost: %d weights for %d rows", len(weights), d.rows)
+	}
+	field := C.CString("weight")
+	defer C.free(unsafe.Pointer(field))
+	if err := call("set weights", func() C.int {
+		return C.XGDMatrixSetFloatInfo(d.h, field, (*C.float)(unsafe.Pointer(&weights[0])), C.bst_ulong(len(weights)))
+	}); err != nil {
+		return err
+	}
+	d.weights = len(weights)
+	return nil
+}
+
+// SetGroups sets the query groups of a learning-to-rank matrix: group i is
+// the next sizes[i] rows, in row order, so every size must be positive and
+// the sizes must sum to Rows(). Ranking objectives (rank:pairwise, rank:ndcg,
+// rank:map) and metrics (ndcg, map) compare rows only within a group. Set the
+// groups before any weights: a matrix with groups takes one weight per
+// group. Calling it again replaces the groups.
+func (d *DMatrix) SetGroups(sizes []uint32) error {
+	if len(sizes) == 0 {
+		return errors.New("xgboost: set groups: no group")
+	}
+	var sum uint64
+	for i, n := range sizes {
+		if n == 0 {
+			return fmt.Errorf("xgboost: set groups: group %d is empty", i)
+		}
+		sum += uint64(n)
+	}
+	if sum != uint64(d.rows) {
+		return fmt.Errorf("xgboost: set groups: group sizes sum to %d, the matrix has %d rows", sum, d.rows)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if d.weights > 0 && d.weights != len(sizes) {
+		return fmt.Errorf("xgboost: set groups: the matrix has %d weights, not one per group (%d): set the groups first", d.weights, len(sizes))
+	}
+	field := C.CString("group")
+	defer C.free(unsafe.Pointer(field))
+	if err := call("set groups", func() C.int {
+		return C.XGDMatrixSetUIntInfo(d.h, field, (*C.uint)(unsafe.Pointer(&sizes[0])), C.bst_ulong(len(sizes)))
+	}); err != nil {
+		return err
+	}
+	d.groups = len(sizes)
+	return nil
+}
 
 // Close frees the matrix; closing twice is safe.
 func (d *DMatrix) Close() error {
@@ -197,10 +301,63 @@ func NewBooster(train *DMatrix, params map[string]string) (*Booster, error) {
 		return nil, err
 	}
 	defer unlock()
+	b, err := newBooster(hs)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.setParams(params); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// LoadBooster makes a booster from a model that SaveModel returned (or any
+// XGBoost model in its JSON, UBJ or deprecated binary format), read from
+// memory: nothing is read from or written to disk. It then sets params in
+// sorted key order; the model brings its objective and the parameters it
+// needs to predict, so params may be empty, or set e.g. nthread, which is not
+// part of a model. The booster predicts, evaluates and reports feature
+// importance as the saved one did; its predictions are bit for bit the
+// same. It can also go on training (UpdateOneIter from the next round on)
+// once given again the training parameters, which a model does not keep.
+// Close frees it; a booster that becomes unreachable unclosed is freed by the
+// garbage collector.
+func LoadBooster(model []byte, params map[string]string) (*Booster, error) {
+	if len(model) == 0 {
+		return nil, errors.New("xgboost: load model: empty model")
+	}
+	b, err := newBooster(nil)
+	if err != nil {
+		return nil, err
+	}
+	b.run(func() {
+		err = call("load model", func() C.int {
+			return C.XGBoosterLoadModelFromBuffer(b.h, unsafe.Pointer(&model[0]), C.bst_ulong(len(model)))
+		})
+	})
+	if err == nil {
+		err = b.setParams(params)
+	}
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// newBooster starts a booster thread and creates there a booster that caches
+// the matrices hs (which the caller keeps locked).
+func newBooster(hs []C.DMatrixHandle) (*Booster, error) {
 	b := &Booster{work: make(chan func()), done: make(chan struct{})}
 	go boosterThread(b.work, b.done)
+	var first *C.DMatrixHandle
+	if len(hs) > 0 {
+		first = &hs[0]
+	}
+	var err error
 	b.run(func() {
-		err = call("create booster", func() C.int { return C.XGBoosterCreate(&hs[0], 1, &b.h) })
+		err = call("create booster", func() C.int { return C.XGBoosterCreate(first, C.bst_ulong(len(hs)), &b.h) })
 	})
 	if err != nil {
 		close(b.work)
@@ -209,6 +366,11 @@ func NewBooster(train *DMatrix, params map[string]string) (*Booster, error) {
 	}
 	b.cleanup = runtime.AddCleanup(b, func(s boosterState) { _ = freeBooster(s.h, s.work, s.done) },
 		boosterState{h: b.h, work: b.work, done: b.done})
+	return b, nil
+}
+
+// setParams sets params in sorted key order.
+func (b *Booster) setParams(params map[string]string) error {
 	keys := make([]string, 0, len(params))
 	for k := range params {
 		keys = append(keys, k)
@@ -216,11 +378,10 @@ func NewBooster(train *DMatrix, params map[string]string) (*Booster, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if err := b.SetParam(k, params[k]); err != nil {
-			_ = b.Close()
-			return nil, err
+			return err
 		}
 	}
-	return b, nil
+	return nil
 }
 
 // boosterState is what the garbage-collection cleanup of a Booster needs.
@@ -356,22 +517,50 @@ func ParseEval(s string) (map[string]float64, error) {
 	return out, nil
 }
 
-// Predict returns one prediction per row of d (a probability for
-// binary:logistic) from the trees of rounds [begin, end); end 0 means up to
-// the last round. The result is copied out of XGBoost's memory.
+// Predict returns the predictions for the rows of d from the trees of rounds
+// [begin, end); end 0 means up to the last round. The result is copied out
+// of XGBoost's memory and is row-major: with k outputs per row, row i's are
+// at [i*k, (i+1)*k), and k = len(result)/d.Rows(). Most objectives give one
+// output per row (k = 1): a probability for binary:logistic, a value for
+// reg:squarederror, a score to sort a group by for rank:*, a class index for
+// multi:softmax. multi:softprob gives num_class class probabilities per row,
+// summing to 1; PredictMatrix cuts such a result into rows.
 func (b *Booster) Predict(d *DMatrix, begin, end int) ([]float32, error) {
+	res, _, err := b.predict(d, begin, end)
+	return res, err
+}
+
+// PredictMatrix is Predict with the result cut into one slice per row of d:
+// out[i][j] is output j of row i (for multi:softprob, the probability of
+// class j), and every row has the same length, 1 for single-output
+// objectives. The rows share one backing array, the slice Predict returns.
+func (b *Booster) PredictMatrix(d *DMatrix, begin, end int) ([][]float32, error) {
+	res, k, err := b.predict(d, begin, end)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(res)/k)
+	for i := range out {
+		out[i] = res[i*k : (i+1)*k : (i+1)*k]
+	}
+	return out, nil
+}
+
+// predict returns the row-major predictions and the number of outputs per
+// row.
+func (b *Booster) predict(d *DMatrix, begin, end int) ([]float32, int, error) {
 	if begin < 0 || end < 0 || (end != 0 && end <= begin) {
-		return nil, fmt.Errorf("xgboost: predict: bad iteration range [%d, %d)", begin, end)
+		return nil, 0, fmt.Errorf("xgboost: predict: bad iteration range [%d, %d)", begin, end)
 	}
 	hs, unlock, err := use(d)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer unlock()
 	cfg := C.CString(fmt.Sprintf(`{"type":0,"training":false,"iteration_begin":%d,"iteration_end":%d,"strict_shape":false}`, begin, end))
 	defer C.free(unsafe.Pointer(cfg))
 	if err := b.lock(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer b.mu.Unlock()
 	var res []float32
@@ -385,21 +574,109 @@ func (b *Booster) Predict(d *DMatrix, begin, end int) ([]float32, error) {
 		if err != nil {
 			return
 		}
+		dims := unsafe.Slice(shape, int(dim))
 		n := 1
-		for _, s := range unsafe.Slice(shape, int(dim)) {
+		for _, s := range dims {
 			n *= int(s)
 		}
-		if n != d.rows {
-			err = fmt.Errorf("xgboost: predict: %d outputs for %d rows (a multi-output objective is not supported)", n, d.rows)
+		if len(dims) == 0 || int(dims[0]) != d.rows || n == 0 || n%d.rows != 0 {
+			err = fmt.Errorf("xgboost: predict: output of shape %v for %d rows", dims, d.rows)
 			return
 		}
 		res = make([]float32, n)
 		copy(res, unsafe.Slice((*float32)(unsafe.Pointer(out)), n))
 	})
 	if err != nil {
+		return nil, 0, err
+	}
+	return res, len(res) / d.rows, nil
+}
+
+// SaveModel returns the model in XGBoost's Universal Binary JSON format
+// ("ubj"), in memory: nothing is written to disk. The model is the trees with
+// what predicting needs (the objective and its parameters, num_class,
+// base_score, the number of features); training-only state such as the
+// tree method, nthread, the seed or the evaluation metrics is not part of
+// it. LoadBooster reads it back.
+func (b *Booster) SaveModel() ([]byte, error) {
+	cfg := C.CString(`{"format":"ubj"}`)
+	defer C.free(unsafe.Pointer(cfg))
+	if err := b.lock(); err != nil {
 		return nil, err
 	}
-	return res, nil
+	defer b.mu.Unlock()
+	var model []byte
+	var err error
+	b.run(func() {
+		// The buffer is XGBoost's, per thread: copy it out before the next
+		// call.
+		var n C.bst_ulong
+		var out *C.char
+		err = call("save model", func() C.int { return C.XGBoosterSaveModelToBuffer(b.h, cfg, &n, &out) })
+		if err != nil {
+			return
+		}
+		if n == 0 {
+			err = errors.New("xgboost: save model: empty model")
+			return
+		}
+		model = make([]byte, int(n))
+		copy(model, unsafe.Slice((*byte)(unsafe.Pointer(out)), int(n)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return model, nil
+}
+
+// DeviceParams returns the parameters that make a booster train on device
+// with the linked library (see Version); merge them into the booster's
+// parameters. device is "cpu", or "cuda" or "cuda:<n>" for NVIDIA GPU n (0
+// when omitted). XGBoost 1.x selects a GPU with tree_method gpu_hist and
+// gpu_id; 2.x with device (and tree_method hist). Any other device is an
+// error naming it.
+//
+// DeviceParams only maps names: it does not look for a GPU. Training on one
+// needs an XGBoost built with CUDA and a GPU. The OS package libxgboost-dev
+// is built without CUDA and Ferry's build and test machines have no GPU, so
+// there a booster given the "cuda" parameters fails at its first round with
+// XGBoost's error (an error, never a crash).
+func DeviceParams(device string) (map[string]string, error) {
+	return deviceParams(device, Version())
+}
+
+// deviceParams is DeviceParams for the library version version, e.g.
+// "1.7.4".
+func deviceParams(device, version string) (map[string]string, error) {
+	majorText, _, _ := strings.Cut(version, ".")
+	major, err := strconv.Atoi(majorText)
+	if err != nil || major < 1 {
+		return nil, fmt.Errorf("xgboost: device %q: unknown XGBoost version %q", device, version)
+	}
+	ordinal := -1 // the CPU
+	switch {
+	case device == "cpu":
+	case device == "cuda":
+		ordinal = 0
+	case strings.HasPrefix(device, "cuda:"):
+		n, err := strconv.Atoi(device[len("cuda:"):])
+		if err != nil || n < 0 || strconv.Itoa(n) != device[len("cuda:"):] {
+			return nil, fmt.Errorf("xgboost: device %q: want cuda:<n> with n a GPU ordinal, 0 or more", device)
+		}
+		ordinal = n
+	default:
+		return nil, fmt.Errorf("xgboost: unknown device %q: want \"cpu\", \"cuda\" or \"cuda:<n>\"", device)
+	}
+	switch {
+	case major >= 2 && ordinal < 0:
+		return map[string]string{"device": "cpu", "tree_method": "hist"}, nil
+	case major >= 2:
+		return map[string]string{"device": fmt.Sprintf("cuda:%d", ordinal), "tree_method": "hist"}, nil
+	case ordinal < 0:
+		return map[string]string{"tree_method": "hist"}, nil
+	default:
+		return map[string]string{"tree_method": "gpu_hist", "gpu_id": strconv.Itoa(ordinal)}, nil
+	}
 }
 
 // FeatureImportance returns the importance of each feature the model uses,
