@@ -231,13 +231,19 @@ func doAction(ctx context.Context, eng flight.Client, typ string, body, out any)
 	return link.Decode(typ+" result", res.Body, out)
 }
 
+func metricProto(m link.Metrics) *agentapi.Metric {
+	return &agentapi.Metric{Auroc: m.AUROC, AveragePrecision: m.AveragePrecision, Accuracy: m.Accuracy, Mae: m.MAE, Rmse: m.RMSE}
+}
+
 func metricsProto(r *link.TrainResult) *agentapi.TrainMetrics {
 	return &agentapi.TrainMetrics{
 		ModelId: r.ModelID, TaskType: r.TaskType,
-		Test:                &agentapi.Metric{Auroc: r.Test.AUROC, AveragePrecision: r.Test.AveragePrecision},
-		BaselineLabelRate:   &agentapi.Metric{Auroc: r.BaselineLabelRate.AUROC, AveragePrecision: r.BaselineLabelRate.AveragePrecision},
-		BaselineRecentCount: &agentapi.Metric{Auroc: r.BaselineRecentCount.AUROC, AveragePrecision: r.BaselineRecentCount.AveragePrecision},
-		TrainRows:           int64(r.TrainRows), ValidationRows: int64(r.ValidationRows), TestRows: int64(r.TestRows),
+		Test:                metricProto(r.Test),
+		Validation:          metricProto(r.Validation),
+		BaselineLabelRate:   metricProto(r.BaselineLabelRate),
+		BaselineRecentCount: metricProto(r.BaselineRecentCount),
+		Classes:             int64(r.Classes), ParameterSets: int64(r.ParameterSets),
+		TrainRows: int64(r.TrainRows), ValidationRows: int64(r.ValidationRows), TestRows: int64(r.TestRows),
 		NumFeatures: int64(r.NumFeatures), Anchors: int64(r.Anchors), BestIteration: int64(r.BestIteration),
 		PredictionRows: int64(r.PredictionRows), FeatureSeconds: r.FeatureSeconds, TrainSeconds: r.TrainSeconds,
 		ScoreSeconds: r.ScoreSeconds, TestPositiveRate: r.TestPositiveRate, ScoringAnchorUnixNanos: r.ScoringAnchor.UnixNano(),

@@ -531,6 +531,7 @@ FROM models WHERE job_id = ?`, id).Scan(&m.ModelID, &m.TaskType, &mj, &m.TrainRo
 			return api.JobDetail{}, wrap("model metrics", err)
 		}
 		m.Test, m.BaselineLabelRate, m.BaselineRecentCount = ms.Test, ms.BaselineLabelRate, ms.BaselineRecentCount
+		m.Validation, m.Classes, m.ParameterSets = ms.Validation, ms.Classes, ms.ParameterSets
 		if err := json.Unmarshal([]byte(fij), &m.FeatureImportance); err != nil {
 			return api.JobDetail{}, wrap("feature importance", err)
 		}
@@ -566,6 +567,9 @@ FROM models WHERE job_id = ?`, id).Scan(&m.ModelID, &m.TaskType, &mj, &m.TrainRo
 // storedMetrics is the JSON kept in models.metrics_json.
 type storedMetrics struct {
 	Test                *api.Metric `json:"test,omitempty"`
+	Validation          *api.Metric `json:"validation,omitempty"`
+	Classes             int64       `json:"classes,omitempty"`
+	ParameterSets       int64       `json:"parameter_sets,omitempty"`
 	BaselineLabelRate   *api.Metric `json:"baseline_label_rate,omitempty"`
 	BaselineRecentCount *api.Metric `json:"baseline_recent_count,omitempty"`
 }
@@ -752,6 +756,9 @@ ON CONFLICT (job_id, table_name) DO UPDATE SET rows = excluded.rows, bytes = exc
 		m := d.Metrics
 		mj, err := json.Marshal(storedMetrics{
 			Test:                metricFromProto(m.GetTest()),
+			Validation:          metricFromProto(m.GetValidation()),
+			Classes:             m.GetClasses(),
+			ParameterSets:       m.GetParameterSets(),
 			BaselineLabelRate:   metricFromProto(m.GetBaselineLabelRate()),
 			BaselineRecentCount: metricFromProto(m.GetBaselineRecentCount()),
 		})
@@ -798,7 +805,7 @@ func metricFromProto(m *agentapi.Metric) *api.Metric {
 	if m == nil {
 		return nil
 	}
-	return &api.Metric{AUROC: m.GetAuroc(), AveragePrecision: m.GetAveragePrecision()}
+	return &api.Metric{AUROC: m.GetAuroc(), AveragePrecision: m.GetAveragePrecision(), Accuracy: m.GetAccuracy(), MAE: m.GetMae(), RMSE: m.GetRmse()}
 }
 
 // clip cuts s to at most n bytes without splitting a UTF-8 sequence.

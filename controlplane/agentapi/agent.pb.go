@@ -1127,6 +1127,9 @@ type Metric struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Auroc            float64                `protobuf:"fixed64,1,opt,name=auroc,proto3" json:"auroc,omitempty"`
 	AveragePrecision float64                `protobuf:"fixed64,2,opt,name=average_precision,json=averagePrecision,proto3" json:"average_precision,omitempty"`
+	Accuracy         float64                `protobuf:"fixed64,3,opt,name=accuracy,proto3" json:"accuracy,omitempty"`
+	Mae              float64                `protobuf:"fixed64,4,opt,name=mae,proto3" json:"mae,omitempty"`
+	Rmse             float64                `protobuf:"fixed64,5,opt,name=rmse,proto3" json:"rmse,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1175,6 +1178,27 @@ func (x *Metric) GetAveragePrecision() float64 {
 	return 0
 }
 
+func (x *Metric) GetAccuracy() float64 {
+	if x != nil {
+		return x.Accuracy
+	}
+	return 0
+}
+
+func (x *Metric) GetMae() float64 {
+	if x != nil {
+		return x.Mae
+	}
+	return 0
+}
+
+func (x *Metric) GetRmse() float64 {
+	if x != nil {
+		return x.Rmse
+	}
+	return 0
+}
+
 type TrainMetrics struct {
 	state                  protoimpl.MessageState `protogen:"open.v1"`
 	ModelId                string                 `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
@@ -1196,8 +1220,14 @@ type TrainMetrics struct {
 	ScoringAnchorUnixNanos int64                  `protobuf:"varint,17,opt,name=scoring_anchor_unix_nanos,json=scoringAnchorUnixNanos,proto3" json:"scoring_anchor_unix_nanos,omitempty"`
 	// feature_importance maps feature names (derived from column names) to gain.
 	FeatureImportance map[string]float64 `protobuf:"bytes,18,rep,name=feature_importance,json=featureImportance,proto3" json:"feature_importance,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// validation holds the metrics on the validation anchors the search tuned on.
+	Validation *Metric `protobuf:"bytes,19,opt,name=validation,proto3" json:"validation,omitempty"`
+	// classes is the number of classes of a multiclass target.
+	Classes int64 `protobuf:"varint,20,opt,name=classes,proto3" json:"classes,omitempty"`
+	// parameter_sets is how many hyperparameter sets the search tried.
+	ParameterSets int64 `protobuf:"varint,21,opt,name=parameter_sets,json=parameterSets,proto3" json:"parameter_sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TrainMetrics) Reset() {
@@ -1354,6 +1384,27 @@ func (x *TrainMetrics) GetFeatureImportance() map[string]float64 {
 		return x.FeatureImportance
 	}
 	return nil
+}
+
+func (x *TrainMetrics) GetValidation() *Metric {
+	if x != nil {
+		return x.Validation
+	}
+	return nil
+}
+
+func (x *TrainMetrics) GetClasses() int64 {
+	if x != nil {
+		return x.Classes
+	}
+	return 0
+}
+
+func (x *TrainMetrics) GetParameterSets() int64 {
+	if x != nil {
+		return x.ParameterSets
+	}
+	return 0
 }
 
 type PurgeReport struct {
@@ -1632,10 +1683,13 @@ const file_controlplane_agentapi_agent_proto_rawDesc = "" +
 	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12\x18\n" +
 	"\abatches\x18\x04 \x01(\x03R\abatches\x120\n" +
 	"\acolumns\x18\x05 \x03(\v2\x16.ferry.agent.v1.ColumnR\acolumns\x12\x18\n" +
-	"\aseconds\x18\x06 \x01(\x01R\aseconds\"K\n" +
+	"\aseconds\x18\x06 \x01(\x01R\aseconds\"\x8d\x01\n" +
 	"\x06Metric\x12\x14\n" +
 	"\x05auroc\x18\x01 \x01(\x01R\x05auroc\x12+\n" +
-	"\x11average_precision\x18\x02 \x01(\x01R\x10averagePrecision\"\xfe\x06\n" +
+	"\x11average_precision\x18\x02 \x01(\x01R\x10averagePrecision\x12\x1a\n" +
+	"\baccuracy\x18\x03 \x01(\x01R\baccuracy\x12\x10\n" +
+	"\x03mae\x18\x04 \x01(\x01R\x03mae\x12\x12\n" +
+	"\x04rmse\x18\x05 \x01(\x01R\x04rmse\"\xf7\a\n" +
 	"\fTrainMetrics\x12\x19\n" +
 	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12\x1b\n" +
 	"\ttask_type\x18\x02 \x01(\tR\btaskType\x12*\n" +
@@ -1656,7 +1710,12 @@ const file_controlplane_agentapi_agent_proto_rawDesc = "" +
 	"\rscore_seconds\x18\x0f \x01(\x01R\fscoreSeconds\x12,\n" +
 	"\x12test_positive_rate\x18\x10 \x01(\x01R\x10testPositiveRate\x129\n" +
 	"\x19scoring_anchor_unix_nanos\x18\x11 \x01(\x03R\x16scoringAnchorUnixNanos\x12b\n" +
-	"\x12feature_importance\x18\x12 \x03(\v23.ferry.agent.v1.TrainMetrics.FeatureImportanceEntryR\x11featureImportance\x1aD\n" +
+	"\x12feature_importance\x18\x12 \x03(\v23.ferry.agent.v1.TrainMetrics.FeatureImportanceEntryR\x11featureImportance\x126\n" +
+	"\n" +
+	"validation\x18\x13 \x01(\v2\x16.ferry.agent.v1.MetricR\n" +
+	"validation\x12\x18\n" +
+	"\aclasses\x18\x14 \x01(\x03R\aclasses\x12%\n" +
+	"\x0eparameter_sets\x18\x15 \x01(\x03R\rparameterSets\x1aD\n" +
 	"\x16FeatureImportanceEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xf0\x01\n" +
@@ -1746,15 +1805,16 @@ var file_controlplane_agentapi_agent_proto_depIdxs = []int32{
 	15, // 17: ferry.agent.v1.TrainMetrics.baseline_label_rate:type_name -> ferry.agent.v1.Metric
 	15, // 18: ferry.agent.v1.TrainMetrics.baseline_recent_count:type_name -> ferry.agent.v1.Metric
 	20, // 19: ferry.agent.v1.TrainMetrics.feature_importance:type_name -> ferry.agent.v1.TrainMetrics.FeatureImportanceEntry
-	3,  // 20: ferry.agent.v1.AgentService.Connect:input_type -> ferry.agent.v1.AgentMessage
-	1,  // 21: ferry.agent.v1.AgentService.Renew:input_type -> ferry.agent.v1.RenewRequest
-	4,  // 22: ferry.agent.v1.AgentService.Connect:output_type -> ferry.agent.v1.ControlMessage
-	2,  // 23: ferry.agent.v1.AgentService.Renew:output_type -> ferry.agent.v1.RenewResponse
-	22, // [22:24] is the sub-list for method output_type
-	20, // [20:22] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	15, // 20: ferry.agent.v1.TrainMetrics.validation:type_name -> ferry.agent.v1.Metric
+	3,  // 21: ferry.agent.v1.AgentService.Connect:input_type -> ferry.agent.v1.AgentMessage
+	1,  // 22: ferry.agent.v1.AgentService.Renew:input_type -> ferry.agent.v1.RenewRequest
+	4,  // 23: ferry.agent.v1.AgentService.Connect:output_type -> ferry.agent.v1.ControlMessage
+	2,  // 24: ferry.agent.v1.AgentService.Renew:output_type -> ferry.agent.v1.RenewResponse
+	23, // [23:25] is the sub-list for method output_type
+	21, // [21:23] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_controlplane_agentapi_agent_proto_init() }

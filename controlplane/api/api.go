@@ -161,6 +161,9 @@ type TableStats struct {
 type Metric struct {
 	AUROC            float64 `json:"auroc"`
 	AveragePrecision float64 `json:"average_precision"`
+	Accuracy         float64 `json:"accuracy,omitempty"`
+	MAE              float64 `json:"mae,omitempty"`
+	RMSE             float64 `json:"rmse,omitempty"`
 }
 
 // Model is a trained model's metrics and timings.
@@ -168,6 +171,9 @@ type Model struct {
 	ModelID             string             `json:"model_id"`
 	TaskType            string             `json:"task_type"`
 	Test                *Metric            `json:"test,omitempty"`
+	Validation          *Metric            `json:"validation,omitempty"`
+	Classes             int64              `json:"classes,omitempty"`
+	ParameterSets       int64              `json:"parameter_sets,omitempty"`
 	BaselineLabelRate   *Metric            `json:"baseline_label_rate,omitempty"`
 	BaselineRecentCount *Metric            `json:"baseline_recent_count,omitempty"`
 	TrainRows           int64              `json:"train_rows"`

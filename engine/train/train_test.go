@@ -23,7 +23,7 @@ import (
 
 const churnQuery = "PREDICT COUNT(orders.*, 0, 30, days) = 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -90, 0, days) > 0"
 
-const day = int64(dayMicros)
+const day = int64(24 * time.Hour / time.Microsecond)
 
 var t0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 
@@ -36,6 +36,7 @@ type shop struct {
 	ordCust []int64
 	ordAt   []int64
 	amount  []float64
+	channel []string
 	retCust []int64
 	retAt   []int64
 }
@@ -64,6 +65,12 @@ func makeShop(n int, days int64, seed uint64) *shop {
 			s.ordCust = append(s.ordCust, id)
 			s.ordAt = append(s.ordAt, t)
 			s.amount = append(s.amount, 10+r.Float64()*90)
+			// The channel follows the segment most of the time.
+			ch := map[string]string{"consumer": "web", "business": "phone", "vip": "store"}[s.segment[c]]
+			if r.Float64() < 0.3 {
+				ch = []string{"web", "phone", "store"}[r.IntN(3)]
+			}
+			s.channel = append(s.channel, ch)
 			pRet := 0.05
 			if risky && churnAt-t < 120*day {
 				pRet = 0.6
@@ -183,13 +190,15 @@ func (s *shop) tables(t *testing.T, mem memory.Allocator, cut int64, l layout) m
 	}
 	orders := batches(arrow.NewSchema([]arrow.Field{
 		{Name: "order_id", Type: arrow.PrimitiveTypes.Int64}, {Name: "customer_id", Type: l.fk, Nullable: true},
-		{Name: "ordered_at", Type: l.time, Nullable: true}, {Name: "amount", Type: arrow.PrimitiveTypes.Float64, Nullable: true}}, nil),
+		{Name: "ordered_at", Type: l.time, Nullable: true}, {Name: "amount", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "channel", Type: arrow.BinaryTypes.String, Nullable: true}}, nil),
 		len(ords), func(b *array.RecordBuilder, j int) {
 			i := ords[j]
 			b.Field(0).(*array.Int64Builder).Append(int64(i))
 			appendTestKey(t, b.Field(1), s.ordCust[i])
 			appendTime(t, b.Field(2), s.ordAt[i])
 			b.Field(3).(*array.Float64Builder).Append(s.amount[i])
+			b.Field(4).(*array.StringBuilder).Append(s.channel[i])
 		})
 	returns := batches(arrow.NewSchema([]arrow.Field{
 		{Name: "return_id", Type: arrow.PrimitiveTypes.Int64}, {Name: "customer_id", Type: l.fk},
@@ -275,7 +284,7 @@ func TestRunFindsPlantedSignal(t *testing.T) {
 	}
 	latest := slices.Max(s.ordAt)
 	begin := min(slices.Min(s.ordAt), slices.Min(s.retAt))
-	wantAnchors := 2
+	wantAnchors := 3 // validation, test, score
 	for k := int64(1); k <= 8 && latest-60*day-k*30*day >= begin+365*day; k++ {
 		wantAnchors++
 	}
@@ -328,184 +337,6 @@ func TestRunFindsPlantedSignal(t *testing.T) {
 	}
 	if s2 := out2.Predictions.Column(2).(*array.Float64); !slices.Equal(s2.Float64Values(), scores.Float64Values()) {
 		t.Error("re-run scores differ")
-	}
-}
-
-// builder indexes tables the way Run does, for the churn query.
-func builder(t *testing.T, tables map[string]Table) *featureBuilder {
-	t.Helper()
-	q, err := pql.Parse(churnQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ents, err := indexEntities(tables["customers"], "customer_id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var related []*events
-	for _, n := range []string{"orders", "returns"} {
-		ev, err := buildEvents(tables[n], "customer_id", ents)
-		if err != nil {
-			t.Fatal(err)
-		}
-		related = append(related, ev)
-	}
-	form, err := formOf(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fb, err := newFeatureBuilder(form, ents, related, related[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fb
-}
-
-// TestNoLeakage proves features at t use only data at or before t: deleting
-// every row with time after t changes no feature and no eligibility at t.
-func TestNoLeakage(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	s := makeShop(400, 540, 2)
-	for _, cut := range []int64{t0 + 200*day, t0 + 333*day + 12345, t0 + 500*day - 1} {
-		full := s.tables(t, mem, math.MaxInt64, defaultLayout)
-		past := s.tables(t, mem, cut, defaultLayout)
-		a := builder(t, full).build(context.Background(), []int64{cut}, false)
-		b := builder(t, past).build(context.Background(), []int64{cut}, false)
-		release(full)
-		release(past)
-		if a.rows < 50 || a.rows != b.rows || !slices.Equal(a.entity, b.entity) {
-			t.Fatalf("cut %d: %d rows with the future, %d without", cut, a.rows, b.rows)
-		}
-		for i := range a.data {
-			x, y := a.data[i], b.data[i]
-			if math.Float32bits(x) != math.Float32bits(y) && !(x != x && y != y) {
-				t.Fatalf("cut %d: feature %d of row %d is %v with future rows and %v without", cut, i%a.cols, i/a.cols, x, y)
-			}
-		}
-		if !slices.Equal(a.baseline, b.baseline) {
-			t.Fatalf("cut %d: the recent-count baseline sees the future", cut)
-		}
-	}
-}
-
-// TestFeaturesByHand checks feature values and window bounds on one
-// customer: windows are (t-d, t], so an order exactly d days before t is out
-// and one exactly at t is in.
-func TestFeaturesByHand(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	at := t0 + 400*day
-	s := &shop{custID: []int64{1, 2}, signup: []int64{t0, t0}, segment: []string{"b", "a"},
-		ordCust: []int64{1, 1, 1, 1, 1, 1},
-		ordAt:   []int64{at - 380*day, at - 90*day, at - 30*day, at - 7*day, at, at + day},
-		amount:  []float64{1, 2, 4, 8, 16, 32},
-		retCust: []int64{1}, retAt: []int64{at - 3*day}}
-	tables := s.tables(t, mem, math.MaxInt64, defaultLayout)
-	defer release(tables)
-	fb := builder(t, tables)
-	m := fb.build(context.Background(), []int64{at}, true)
-	if m.rows != 1 || m.entity[0] != 0 {
-		t.Fatalf("%d rows (entities %v), want customer 1 only", m.rows, m.entity)
-	}
-	got := map[string]float64{}
-	for i, n := range fb.names {
-		got[n] = float64(m.data[i])
-	}
-	for name, want := range map[string]float64{
-		"customers.segment":              1, // codes in sorted order: a=0, b=1
-		"customers.vip":                  0,
-		"customers.days_since_signup_at": 400,
-		"orders.count_7d":                1, // at; at-7d is out
-		"orders.count_30d":               2, // at-7d, at
-		"orders.count_90d":               3,
-		"orders.count_365d":              4,
-		"orders.count_all":               5,
-		"orders.days_since_last":         0,
-		"orders.days_since_first":        380,
-		"orders.ratio_30d_90d":           2.0 / 3,
-		"orders.amount_sum_30d":          24,
-		"orders.amount_sum_90d":          28,
-		"orders.amount_sum_all":          31,
-		"orders.amount_mean_30d":         12,
-		"orders.amount_mean_90d":         28.0 / 3,
-		"orders.amount_mean_all":         31.0 / 5,
-		"returns.count_7d":               1,
-		"returns.count_all":              1,
-		"returns.days_since_last":        3,
-		"returns.ratio_30d_90d":          1,
-	} {
-		if g, ok := got[name]; !ok || math.Abs(g-want) > 1e-5 {
-			t.Errorf("%s = %v, want %v", name, g, want)
-		}
-	}
-	if m.labels[0] != 0 {
-		t.Errorf("label %v: customer 1 orders at t+1d, so the churn label is 0", m.labels[0])
-	}
-	// Customer 2 never orders: not eligible; with no WHERE its features are
-	// missing, not zero, where undefined.
-	q, _ := pql.Parse("PREDICT COUNT(orders.*, 0, 30, days) = 0 FOR EACH customers.customer_id")
-	form, err := formOf(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fb.form, fb.filters = form, nil
-	m2 := fb.build(context.Background(), []int64{at}, true)
-	if m2.rows != 2 || m2.labels[1] != 1 {
-		t.Fatalf("without WHERE: %d rows, labels %v", m2.rows, m2.labels)
-	}
-	row := m2.data[m2.cols:]
-	for i, n := range fb.names {
-		undefined := strings.HasSuffix(n, "days_since_last") || strings.HasSuffix(n, "days_since_first") ||
-			strings.Contains(n, "ratio") || strings.Contains(n, "rate_") || strings.Contains(n, "_mean_")
-		if isNaN := row[i] != row[i]; isNaN != undefined {
-			t.Errorf("customer without orders: %s = %v", n, row[i])
-		}
-	}
-}
-
-// TestEligibilityAndLabels checks who is scored at t and their labels, at
-// the window bounds.
-func TestEligibilityAndLabels(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	at := t0 + 200*day
-	s := &shop{
-		custID:  []int64{1, 2, 3, 4, 5, 6, 7},
-		signup:  []int64{t0, t0, at + 1, t0, t0, t0, -1},
-		segment: []string{"a", "b", "a", "b", "a", "b", "a"},
-	}
-	order := func(c int64, ts ...int64) {
-		for _, v := range ts {
-			s.ordCust = append(s.ordCust, c)
-			s.ordAt = append(s.ordAt, v)
-			s.amount = append(s.amount, 1)
-		}
-	}
-	order(1, at-10*day, at+5*day)  // eligible; orders in (t, t+30d]: label 0
-	order(2, at-100*day)           // no order in (t-90d, t]: not eligible
-	order(3, at-day)               // signed up after t: not eligible
-	order(4, at-90*day, at+40*day) // at t-90d is outside (t-90d, t]: not eligible
-	order(5, at, at+30*day)        // at t counts; t+30d is inside (t, t+30d]: label 0
-	order(6, at-day, at+30*day+1)  // next order after the window: label 1
-	order(7, at-day)               // no signup time: not eligible
-	tables := s.tables(t, mem, math.MaxInt64, defaultLayout)
-	defer release(tables)
-	fb := builder(t, tables)
-	m := fb.build(context.Background(), []int64{at}, true)
-	var ids []int64
-	for _, e := range m.entity {
-		ids = append(ids, s.custID[e])
-	}
-	if !slices.Equal(ids, []int64{1, 5, 6}) || !slices.Equal(m.labels, []float32{0, 0, 1}) {
-		t.Errorf("eligible %v with labels %v, want [1 5 6] with [0 0 1]", ids, m.labels)
-	}
-	// The baseline is minus the count in (t-30d, t]: fewer orders, likelier churn.
-	if !slices.Equal(m.baseline, []float64{-1, -1, -1}) {
-		t.Errorf("baseline %v", m.baseline)
-	}
-	if got := s.eligibleAt(at); !slices.Equal(got, []int64{1, 5, 6}) {
-		t.Errorf("test oracle disagrees: %v", got)
 	}
 }
 
@@ -593,11 +424,9 @@ func TestRunErrors(t *testing.T) {
 		{"short history", churnQuery, short, "too short", ErrNoData},
 		{"unknown table", "PREDICT COUNT(ordrs.*, 0, 30, days) > 0 FOR EACH customers.customer_id", full, `did you mean "orders"`, nil},
 		{"syntax", "PREDICT FOR EACH customers.customer_id", full, "line 1, column 9", nil},
-		{"a form the trainer does not take", "PREDICT SUM(orders.amount, 0, 30, days) FOR EACH customers.customer_id", full,
-			"line 1, column 9: a target that is not a comparison", ErrUnsupported},
-		{"a month window", "PREDICT COUNT(orders.*, 0, 1, months) > 0 FOR EACH customers.customer_id", full, "window in months", ErrUnsupported},
-		{"a filter inside the count", "PREDICT COUNT(orders.* WHERE orders.amount > 1, 0, 30, days) > 0 FOR EACH customers.customer_id", full, "only COUNT(table.*) without a WHERE", ErrUnsupported},
-		{"no eligible entity", "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -30, 0, days) > 100000", full, "no entity is eligible", ErrNoData},
+		{"recommendation", "PREDICT LIST_DISTINCT(orders.channel, 0, 30, days) RANK TOP 2 FOR EACH customers.customer_id", full, "recommendation", ErrUnsupported},
+		{"static target", "PREDICT customers.segment FOR EACH customers.customer_id", full, "static target", ErrUnsupported},
+		{"no eligible entity", "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -30, 0, days) > 100000", full, "no example at the training anchors", ErrNoData},
 		{"one-class labels", "PREDICT COUNT(orders.*, 0, 30, days) >= 0 FOR EACH customers.customer_id", full, "label is true", ErrNoData},
 		{"key types differ", churnQuery, strFK, "does not match the entity key type", nil},
 		{"duplicate key", churnQuery, dupTables, "primary key customer_id is not unique (1 repeated rows)", nil},
@@ -650,51 +479,64 @@ func (c cancelOn) Handle(_ context.Context, r slog.Record) error {
 func (c cancelOn) WithAttrs([]slog.Attr) slog.Handler { return c }
 func (c cancelOn) WithGroup(string) slog.Handler      { return c }
 
-func TestSchedule(t *testing.T) {
-	T := t0 + 1000*day
+// TestOtherTasks trains a regression and a multiclass classification on the
+// shop and checks each beats its baselines: the spend of the next 30 days
+// (the order rate differs per customer, so history predicts it), and the
+// channel of a customer's first order in the next 30 days (it follows the
+// segment, a static column, most of the time).
+func TestOtherTasks(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	s := makeShop(1500, 640, 2)
+	tables := s.tables(t, mem, math.MaxInt64, defaultLayout)
+	defer release(tables)
 	for _, tc := range []struct {
-		name      string
-		query     string
-		begin     int64
-		wantTrain int
-		short     bool
-		err       bool
+		query, task string
+		check       func(r link.TrainResult) error
+		predicted   arrow.DataType
 	}{
-		{"long history: eight anchors", churnQuery, T - 1000*day, 8, false, false},
-		{"a year and a bit: as many as fit", churnQuery, T - (60+365+3*30)*day, 3, false, false},
-		{"under a year: anchors leaving the WHERE window", churnQuery, T - 300*day, 5, true, false},
-		{"too short", churnQuery, T - 100*day, 0, true, true},
-		{"weekly target", "PREDICT COUNT(orders.*, 0, 1, weeks) > 0 FOR EACH customers.customer_id", T - 1000*day, 8, false, false},
-		{"two-year WHERE window", "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -730, 0, days) > 0",
-			T - (60+730+2*30)*day, 2, false, false},
+		{"PREDICT SUM(orders.amount, 0, 30, days) FOR EACH customers.customer_id WHERE COUNT(orders.*, -90, 0, days) > 0", pql.TaskRegression,
+			func(r link.TrainResult) error {
+				if r.Test.MAE <= 0 || r.Test.MAE >= 0.9*r.BaselineLabelRate.MAE || r.Test.MAE >= r.BaselineRecentCount.MAE || r.Test.RMSE < r.Test.MAE {
+					return fmt.Errorf("MAE %.2f RMSE %.2f; mean baseline MAE %.2f, last-window MAE %.2f", r.Test.MAE, r.Test.RMSE, r.BaselineLabelRate.MAE, r.BaselineRecentCount.MAE)
+				}
+				return nil
+			}, nil},
+		{"PREDICT FIRST(orders.channel, 0, 30, days) FOR EACH customers.customer_id", pql.TaskMulticlassClassification,
+			func(r link.TrainResult) error {
+				if r.Classes != 3 || r.Test.Accuracy < r.BaselineLabelRate.Accuracy+0.15 || r.Test.Accuracy < 0.6 {
+					return fmt.Errorf("%d classes, accuracy %.3f; majority baseline %.3f, last-window %.3f", r.Classes, r.Test.Accuracy, r.BaselineLabelRate.Accuracy, r.BaselineRecentCount.Accuracy)
+				}
+				return nil
+			}, arrow.BinaryTypes.String},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			q, err := pql.Parse(tc.query)
+		t.Run(tc.task, func(t *testing.T) {
+			out, err := Run(context.Background(), Input{JobID: "j", Query: tc.query, Tables: tables}, Options{Allocator: mem, MaxRounds: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
-			form, err := formOf(q)
-			if err != nil {
-				t.Fatal(err)
+			defer out.Predictions.Release()
+			r := out.Result
+			t.Logf("%s: test %+v validation %+v | constant %+v | last window %+v | train %d val %d test %d, %d features",
+				tc.task, r.Test, r.Validation, r.BaselineLabelRate, r.BaselineRecentCount, r.TrainRows, r.ValidationRows, r.TestRows, r.NumFeatures)
+			if r.TaskType != tc.task {
+				t.Errorf("task %s, want %s", r.TaskType, tc.task)
 			}
-			a, err := schedule(form, T, tc.begin)
-			if (err != nil) != tc.err {
-				t.Fatalf("error %v, want error %v", err, tc.err)
+			if err := tc.check(r); err != nil {
+				t.Error(err)
 			}
-			if err != nil {
-				if !errors.Is(err, ErrNoData) {
-					t.Errorf("%v is not ErrNoData", err)
+			p := out.Predictions
+			if p.NumRows() == 0 || int(p.NumRows()) != r.PredictionRows {
+				t.Fatalf("%d predictions, result says %d", p.NumRows(), r.PredictionRows)
+			}
+			if tc.predicted == nil {
+				if p.NumCols() != 3 {
+					t.Errorf("regression predictions have %d columns, want key, anchor, score", p.NumCols())
 				}
 				return
 			}
-			w := form.target.hi.Microseconds()
-			if a.score != T || a.test != T-w || a.val != T-2*w || len(a.train) != tc.wantTrain || a.short != tc.short {
-				t.Fatalf("anchors %+v, want %d training anchors (short %v)", a, tc.wantTrain, tc.short)
-			}
-			for k, at := range a.train {
-				if at != a.val-int64(k+1)*w {
-					t.Errorf("training anchor %d at %d, want %d", k, at, a.val-int64(k+1)*w)
-				}
+			if p.NumCols() != 4 || !arrow.TypeEqual(p.Schema().Field(3).Type, tc.predicted) {
+				t.Errorf("predictions schema %v", p.Schema())
 			}
 		})
 	}

@@ -96,23 +96,39 @@ type Ticket struct {
 
 // Metrics are evaluation figures on the held-out test window.
 type Metrics struct {
+	// AUROC and AveragePrecision rank binary predictions.
 	AUROC            float64 `json:"auroc"`
 	AveragePrecision float64 `json:"average_precision"`
+	// Accuracy is the share of correct classes (binary: at the threshold).
+	Accuracy float64 `json:"accuracy,omitempty"`
+	// MAE and RMSE measure a regression's errors.
+	MAE  float64 `json:"mae,omitempty"`
+	RMSE float64 `json:"rmse,omitempty"`
 }
 
 // TrainResult is what the engine reports after training and scoring: metadata
 // only (no entity key, no row value).
 type TrainResult struct {
-	JobID    string `json:"job_id"`
-	ModelID  string `json:"model_id"`
-	TaskType string `json:"task_type"` // "binary_classification"
-	// Test holds the model's metrics on the test window.
-	Test Metrics `json:"test"`
-	// BaselineLabelRate scores every entity with the training label rate.
+	JobID   string `json:"job_id"`
+	ModelID string `json:"model_id"`
+	// TaskType is binary_classification, regression or
+	// multiclass_classification (package pql).
+	TaskType string `json:"task_type"`
+	// Test holds the model's metrics on the test anchors, Validation on the
+	// validation anchors (which the search tuned on).
+	Test       Metrics `json:"test"`
+	Validation Metrics `json:"validation"`
+	// BaselineLabelRate predicts a constant from the training labels: the
+	// positive rate, the mean, or the most frequent class.
 	BaselineLabelRate Metrics `json:"baseline_label_rate"`
-	// BaselineRecentCount scores each entity by its event count in the last
-	// window (sign chosen by the target's direction).
+	// BaselineRecentCount predicts the target's value over the window just
+	// before the anchor ("same as last time"), the constant where it has
+	// none.
 	BaselineRecentCount Metrics `json:"baseline_recent_count"`
+	// Classes is the number of classes of a multiclass target.
+	Classes int `json:"classes,omitempty"`
+	// ParameterSets is how many hyperparameter sets the search tried.
+	ParameterSets int `json:"parameter_sets,omitempty"`
 
 	TrainRows        int     `json:"train_rows"`
 	ValidationRows   int     `json:"validation_rows"`

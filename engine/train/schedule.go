@@ -1,0 +1,118 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/ferry-ai/ferry/engine/memdb"
+	"github.com/ferry-ai/ferry/engine/plan"
+	"github.com/ferry-ai/ferry/engine/pql"
+	"github.com/ferry-ai/ferry/internal/graph"
+)
+
+// Default schedule.
+const (
+	maxTrainAnchors = 8
+	// featureHistory is the longest past feature window.
+	featureHistory = 365 * 24 * time.Hour
+)
+
+// defaultAnchors places the anchors as the package doc says: back from the
+// latest time of the target's tables by the target's window.
+func defaultAnchors(ctx context.Context, db *memdb.DB, q *pql.Query, g *graph.Graph) ([]plan.Anchor, error) {
+	var window *pql.Aggregation
+	targetTables := map[string]bool{}
+	pql.Walk(q.Target.Expr, func(e pql.Expr) {
+		if a, ok := e.(*pql.Aggregation); ok {
+			targetTables[a.Table] = true
+			if window == nil || a.Unit.Duration(a.End) > window.Unit.Duration(window.End) {
+				window = a
+			}
+		}
+	})
+	var latest, begin time.Time
+	for _, n := range pql.RequiredTables(q, g) {
+		t, _ := g.Table(n)
+		if t.TimeColumn == "" {
+			continue
+		}
+		lo, hi, ok, err := timeRange(ctx, db, t)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if begin.IsZero() || lo.Before(begin) {
+			begin = lo
+		}
+		if targetTables[n] && hi.After(latest) {
+			latest = hi
+		}
+	}
+	if latest.IsZero() {
+		return nil, fmt.Errorf("the target's tables have no rows with a time: %w", ErrNoData)
+	}
+	var where time.Duration
+	pql.Walk(q.Where, func(e pql.Expr) {
+		if a, ok := e.(*pql.Aggregation); ok {
+			where = max(where, a.Unit.Duration(-a.Start))
+		}
+	})
+	at := func(k int) time.Time { return window.Unit.Add(latest, -k*window.End) }
+	w := window.Unit.Duration(window.End)
+	anchors := []plan.Anchor{{Time: at(2), Split: plan.Validation}, {Time: at(1), Split: plan.Test}, {Time: latest, Split: plan.Score}}
+	for _, need := range []time.Duration{max(featureHistory, where), max(w, where)} {
+		var train []plan.Anchor
+		for k := 1; k <= maxTrainAnchors; k++ {
+			t := at(2 + k)
+			if t.Before(begin.Add(need)) {
+				break
+			}
+			train = append(train, plan.Anchor{Time: t, Split: plan.Train})
+		}
+		if len(train) > 0 {
+			return append(train, anchors...), nil
+		}
+	}
+	return nil, fmt.Errorf("the data spans %s to %s, too short for a training anchor with %s of history before validation and test anchors %s apart: %w",
+		begin.Format(time.DateOnly), latest.Format(time.DateOnly), max(w, where), w, ErrNoData)
+}
+
+// timeRange returns the earliest and latest time of a table's time column.
+func timeRange(ctx context.Context, db *memdb.DB, t *graph.Table) (lo, hi time.Time, ok bool, err error) {
+	tc := `"` + doubleQuotes(t.TimeColumn) + `"`
+	r, err := db.Query(ctx, fmt.Sprintf(`SELECT epoch_us(CAST(min(%s) AS TIMESTAMP)), epoch_us(CAST(max(%s) AS TIMESTAMP)) FROM "%s"`,
+		tc, tc, doubleQuotes(t.Name)))
+	if err != nil {
+		return lo, hi, false, fmt.Errorf("time range of %s: %w", t.Name, err)
+	}
+	defer r.Release()
+	for r.Next() {
+		rec := r.RecordBatch()
+		if rec.NumRows() == 0 {
+			continue
+		}
+		a, okA := rec.Column(0).(*array.Int64)
+		b, okB := rec.Column(1).(*array.Int64)
+		if !okA || !okB || a.IsNull(0) || b.IsNull(0) {
+			return lo, hi, false, nil
+		}
+		return time.UnixMicro(a.Value(0)).UTC(), time.UnixMicro(b.Value(0)).UTC(), true, nil
+	}
+	return lo, hi, false, r.Err()
+}
+
+func doubleQuotes(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			out = append(out, '"')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
