@@ -133,8 +133,16 @@ func search(ctx context.Context, tt *trainingTable, opts Options) (*model, error
 	defer val.Close()
 	start := time.Now()
 	var best *model
-	for i, set := range searchSpace(tt.task) {
-		if i > 0 && (opts.SearchBudget <= 0 || time.Since(start) >= opts.SearchBudget) {
+	space := searchSpace(tt.task)
+	sets := 1
+	switch {
+	case opts.SearchSets > 0:
+		sets = min(opts.SearchSets, len(space))
+	case opts.SearchBudget > 0:
+		sets = len(space)
+	}
+	for i, set := range space[:sets] {
+		if i > 0 && opts.SearchBudget > 0 && time.Since(start) >= opts.SearchBudget {
 			break
 		}
 		params, metric, larger := objective(tt.task, len(tt.classes))

@@ -11,6 +11,7 @@ import (
 	"github.com/ferry-ai/ferry/engine/plan"
 	"github.com/ferry-ai/ferry/engine/pql"
 	"github.com/ferry-ai/ferry/internal/graph"
+	"github.com/ferry-ai/ferry/internal/link"
 )
 
 // Default schedule.
@@ -20,10 +21,38 @@ const (
 	featureHistory = 365 * 24 * time.Hour
 )
 
-// defaultAnchors places the anchors as the package doc says: back from the
-// latest time of the target's tables by the target's window.
-func defaultAnchors(ctx context.Context, db *memdb.DB, q *pql.Query, g *graph.Graph) ([]plan.Anchor, error) {
-	var window *pql.Aggregation
+// scheduleAnchors places the anchors: split by the options' dates when
+// they are set (plan.SplitSchedule, from the earliest time of the tables
+// to the latest time of the target's tables), otherwise as the package
+// doc says.
+func scheduleAnchors(ctx context.Context, db *memdb.DB, q *pql.Query, g *graph.Graph, o link.JobOptions) ([]plan.Anchor, error) {
+	if o.ValidationStart.IsZero() {
+		return defaultAnchors(ctx, db, q, g)
+	}
+	window, _, eventBegin, latest, err := dataSpan(ctx, db, q, g)
+	if err != nil {
+		return nil, err
+	}
+	step := window.Unit.Duration(window.End)
+	if o.AnchorStepDays > 0 {
+		step = time.Duration(o.AnchorStepDays) * 24 * time.Hour
+	}
+	// Training anchors step back to the first event: the earliest time of
+	// the tables linked to the entity (the entity's own time, such as a
+	// birth or signup date, is not an event).
+	s := plan.SplitSchedule{Begin: eventBegin, End: latest, ValidationStart: o.ValidationStart.UTC(), TestStart: o.TestStart.UTC(),
+		Step: step, MaxEval: o.MaxEvalAnchors, Score: true}
+	anchors, err := s.Anchors()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, ErrNoData)
+	}
+	return anchors, nil
+}
+
+// dataSpan returns the target's longest window, the earliest time of the
+// query's tables and of those other than the entity's (events), and the
+// latest time of the target's tables.
+func dataSpan(ctx context.Context, db *memdb.DB, q *pql.Query, g *graph.Graph) (window *pql.Aggregation, begin, eventBegin, latest time.Time, err error) {
 	targetTables := map[string]bool{}
 	pql.Walk(q.Target.Expr, func(e pql.Expr) {
 		if a, ok := e.(*pql.Aggregation); ok {
@@ -33,15 +62,14 @@ func defaultAnchors(ctx context.Context, db *memdb.DB, q *pql.Query, g *graph.Gr
 			}
 		}
 	})
-	var latest, begin time.Time
 	for _, n := range pql.RequiredTables(q, g) {
 		t, _ := g.Table(n)
 		if t.TimeColumn == "" {
 			continue
 		}
-		lo, hi, ok, err := timeRange(ctx, db, t)
-		if err != nil {
-			return nil, err
+		lo, hi, ok, rerr := timeRange(ctx, db, t)
+		if rerr != nil {
+			return nil, begin, eventBegin, latest, rerr
 		}
 		if !ok {
 			continue
@@ -52,9 +80,22 @@ func defaultAnchors(ctx context.Context, db *memdb.DB, q *pql.Query, g *graph.Gr
 		if targetTables[n] && hi.After(latest) {
 			latest = hi
 		}
+		if n != q.Entity.Table && (eventBegin.IsZero() || lo.Before(eventBegin)) {
+			eventBegin = lo
+		}
 	}
 	if latest.IsZero() {
-		return nil, fmt.Errorf("the target's tables have no rows with a time: %w", ErrNoData)
+		return nil, begin, eventBegin, latest, fmt.Errorf("the target's tables have no rows with a time: %w", ErrNoData)
+	}
+	return window, begin, eventBegin, latest, nil
+}
+
+// defaultAnchors places the anchors as the package doc says: back from the
+// latest time of the target's tables by the target's window.
+func defaultAnchors(ctx context.Context, db *memdb.DB, q *pql.Query, g *graph.Graph) ([]plan.Anchor, error) {
+	window, begin, _, latest, err := dataSpan(ctx, db, q, g)
+	if err != nil {
+		return nil, err
 	}
 	var where time.Duration
 	pql.Walk(q.Where, func(e pql.Expr) {

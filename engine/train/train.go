@@ -62,10 +62,12 @@ type Input struct {
 	JobID  string
 	Query  string
 	Tables map[string]Table
-	// Anchors, when set, replace the default schedule (see the package
-	// doc); they need training, validation and test anchors, and at most
-	// one score anchor.
+	// Anchors, when set, replace the schedule (see the package doc); they
+	// need training, validation and test anchors, and at most one score
+	// anchor.
 	Anchors []plan.Anchor
+	// Options tune the schedule (a split by dates) and the search.
+	Options link.JobOptions
 }
 
 // Options tune a run; the zero value is usable.
@@ -83,11 +85,15 @@ type Options struct {
 	// MaxRounds caps boosting rounds; 0 means 300. Training stops earlier
 	// when the validation metric has not improved for 20 rounds.
 	MaxRounds int
-	// SearchBudget is the time the hyperparameter search may take; 0 means
-	// the default parameters only. The search tries parameter sets in a
-	// fixed order, each judged on the validation anchors only, and keeps
-	// the best; it stops starting new ones when the budget is spent.
+	// SearchBudget is the time the hyperparameter search may take, and
+	// SearchSets the most parameter sets it tries; both 0 means the
+	// default parameters only. The search tries parameter sets in a fixed
+	// order, each judged on the validation anchors only, and keeps the
+	// best; it stops starting new ones when the budget is spent or
+	// SearchSets have run (with SearchSets alone, the search does not
+	// depend on the machine's speed).
 	SearchBudget time.Duration
+	SearchSets   int
 	// MemoryLimitBytes bounds the in-memory database; 0 means 4 GiB. A
 	// plan that needs more fails (DuckDB cannot spill).
 	MemoryLimitBytes int64
@@ -184,9 +190,18 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 	if err := checkKeys(ctx, db, q, g); err != nil {
 		return nil, err
 	}
+	if err := in.Options.Validate(); err != nil {
+		return nil, err
+	}
+	if in.Options.SearchBudgetSeconds > 0 {
+		opts.SearchBudget = time.Duration(in.Options.SearchBudgetSeconds * float64(time.Second))
+	}
+	if in.Options.SearchSets > 0 {
+		opts.SearchSets = in.Options.SearchSets
+	}
 	anchors := in.Anchors
 	if len(anchors) == 0 {
-		if anchors, err = defaultAnchors(ctx, db, q, g); err != nil {
+		if anchors, err = scheduleAnchors(ctx, db, q, g, in.Options); err != nil {
 			return nil, err
 		}
 	}

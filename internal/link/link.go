@@ -17,6 +17,7 @@ package link
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,6 +56,50 @@ type JobSpec struct {
 	// QuotaBytes caps the memory the job's data may take on the engine; 0
 	// means the engine's default.
 	QuotaBytes int64 `json:"quota_bytes,omitempty"`
+	// Options tune training; the zero value uses the defaults.
+	Options JobOptions `json:"options,omitzero"`
+}
+
+// JobOptions tune how the engine trains a job (metadata only). The zero
+// value steps anchors back from the latest time by the target's window and
+// trains with the default parameters.
+type JobOptions struct {
+	// ValidationStart and TestStart, when both set, split the anchors by
+	// time as RelBench does: training anchors before ValidationStart,
+	// validation anchors from it whose window closes by TestStart, test
+	// anchors from TestStart; one score anchor at the latest time.
+	ValidationStart time.Time `json:"validation_start,omitzero"`
+	TestStart       time.Time `json:"test_start,omitzero"`
+	// AnchorStepDays is the distance between those anchors (0: the target's
+	// window); MaxEvalAnchors caps validation and test anchors each (0: no
+	// cap).
+	AnchorStepDays int `json:"anchor_step_days,omitempty"`
+	MaxEvalAnchors int `json:"max_eval_anchors,omitempty"`
+	// SearchBudgetSeconds is the time the hyperparameter search may take
+	// (0: the default parameters only); SearchSets caps the parameter sets
+	// it tries (0: as many as the budget allows), which makes the search
+	// independent of the machine's speed.
+	SearchBudgetSeconds float64 `json:"search_budget_seconds,omitempty"`
+	SearchSets          int     `json:"search_sets,omitempty"`
+}
+
+// Validate checks the options, naming the first wrong one.
+func (o JobOptions) Validate() error {
+	switch {
+	case o.ValidationStart.IsZero() != o.TestStart.IsZero():
+		return errors.New("options: validation_start and test_start go together")
+	case !o.ValidationStart.IsZero() && !o.ValidationStart.Before(o.TestStart):
+		return fmt.Errorf("options: validation_start %s is not before test_start %s", o.ValidationStart.Format(time.DateOnly), o.TestStart.Format(time.DateOnly))
+	case o.AnchorStepDays < 0 || o.AnchorStepDays > 36600:
+		return fmt.Errorf("options: anchor_step_days %d must be between 0 and 36600", o.AnchorStepDays)
+	case o.MaxEvalAnchors < 0 || o.MaxEvalAnchors > 10000:
+		return fmt.Errorf("options: max_eval_anchors %d must be between 0 and 10000", o.MaxEvalAnchors)
+	case o.SearchBudgetSeconds < 0 || o.SearchBudgetSeconds > 86400 || o.SearchBudgetSeconds != o.SearchBudgetSeconds:
+		return fmt.Errorf("options: search_budget_seconds %v must be between 0 and 86400", o.SearchBudgetSeconds)
+	case o.SearchSets < 0 || o.SearchSets > 100:
+		return fmt.Errorf("options: search_sets %d must be between 0 and 100", o.SearchSets)
+	}
+	return nil
 }
 
 // JobRef names a job in an action body.

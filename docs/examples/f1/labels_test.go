@@ -25,9 +25,14 @@ type relbenchTask struct {
 	name  string
 	days  int
 	block int
+	rows  [3]int // RelBench's examples: train, validation, test
 }
 
-var relbenchTasks = []relbenchTask{{"driver-dnf", 30, 0}, {"driver-top3", 30, 1}, {"driver-position", 60, 2}}
+var relbenchTasks = []relbenchTask{
+	{"driver-dnf", 30, 0, [3]int{11411, 566, 702}},
+	{"driver-top3", 30, 1, [3]int{1353, 588, 726}},
+	{"driver-position", 60, 2, [3]int{7453, 499, 760}},
+}
 
 // RelBench's split dates.
 var (
