@@ -10,7 +10,7 @@ export GOTOOLCHAIN := local
 # pages in their symbol tables at start (about 8 MB less RSS per process).
 export GOFLAGS     := -mod=readonly -tags=$(TAGS) -ldflags=-extldflags=-Wl,--exclude-libs,ALL
 
-.PHONY: all deps services build demo test test-short conformance bench fuzz lint proto clean help f1
+.PHONY: all deps services build demo test test-short conformance bench fuzz lint proto clean help f1 f1-predict
 
 all: build
 
@@ -28,6 +28,16 @@ demo: build ## generate the demo warehouse (scale 1), start the three processes,
 
 f1: deps ## load the Formula 1 data (../shared/data/f1) into .ferry-f1/f1.db with keys and time columns (docs/examples/f1)
 	$(GO) run ./docs/examples/f1 --data ../shared/data/f1 --out .ferry-f1/f1.db
+
+F1_OPTIONS = {"validation_start":"2005-01-01T00:00:00Z","test_start":"2010-01-01T00:00:00Z","anchor_step_days":$(1),"max_eval_anchors":40,"search_sets":12}
+f1-predict: build f1 ## run the rel-f1 tasks of docs/examples/f1.md through agent, engine and writeback on .ferry-f1/f1.db
+	$(BIN)/ferry demo --dir $(CURDIR)/.ferry-f1/run --warehouse duckdb://$(CURDIR)/.ferry-f1/f1.db --output driver_dnf \
+		--query "PREDICT COUNT(results.* WHERE results.statusId != 1, 0, 30, days) > 0 FOR EACH drivers.driverId ASSUMING EXISTS(results.*, 0, 30, days)" \
+		--options '$(call F1_OPTIONS,30)'
+	$(BIN)/ferry demo --dir $(CURDIR)/.ferry-f1/run --warehouse duckdb://$(CURDIR)/.ferry-f1/f1.db --output driver_top3 \
+		--query "PREDICT MIN(qualifying.position, 0, 30, days) <= 3 FOR EACH drivers.driverId" --options '$(call F1_OPTIONS,30)'
+	$(BIN)/ferry demo --dir $(CURDIR)/.ferry-f1/run --warehouse duckdb://$(CURDIR)/.ferry-f1/f1.db --output driver_position \
+		--query "PREDICT AVG(results.positionOrder, 0, 60, days) FOR EACH drivers.driverId" --options '$(call F1_OPTIONS,60)'
 
 services: ## install and start PostgreSQL and build the S3 server (versitygw) into ~/.cache/ferry
 	@bash scripts/services.sh

@@ -71,6 +71,11 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 		}
 		scrub = newScrubber(names)
 		spec := link.JobSpec{JobID: asg.JobId, Query: asg.Query}
+		if o := asg.GetOptionsJson(); o != "" {
+			if err := link.Decode("job options", []byte(o), &spec.Options); err != nil {
+				return stage("agent", err)
+			}
+		}
 		for _, name := range asg.Tables {
 			t, err := connectors.FindTable(all, name)
 			if err != nil {

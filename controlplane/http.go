@@ -193,6 +193,10 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if err := req.Options.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	g, agentID, err := s.store.latestGraph(ctx)
 	if errors.Is(err, errNoGraph) {
 		w.Header().Set("Retry-After", "5")
@@ -220,7 +224,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	nj := newJob{ID: id, Query: req.Query, OutputTable: req.OutputTable, Tables: tables, Created: time.Now().UTC()}
+	nj := newJob{ID: id, Query: req.Query, OutputTable: req.OutputTable, Tables: tables, Options: req.Options, Created: time.Now().UTC()}
 	if err := s.store.insertJob(ctx, nj); s.storeError(w, r, err) {
 		return
 	}

@@ -2,11 +2,13 @@ package controlplane
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
+	"github.com/ferry-ai/ferry/internal/link"
 )
 
 // schedulePeriod is how often the scheduler looks for work without a wake-up.
@@ -93,7 +95,17 @@ func (s *Server) schedule(ctx context.Context) {
 			OutputTable:      j.OutputTable,
 			Tables:           j.Tables,
 			CreatedUnixNanos: j.CreatedAt.UnixNano(),
+			OptionsJson:      optionsJSON(j.Options),
 		}}})
 		s.log.LogAttrs(ctx, slog.LevelInfo, "job assigned", slog.String("job", j.ID), slog.String("agent", ss.agentID))
 	}
+}
+
+// optionsJSON encodes a job's options for its assignment.
+func optionsJSON(o link.JobOptions) string {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return "{}" // a struct of numbers and times always encodes
+	}
+	return string(b)
 }

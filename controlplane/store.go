@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/internal/graph"
+	"github.com/ferry-ai/ferry/internal/link"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -132,6 +133,8 @@ CREATE TABLE revoked_agents (
 	reason              TEXT NOT NULL
 );
 `,
+	// 3: a job's training options (issue 6).
+	`ALTER TABLE jobs ADD COLUMN options_json TEXT NOT NULL DEFAULT '{}';`,
 }
 
 // Errors of the metadata store.
@@ -366,6 +369,7 @@ ORDER BY a.connected DESC, g.reported_unix_nanos DESC LIMIT 1`).Scan(&agentID, &
 type newJob struct {
 	ID, Query, OutputTable string
 	Tables                 []string
+	Options                link.JobOptions
 	Created                time.Time
 }
 
@@ -375,11 +379,15 @@ func (s *store) insertJob(ctx context.Context, j newJob) error {
 	if err != nil {
 		return fmt.Errorf("metadata db: encode tables: %w", err)
 	}
+	oj, err := json.Marshal(j.Options)
+	if err != nil {
+		return fmt.Errorf("metadata db: encode options: %w", err)
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		n := j.Created.UnixNano()
 		if _, err := tx.ExecContext(ctx, `
-INSERT INTO jobs (id, query, output_table, tables_json, state, created_unix_nanos, updated_unix_nanos)
-VALUES (?, ?, ?, ?, ?, ?, ?)`, j.ID, j.Query, j.OutputTable, string(tj), api.StateQueued, n, n); err != nil {
+INSERT INTO jobs (id, query, output_table, tables_json, options_json, state, created_unix_nanos, updated_unix_nanos)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, j.ID, j.Query, j.OutputTable, string(tj), string(oj), api.StateQueued, n, n); err != nil {
 			return fmt.Errorf("metadata db: insert job: %w", err)
 		}
 		return insertEvent(ctx, tx, j.ID, api.StateQueued, j.Created, 0, "")
@@ -394,22 +402,25 @@ func insertEvent(ctx context.Context, tx *sql.Tx, job string, state api.JobState
 	return nil
 }
 
-const jobColumns = `id, query, output_table, tables_json, state, agent_id, created_unix_nanos, updated_unix_nanos, error_stage, error_message`
+const jobColumns = `id, query, output_table, tables_json, options_json, state, agent_id, created_unix_nanos, updated_unix_nanos, error_stage, error_message`
 
 type scanner interface{ Scan(...any) error }
 
 func scanJob(sc scanner) (api.Job, error) {
 	var (
 		j                api.Job
-		tj               string
+		tj, oj           string
 		created, updated int64
 		stage, msg       string
 	)
-	if err := sc.Scan(&j.ID, &j.Query, &j.OutputTable, &tj, &j.State, &j.AgentID, &created, &updated, &stage, &msg); err != nil {
+	if err := sc.Scan(&j.ID, &j.Query, &j.OutputTable, &tj, &oj, &j.State, &j.AgentID, &created, &updated, &stage, &msg); err != nil {
 		return api.Job{}, err
 	}
 	if err := json.Unmarshal([]byte(tj), &j.Tables); err != nil {
 		return api.Job{}, fmt.Errorf("job %s tables: %w", j.ID, err)
+	}
+	if err := json.Unmarshal([]byte(oj), &j.Options); err != nil {
+		return api.Job{}, fmt.Errorf("job %s options: %w", j.ID, err)
 	}
 	j.CreatedAt, j.UpdatedAt = fromNanos(created), fromNanos(updated)
 	if stage != "" || msg != "" {

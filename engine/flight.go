@@ -82,6 +82,9 @@ func (f *flightService) DoAction(a *flight.Action, stream flight.FlightService_D
 		if err := link.Decode("job spec", a.Body, &spec); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
+		if err := spec.Options.Validate(); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
 		if _, err := f.s.store.Create(spec, owner); err != nil {
 			return storeErr(err)
 		}
@@ -139,7 +142,7 @@ func (s *Server) train(ctx context.Context, jobID, owner string) (*link.TrainRes
 	defer stop()
 	defer context.AfterFunc(j.Context(), stop)()
 	batches := j.Tables()
-	in := train.Input{JobID: jobID, Query: j.Spec.Query, Tables: map[string]train.Table{}}
+	in := train.Input{JobID: jobID, Query: j.Spec.Query, Tables: map[string]train.Table{}, Options: j.Spec.Options}
 	for _, meta := range j.Spec.Tables {
 		recs, ok := batches[meta.Name]
 		if p := j.Progress(meta.Name); !ok || !p.Complete {

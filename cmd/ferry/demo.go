@@ -15,6 +15,7 @@ import (
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/internal/cli"
+	"github.com/ferry-ai/ferry/internal/link"
 	"github.com/ferry-ai/ferry/internal/demodata"
 	"github.com/ferry-ai/ferry/internal/devstack"
 )
@@ -86,11 +87,25 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	query := fs.String("query", DemoQuery, "the predictive query")
 	output := fs.String("output", "churn_predictions", "prediction table")
 	binDir := fs.String("bin", "", "directory of the ferry binaries (default: next to this one)")
-	if err := parse(fs, args, "ferry demo [--dir DIR] [--scale S] [--query Q] [--output TABLE]", stdout); err != nil {
+	warehouse := fs.String("warehouse", "", "an existing DuckDB warehouse to run on (duckdb:///path.db) instead of generating the demo's")
+	optionsArg := fs.String("options", "", `training options as JSON, e.g. {"validation_start":"2005-01-01T00:00:00Z","test_start":"2010-01-01T00:00:00Z","anchor_step_days":30}`)
+	if err := parse(fs, args, "ferry demo [--dir DIR] [--scale S | --warehouse duckdb:///PATH] [--query Q] [--output TABLE] [--options JSON]", stdout); err != nil {
 		return done(err)
 	}
 	if fs.NArg() > 0 {
 		return cli.Usagef("ferry demo takes no arguments")
+	}
+	var options link.JobOptions
+	if *optionsArg != "" {
+		if err := link.Decode("--options", []byte(*optionsArg), &options); err != nil {
+			return cli.Usage(err)
+		}
+		if err := options.Validate(); err != nil {
+			return cli.Usage(err)
+		}
+	}
+	if *warehouse != "" && !strings.HasPrefix(*warehouse, "duckdb://") {
+		return cli.Usagef("--warehouse %s: the demo runs on a DuckDB file (duckdb:///path.db)", *warehouse)
 	}
 	if *binDir == "" {
 		exe, err := os.Executable()
@@ -106,10 +121,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	t0 := time.Now()
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 
-	// 1. The warehouse, reused when it exists at this scale.
+	// 1. The warehouse: the one given, or the demo's, reused when it exists
+	// at this scale.
 	dbPath := filepath.Join(abs, fmt.Sprintf("demo-scale-%g.db", *scale))
 	wh := "duckdb://" + dbPath
-	if _, err := os.Stat(dbPath); err == nil {
+	if *warehouse != "" {
+		wh = *warehouse
+		dbPath = strings.TrimPrefix(wh, "duckdb://")
+		if _, err := os.Stat(dbPath); err != nil {
+			return cli.Usage(fmt.Errorf("--warehouse: %w", err))
+		}
+		say("== warehouse: %s", dbPath)
+	} else if _, err := os.Stat(dbPath); err == nil {
 		say("== demo warehouse: reusing %s", dbPath)
 	} else {
 		say("== demo warehouse: generating scale %g into %s", *scale, dbPath)
@@ -138,7 +161,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// 3. Submit and follow.
 	say("== submitting: %s", *query)
-	job, err := stack.Client.Submit(ctx, *query, *output)
+	job, err := stack.Client.SubmitRequest(ctx, api.SubmitRequest{Query: *query, OutputTable: *output, Options: options})
 	if err != nil {
 		return err
 	}
@@ -157,17 +180,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// 4. Metrics beside the baselines.
 	if m := d.Model; m != nil && m.Test != nil {
-		say("== test metrics (anchor window held out by time; %d test entities, positive rate %.3f)", m.TestRows, m.TestPositiveRate)
-		say("   %-36s %8s %10s", "", "AUROC", "avg prec")
-		say("   %-36s %8.4f %10.4f", "XGBoost model "+m.ModelID, m.Test.AUROC, m.Test.AveragePrecision)
-		if b := m.BaselineRecentCount; b != nil {
-			say("   %-36s %8.4f %10.4f", "baseline: orders in the last window", b.AUROC, b.AveragePrecision)
-		}
-		if b := m.BaselineLabelRate; b != nil {
-			say("   %-36s %8.4f %10.4f", "baseline: label rate", b.AUROC, b.AveragePrecision)
-		}
-		say("   %d features, %d anchors, %d train rows, best iteration %d; features %.1fs, training %.1fs",
-			m.NumFeatures, m.Anchors, m.TrainRows, m.BestIteration, m.FeatureSeconds, m.TrainSeconds)
+		printMetrics(say, m)
 	}
 
 	// 5. What the control plane holds: metadata only.
@@ -228,4 +241,38 @@ func topN(m map[string]float64, n int) map[string]float64 {
 		out[all[i].k] = all[i].v
 	}
 	return out
+}
+
+// printMetrics prints a model's validation and test metrics beside the
+// baselines, in the task's terms.
+func printMetrics(say func(string, ...any), m *api.Model) {
+	say("== metrics (%s; anchors held out by time: %d validation and %d test examples)", m.TaskType, m.ValidationRows, m.TestRows)
+	cols, row := []string{"AUROC", "avg prec", "accuracy"}, func(x *api.Metric) []float64 { return []float64{x.AUROC, x.AveragePrecision, x.Accuracy} }
+	switch m.TaskType {
+	case "regression":
+		cols, row = []string{"MAE", "RMSE"}, func(x *api.Metric) []float64 { return []float64{x.MAE, x.RMSE} }
+	case "multiclass_classification":
+		cols, row = []string{"accuracy"}, func(x *api.Metric) []float64 { return []float64{x.Accuracy} }
+	}
+	line := func(name string, x *api.Metric) {
+		if x == nil {
+			return
+		}
+		b := fmt.Sprintf("   %-38s", name)
+		for _, v := range row(x) {
+			b += fmt.Sprintf(" %10.4f", v)
+		}
+		say("%s", b)
+	}
+	head := fmt.Sprintf("   %-38s", "")
+	for _, c := range cols {
+		head += fmt.Sprintf(" %10s", c)
+	}
+	say("%s", head)
+	line("model "+m.ModelID+", validation", m.Validation)
+	line("model "+m.ModelID+", test", m.Test)
+	line("baseline: the target's last window, test", m.BaselineRecentCount)
+	line("baseline: a constant from training, test", m.BaselineLabelRate)
+	say("   %d features, %d anchors, %d train rows, %d parameter sets, best iteration %d; features %.1fs, training %.1fs",
+		m.NumFeatures, m.Anchors, m.TrainRows, m.ParameterSets, m.BestIteration, m.FeatureSeconds, m.TrainSeconds)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/controlplane/apiclient"
 	"github.com/ferry-ai/ferry/internal/cli"
+	"github.com/ferry-ai/ferry/internal/link"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
 
@@ -56,7 +57,7 @@ func runJobs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var af apiFlags
 	switch args[0] {
 	case "-h", "--help":
-		fmt.Fprintf(stdout, "Usage: %s\n  submit --query Q --output TABLE [--wait]\n  status <job id>\n  list\n", synopsis)
+		fmt.Fprintf(stdout, "Usage: %s\n  submit --query Q --output TABLE [--options JSON] [--wait]\n  status <job id>\n  list\n", synopsis)
 		return nil
 	case "submit":
 		fs := flag.NewFlagSet("ferry jobs submit", flag.ContinueOnError)
@@ -64,17 +65,24 @@ func runJobs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		query := fs.String("query", "", "the predictive query (PQL)")
 		output := fs.String("output", "", "the prediction table to write in the warehouse")
 		wait := fs.Bool("wait", false, "follow the job until it ends")
-		if err := parse(fs, args[1:], "ferry jobs submit --query Q --output TABLE [--wait]", stdout); err != nil {
+		optionsArg := fs.String("options", "", "training options as JSON (docs/pql.md)")
+		if err := parse(fs, args[1:], "ferry jobs submit --query Q --output TABLE [--options JSON] [--wait]", stdout); err != nil {
 			return done(err)
 		}
 		if *query == "" || *output == "" || fs.NArg() > 0 {
 			return cli.Usagef("ferry jobs submit needs --query and --output and takes no arguments")
 		}
+		var options link.JobOptions
+		if *optionsArg != "" {
+			if err := link.Decode("--options", []byte(*optionsArg), &options); err != nil {
+				return cli.Usage(err)
+			}
+		}
 		c, err := af.client()
 		if err != nil {
 			return err
 		}
-		job, err := c.Submit(ctx, *query, *output)
+		job, err := c.SubmitRequest(ctx, api.SubmitRequest{Query: *query, OutputTable: *output, Options: options})
 		if err != nil {
 			return err
 		}

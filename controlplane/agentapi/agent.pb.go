@@ -770,8 +770,11 @@ type JobAssignment struct {
 	// created_unix_nanos is the job's creation time; predictions carry it so
 	// a re-run writes identical rows.
 	CreatedUnixNanos int64 `protobuf:"varint,5,opt,name=created_unix_nanos,json=createdUnixNanos,proto3" json:"created_unix_nanos,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// options_json is the job's training options (link.JobOptions as JSON):
+	// dates, counts and budgets, never a row value.
+	OptionsJson   string `protobuf:"bytes,6,opt,name=options_json,json=optionsJson,proto3" json:"options_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobAssignment) Reset() {
@@ -837,6 +840,13 @@ func (x *JobAssignment) GetCreatedUnixNanos() int64 {
 		return x.CreatedUnixNanos
 	}
 	return 0
+}
+
+func (x *JobAssignment) GetOptionsJson() string {
+	if x != nil {
+		return x.OptionsJson
+	}
+	return ""
 }
 
 type CancelJob struct {
@@ -1655,13 +1665,14 @@ const file_controlplane_agentapi_agent_proto_rawDesc = "" +
 	"\x0erunning_job_id\x18\x02 \x01(\tR\frunningJobId\"p\n" +
 	"\aWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12:\n" +
-	"\x19heartbeat_interval_millis\x18\x02 \x01(\x03R\x17heartbeatIntervalMillis\"\xa5\x01\n" +
+	"\x19heartbeat_interval_millis\x18\x02 \x01(\x03R\x17heartbeatIntervalMillis\"\xc8\x01\n" +
 	"\rJobAssignment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\tR\x05query\x12!\n" +
 	"\foutput_table\x18\x03 \x01(\tR\voutputTable\x12\x16\n" +
 	"\x06tables\x18\x04 \x03(\tR\x06tables\x12,\n" +
-	"\x12created_unix_nanos\x18\x05 \x01(\x03R\x10createdUnixNanos\"\"\n" +
+	"\x12created_unix_nanos\x18\x05 \x01(\x03R\x10createdUnixNanos\x12!\n" +
+	"\foptions_json\x18\x06 \x01(\tR\voptionsJson\"\"\n" +
 	"\tCancelJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x94\x03\n" +
 	"\bJobEvent\x12\x15\n" +

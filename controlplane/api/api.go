@@ -4,7 +4,11 @@
 // and timestamps, never a row value.
 package api
 
-import "time"
+import (
+	"time"
+
+	"github.com/ferry-ai/ferry/internal/link"
+)
 
 // Paths of the user API.
 const (
@@ -97,19 +101,24 @@ type SubmitRequest struct {
 	// OutputTable is the warehouse table the predictions are written to:
 	// ASCII letters, digits and underscores, not starting with a digit.
 	OutputTable string `json:"output_table"`
+	// Options tune training: a split by dates, the hyperparameter search's
+	// budget (docs/pql.md). The zero value uses the defaults.
+	Options link.JobOptions `json:"options,omitzero"`
 }
 
 // Job is a predictive query's run as listed by GET /v1/jobs.
 type Job struct {
-	ID          string    `json:"id"`
-	Query       string    `json:"query"`
-	OutputTable string    `json:"output_table"`
-	State       JobState  `json:"state"`
-	AgentID     string    `json:"agent_id,omitempty"`
-	Tables      []string  `json:"tables"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	Error       *JobError `json:"error,omitempty"`
+	ID          string   `json:"id"`
+	Query       string   `json:"query"`
+	OutputTable string   `json:"output_table"`
+	State       JobState `json:"state"`
+	AgentID     string   `json:"agent_id,omitempty"`
+	Tables      []string `json:"tables"`
+	// Options are the job's training options.
+	Options   link.JobOptions `json:"options,omitzero"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	Error     *JobError       `json:"error,omitempty"`
 }
 
 // JobError says where a job failed; the message is scrubbed of values.

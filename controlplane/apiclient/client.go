@@ -67,8 +67,14 @@ func (e *StatusError) Error() string {
 
 // Submit queues a predictive query whose predictions go to outputTable.
 func (c *Client) Submit(ctx context.Context, query, outputTable string) (*api.Job, error) {
+	return c.SubmitRequest(ctx, api.SubmitRequest{Query: query, OutputTable: outputTable})
+}
+
+// SubmitRequest queues a job with all the request's fields, training
+// options included.
+func (c *Client) SubmitRequest(ctx context.Context, req api.SubmitRequest) (*api.Job, error) {
 	var j api.Job
-	if err := c.do(ctx, http.MethodPost, api.PathJobs, api.SubmitRequest{Query: query, OutputTable: outputTable}, &j); err != nil {
+	if err := c.do(ctx, http.MethodPost, api.PathJobs, req, &j); err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)
 	}
 	return &j, nil
