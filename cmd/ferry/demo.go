@@ -15,9 +15,9 @@ import (
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/internal/cli"
-	"github.com/ferry-ai/ferry/internal/link"
 	"github.com/ferry-ai/ferry/internal/demodata"
 	"github.com/ferry-ai/ferry/internal/devstack"
+	"github.com/ferry-ai/ferry/internal/link"
 )
 
 // DemoQuery is the query `ferry demo` runs: which recently active customers
