@@ -54,8 +54,9 @@ conformance: deps services ## run the connector conformance suite against real s
 	FERRY_CONFORMANCE_OUT=$(CURDIR)/.conformance.jsonl $(GO) test -count=1 -run 'TestConformance' ./connectors/...
 	@$(GO) run ./conformance/matrix $(CURDIR)/.conformance.jsonl | tee docs/conformance.md
 
-bench: build ## print throughput tables: DuckDB->Arrow, agent->engine Flight vs raw TLS, engine split
+bench: build ## print throughput tables: connectors, agent->engine Flight vs raw TLS, engine features/training/jobs at scale 1 and 10, XGBoost vs its C API
 	$(GO) run ./internal/bench
+	$(GO) test -run '^$$' -bench TrainVsCAPI -benchtime 3x ./engine/xgboost
 
 fuzz: ## run each fuzz target for 60 s (the corpus is kept in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./engine/pql

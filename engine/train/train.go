@@ -111,6 +111,9 @@ type Output struct {
 	// predicted class), and link.ColPredictedClass (a boolean for binary
 	// classification, the class for multiclass; none for regression).
 	Predictions arrow.RecordBatch
+	// TrainingSQL is the plan's SQL the run executed (DuckDB dialect): the
+	// query's text and names, no row value. Benchmarks run it elsewhere.
+	TrainingSQL string
 }
 
 // ErrNoData is returned (wrapped) when the tables hold too little history or
@@ -267,7 +270,7 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 	res.ScoreSeconds = time.Since(scoreStart).Seconds()
 	res.ModelID = modelID(in.JobID, anchors, tt, m)
 	opts.Logger.Info("scored", "prediction_rows", res.PredictionRows, "seconds", res.ScoreSeconds)
-	return &Output{Result: res, Predictions: preds}, nil
+	return &Output{Result: res, Predictions: preds, TrainingSQL: query}, nil
 }
 
 // targetAggregates reports whether the target holds an aggregation (a

@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -34,17 +33,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/util"
 	duckdbdrv "github.com/duckdb/duckdb-go/v2"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/ferry-ai/ferry/agent"
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/connectors/all"
-	"github.com/ferry-ai/ferry/engine"
-	"github.com/ferry-ai/ferry/engine/pql"
-	"github.com/ferry-ai/ferry/internal/demodata"
 	"github.com/ferry-ai/ferry/internal/link"
-	"github.com/ferry-ai/ferry/internal/pki"
 	"github.com/ferry-ai/ferry/writeback"
 )
 
@@ -58,14 +51,15 @@ func main() {
 	}
 	rows := flag.Int64("rows", 5_000_000, "rows of the throughput table")
 	linkRows := flag.Int64("link-rows", 10_000_000, "rows of the mixed-type table sent agent -> engine")
-	only := flag.String("only", "", `run one part only: "link" (agent -> engine)`)
+	only := flag.String("only", "", `run one part only: "link" (agent -> engine) or "engine" (features, training, a job)`)
 	linkComps := flag.String("link-compression", "none,lz4,zstd", "the body compressions the link part measures, comma-separated")
-	scale := flag.Float64("scale", 1, "demo warehouse scale for the engine split")
+	scale := flag.Float64("scale", 1, "demo warehouse scale of the engine rows (also run at ten times it)")
+	binDir := flag.String("bin", "bin", "directory of the ferry binaries (make build), for the engine's end-to-end job")
 	flag.Parse()
 	var err error
 	switch *only {
 	case "":
-		err = run(context.Background(), *rows, *linkRows, *scale)
+		err = run(context.Background(), *rows, *linkRows, *scale, *binDir)
 	case "link":
 		dir, derr := os.MkdirTemp("", "ferry-bench-")
 		if derr != nil {
@@ -75,8 +69,16 @@ func main() {
 		printHeader()
 		err = linkBench(dir, *linkRows, strings.Split(*linkComps, ","))
 		os.RemoveAll(dir)
+	case "engine":
+		dir, derr := os.MkdirTemp("", "ferry-bench-")
+		if derr != nil {
+			err = derr
+			break
+		}
+		err = engineBench(context.Background(), dir, *binDir, []float64{*scale, 10 * *scale})
+		os.RemoveAll(dir)
 	default:
-		err = fmt.Errorf("-only %q: want link", *only)
+		err = fmt.Errorf("-only %q: want link or engine", *only)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -158,7 +160,7 @@ func procStatus(field string) float64 {
 	return 0
 }
 
-func run(ctx context.Context, nrows, linkRows int64, scale float64) error {
+func run(ctx context.Context, nrows, linkRows int64, scale float64, binDir string) error {
 	dir, err := os.MkdirTemp("", "ferry-bench-")
 	if err != nil {
 		return err
@@ -198,33 +200,6 @@ func run(ctx context.Context, nrows, linkRows int64, scale float64) error {
 	conn.print()
 
 	// 3. Agent -> engine over Flight, beside a raw TLS 1.3 copy.
-	certs := filepath.Join(dir, "certs")
-	if err := pki.DevCerts(certs, "agent-bench", time.Hour); err != nil {
-		return err
-	}
-	// The in-process engine watches an empty directory of its own: the
-	// bench's DuckDB files live in TMPDIR and are not the engine's writes.
-	scratch := filepath.Join(dir, "engine-scratch")
-	if err := os.Mkdir(scratch, 0o700); err != nil {
-		return err
-	}
-	srv, err := engine.New(engine.Config{Addr: "127.0.0.1:0", TLS: pki.DevFiles(certs, "engine"), QuotaBytes: 16 << 30,
-		WatchDirs: []string{scratch}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		return err
-	}
-	sctx, stopEngine := context.WithCancel(ctx)
-	defer stopEngine()
-	go func() { _ = srv.Serve(sctx) }()
-	clientTLS, err := pki.DevFiles(certs, "agent").ClientConfig()
-	if err != nil {
-		return err
-	}
-	eng, err := flight.NewClientWithMiddleware(srv.Addr().String(), nil, nil, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
 	if err := linkBench(dir, linkRows, []string{agent.CompressionNone, agent.CompressionLZ4, agent.CompressionZSTD}); err != nil {
 		return fmt.Errorf("link: %w", err)
 	}
@@ -243,8 +218,8 @@ func run(ctx context.Context, nrows, linkRows int64, scale float64) error {
 		return err
 	}
 
-	// 5. The engine's time split on the demo warehouse.
-	return engineSplit(ctx, dir, scale, mux, eng)
+	// 5. The engine at the demo's scale and ten times it.
+	return engineBench(ctx, dir, binDir, []float64{scale, 10 * scale})
 }
 
 // predictionBatches makes n prediction rows in batches of 64Ki.
@@ -423,74 +398,6 @@ func action(ctx context.Context, eng flight.Client, typ string, body, out any) e
 	if out != nil {
 		return json.Unmarshal(res.Body, out)
 	}
-	return nil
-}
-
-// engineSplit generates the demo warehouse, uploads what the demo query
-// needs and reports the engine's feature, training and scoring times.
-func engineSplit(ctx context.Context, dir string, scale float64, mux *connectors.Mux, eng flight.Client) error {
-	const query = "PREDICT COUNT(orders.*, 0, 30, days) = 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -90, 0, days) > 0"
-	path := filepath.Join(dir, "demo.db")
-	c, err := mux.Open(ctx, "duckdb://"+path, nil)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	start := time.Now()
-	if _, err := demodata.Generate(ctx, c, demodata.Config{Scale: scale, Seed: 1}); err != nil {
-		return err
-	}
-	genSecs := time.Since(start).Seconds()
-	tables, err := c.Tables(ctx)
-	if err != nil {
-		return err
-	}
-	g := connectors.Graph(tables)
-	q, err := pql.Parse(query)
-	if err != nil {
-		return err
-	}
-	need := pql.RequiredTables(q, &g)
-	spec := link.JobSpec{JobID: "bench-demo", Query: query}
-	for _, n := range need {
-		t, _ := g.Table(n)
-		spec.Tables = append(spec.Tables, *t)
-	}
-	if err := action(ctx, eng, link.ActionStartJob, spec, nil); err != nil {
-		return err
-	}
-	var up int64
-	upStart := time.Now()
-	for _, n := range need {
-		r, err := c.Read(ctx, n, connectors.ReadOptions{BatchSize: 65536})
-		if err != nil {
-			return err
-		}
-		ack, err := agent.StreamTable(ctx, eng, spec.JobID, n, r, agent.StreamOptions{})
-		r.Release()
-		if err != nil {
-			return err
-		}
-		up += ack.Rows
-	}
-	upSecs := time.Since(upStart).Seconds()
-	var res link.TrainResult
-	if err := action(ctx, eng, link.ActionTrain, link.JobRef{JobID: spec.JobID}, &res); err != nil {
-		return err
-	}
-	_ = action(ctx, eng, link.ActionPurge, link.JobRef{JobID: spec.JobID}, nil)
-	total := res.FeatureSeconds + res.TrainSeconds + res.ScoreSeconds
-	fmt.Printf("\nengine on the demo warehouse (scale %g, generated in %.1fs; %d rows of %s uploaded in %.1fs):\n", scale, genSecs, up, strings.Join(need, ", "), upSecs)
-	fmt.Println("| phase                 | seconds | share |")
-	fmt.Println("|-----------------------|---------|-------|")
-	for _, p := range []struct {
-		name string
-		s    float64
-	}{{"feature engineering", res.FeatureSeconds}, {"XGBoost training", res.TrainSeconds}, {"scoring", res.ScoreSeconds}} {
-		fmt.Printf("| %-21s | %7.2f | %4.0f%% |\n", p.name, p.s, 100*p.s/total)
-	}
-	fmt.Printf("%d train rows, %d features, %d anchors, best iteration %d; test AUROC %.4f (recent-count baseline %.4f)\n",
-		res.TrainRows, res.NumFeatures, res.Anchors, res.BestIteration, res.Test.AUROC, res.BaselineRecentCount.AUROC)
 	return nil
 }
 
