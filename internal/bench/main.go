@@ -16,7 +16,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -29,7 +28,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/util"
 	duckdbdrv "github.com/duckdb/duckdb-go/v2"
@@ -384,22 +382,6 @@ func printHeader() {
 	fmt.Println("|----------------------------------------|-----------|-----------|----------|----------|--------------------------------|")
 }
 
-// action runs a Flight action and decodes its result into out (if not nil).
-func action(ctx context.Context, eng flight.Client, typ string, body, out any) error {
-	b, _ := json.Marshal(body)
-	s, err := eng.DoAction(ctx, &flight.Action{Type: typ, Body: b})
-	if err != nil {
-		return err
-	}
-	res, err := s.Recv()
-	if err != nil {
-		return fmt.Errorf("%s: %w", typ, err)
-	}
-	if out != nil {
-		return json.Unmarshal(res.Body, out)
-	}
-	return nil
-}
 
 // duckdbExport times DuckDB's own Arrow export of the bench table.
 func duckdbExport(ctx context.Context, dbPath string) (result, error) {
