@@ -382,7 +382,6 @@ func printHeader() {
 	fmt.Println("|----------------------------------------|-----------|-----------|----------|----------|--------------------------------|")
 }
 
-
 // duckdbExport times DuckDB's own Arrow export of the bench table.
 func duckdbExport(ctx context.Context, dbPath string) (result, error) {
 	raw := result{name: "DuckDB Arrow export (limit)"}
