@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ferry-ai/ferry/engine/xgboost"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
 
@@ -20,7 +21,10 @@ type FileConfig struct {
 	JobTTL        time.Duration `yaml:"job_ttl"`
 	Threads       int           `yaml:"threads"`
 	MaxRounds     int           `yaml:"max_rounds"`
-	LogLevel      string        `yaml:"log_level"`
+	// Device chooses XGBoost's device: "cpu" (default) or "cuda" (a build
+	// of libxgboost with CUDA and a GPU; see engine/xgboost.DeviceParams).
+	Device   string `yaml:"device"`
+	LogLevel string `yaml:"log_level"`
 	// CRLURL is the control plane's revocation list
 	// (https://host:port/v1/pki/crl); with it the engine refuses revoked
 	// agents, and refuses every agent while it holds no current list.
@@ -45,6 +49,11 @@ func LoadFileConfig(path string) (FileConfig, error) {
 	}
 	if fc.QuotaBytes < 0 || fc.MaxQuotaBytes < 0 || fc.Threads < 0 || fc.MaxRounds < 0 || fc.JobTTL < 0 || fc.CRLRefresh < 0 {
 		return fc, fmt.Errorf("config %s: quotas, threads, max_rounds, job_ttl and crl_refresh must not be negative", path)
+	}
+	if fc.Device != "" {
+		if _, err := xgboost.DeviceParams(fc.Device); err != nil {
+			return fc, fmt.Errorf("config %s: device: %w", path, err)
+		}
 	}
 	return fc, nil
 }

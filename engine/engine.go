@@ -47,6 +47,8 @@ type Config struct {
 	Threads int
 	// MaxRounds caps boosting rounds (0: the trainer's default).
 	MaxRounds int
+	// Device is XGBoost's device, "cpu" or "cuda" ("": cpu).
+	Device string
 	// WatchDirs are checked for files written while a job lives (reported in
 	// its purge attestation); nil means the working directory and TMPDIR.
 	WatchDirs []string

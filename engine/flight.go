@@ -151,7 +151,7 @@ func (s *Server) train(ctx context.Context, jobID, owner string) (*link.TrainRes
 		in.Tables[meta.Name] = train.Table{Meta: meta, Records: recs}
 	}
 	start := time.Now()
-	out, err := train.Run(ctx, in, train.Options{Allocator: j.Alloc, Logger: s.log.With("job_id", jobID), NThread: s.cfg.Threads, MaxRounds: s.cfg.MaxRounds})
+	out, err := train.Run(ctx, in, train.Options{Allocator: j.Alloc, Logger: s.log.With("job_id", jobID), NThread: s.cfg.Threads, MaxRounds: s.cfg.MaxRounds, Device: s.cfg.Device})
 	if err != nil {
 		if j.Context().Err() != nil {
 			return nil, status.Errorf(codes.Aborted, "job %s: purged while training (expired or engine shutting down)", jobID)

@@ -21,7 +21,8 @@ const usage = `Usage: ferry-engine --config FILE
 
 Runs the Ferry engine. Configuration keys (YAML):
   addr, tls: {cert, key, ca}, quota_bytes, max_quota_bytes, job_ttl,
-  threads, max_rounds, log_level, crl_url (the control plane's
+  threads, max_rounds, device (cpu, or cuda with a GPU build of
+  libxgboost), log_level, crl_url (the control plane's
   https://host:port/v1/pki/crl: refuse revoked agents), crl_refresh
 
 Flags:
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	s, err := engine.New(engine.Config{
 		Addr: fc.Addr, TLS: fc.TLS, QuotaBytes: fc.QuotaBytes, MaxQuotaBytes: fc.MaxQuotaBytes,
-		JobTTL: fc.JobTTL, Threads: fc.Threads, MaxRounds: fc.MaxRounds, Logger: log,
+		JobTTL: fc.JobTTL, Threads: fc.Threads, MaxRounds: fc.MaxRounds, Device: fc.Device, Logger: log,
 		CRLURL: fc.CRLURL, CRLRefresh: fc.CRLRefresh,
 	})
 	if err != nil {
