@@ -384,32 +384,7 @@ func printHeader() {
 
 // duckdbExport times DuckDB's own Arrow export of the bench table.
 func duckdbExport(ctx context.Context, dbPath string) (result, error) {
-	raw := result{name: "DuckDB Arrow export (limit)"}
-	var err error
-	raw.heapMB, raw.rssMB, err = peak(func() error {
-		c, err := duckdbdrv.NewConnector(dbPath, nil)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		dc, err := c.Connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer dc.Close()
-		ar, err := duckdbdrv.NewArrowFromConn(dc)
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		r, err := ar.QueryContext(ctx, "SELECT * FROM bench")
-		if err != nil {
-			return err
-		}
-		defer r.Release()
-		raw.rows, raw.bytes, err = drain(r)
-		raw.secs = time.Since(start).Seconds()
-		return err
-	})
+	raw, err := duckdbDirect(ctx, dbPath, "SELECT * FROM bench")
+	raw.name = "DuckDB Arrow export (limit)"
 	return raw, err
 }

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-ai/ferry/connectors"
-	"github.com/ferry-ai/ferry/connectors/all"
 	"github.com/ferry-ai/ferry/engine/plan"
 	"github.com/ferry-ai/ferry/engine/pql"
 )
@@ -68,29 +66,12 @@ func TestRelBenchLabels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the reference script (about 5 s)")
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, "reference_tasks.py")); err != nil {
-		t.Skipf("no Formula 1 data here (%v)", err)
-	}
+	out, g := loadF1(t)
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Fatalf("python3 runs the reference labels (scripts/deps.sh installs it): %v", err)
 	}
 	ctx := context.Background()
 	ref := referenceTables(t)
-
-	out := filepath.Join(t.TempDir(), "f1.db")
-	if err := Load(ctx, dataDir, out); err != nil {
-		t.Fatal(err)
-	}
-	c, err := all.Mux().Open(ctx, "duckdb://"+out, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := c.Tables(ctx)
-	c.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := connectors.Graph(tables)
 	db, err := sql.Open("duckdb", out+"?access_mode=read_only")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/connectors/all"
 	"github.com/ferry-ai/ferry/engine/pql"
+	"github.com/ferry-ai/ferry/internal/graph"
 )
 
 // dataDir is the shared Formula 1 data, beside the project.
@@ -140,4 +141,28 @@ func hasFK(t connectors.Table, ref string) bool {
 		}
 	}
 	return false
+}
+
+// loadF1 loads the Formula 1 data into a DuckDB file of the test's own and
+// returns its path and graph; it skips the test where the data is absent.
+func loadF1(t *testing.T) (string, graph.Graph) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dataDir, "races.csv")); err != nil {
+		t.Skipf("no Formula 1 data here (%v)", err)
+	}
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "f1.db")
+	if err := Load(ctx, dataDir, out); err != nil {
+		t.Fatal(err)
+	}
+	c, err := all.Mux().Open(ctx, "duckdb://"+out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tables, err := c.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, connectors.Graph(tables)
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -33,24 +31,13 @@ func TestRelBenchModels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains three models")
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, "races.csv")); err != nil {
-		t.Skipf("no Formula 1 data here (%v)", err)
-	}
+	out, g := loadF1(t)
 	ctx := context.Background()
-	out := filepath.Join(t.TempDir(), "f1.db")
-	if err := Load(ctx, dataDir, out); err != nil {
-		t.Fatal(err)
-	}
 	c, err := all.Mux().Open(ctx, "duckdb://"+out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	tables, err := c.Tables(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := connectors.Graph(tables)
 	mem := memory.NewGoAllocator()
 	blocks := pqlBlocks(t, "../f1.md")
 	for _, task := range relbenchTasks {
