@@ -19,8 +19,8 @@
 // # Features
 //
 // Per example: the entity table's own columns (numbers and booleans as
-// doubles, strings as text for the engine to encode) and the days since its
-// time; for every table with a time column and a foreign key to the entity
+// doubles, strings as text for the engine to encode; never a column the
+// target reads) and the days since its time; for every table with a time column and a foreign key to the entity
 // (one hop): row counts over 7, 30, 90 and 365 days and all history, days
 // since the last and the first row, distinct counts of its other foreign
 // keys, and sum, mean, min and max of each numeric column over 30 and 90
@@ -212,8 +212,16 @@ func keyColumns(t *graph.Table) map[string]bool {
 
 func (p *Plan) staticFeatures() {
 	keys := keyColumns(p.Entity)
+	// A column the target reads outside an aggregation is the label of a
+	// static target: it is never a feature.
+	target := map[string]bool{}
+	pql.Walk(p.Query.Target.Expr, func(e pql.Expr) {
+		if c, ok := e.(*pql.Column); ok {
+			target[c.Name] = true
+		}
+	})
 	for _, c := range p.Entity.Columns {
-		if keys[c.Name] || c.Name == p.Entity.TimeColumn {
+		if keys[c.Name] || c.Name == p.Entity.TimeColumn || target[c.Name] {
 			continue
 		}
 		typ := strings.ToLower(c.Type)

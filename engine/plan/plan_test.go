@@ -447,3 +447,30 @@ func TestLabelsByHand(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetColumnIsNotAFeature: the column a static target predicts is
+// left out of the features (it would be its own answer); other columns stay.
+func TestTargetColumnIsNotAFeature(t *testing.T) {
+	g := shopGraph()
+	for _, tc := range []struct{ query, absent, present string }{
+		{"PREDICT customers.segment FOR EACH customers.customer_id", "customers.segment", "customers.age"},
+		{"PREDICT customers.age > 30 FOR EACH customers.customer_id", "customers.age", "customers.segment"},
+		{"PREDICT COUNT(orders.*, 0, 7) > 0 FOR EACH customers.customer_id", "", "customers.age"},
+	} {
+		q, err := pql.Parse(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := New(q, g, anchorsAt(300), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		for _, f := range p.Features {
+			names[f.Name] = true
+		}
+		if names[tc.absent] || !names[tc.present] {
+			t.Errorf("%s: features %v; want %q absent and %q present", tc.query, p.Features, tc.absent, tc.present)
+		}
+	}
+}

@@ -157,3 +157,27 @@ func doubleQuotes(s string) string {
 	}
 	return string(out)
 }
+
+// staticAnchors are a static target's: its examples at the latest time of
+// the query's tables (or now, when none has a time), as training rows that
+// splitByEntity divides, and the score anchor at the same time.
+func staticAnchors(ctx context.Context, db *memdb.DB, q *pql.Query, g *graph.Graph) ([]plan.Anchor, error) {
+	var latest time.Time
+	for _, n := range pql.RequiredTables(q, g) {
+		t, _ := g.Table(n)
+		if t.TimeColumn == "" {
+			continue
+		}
+		_, hi, ok, err := timeRange(ctx, db, t)
+		if err != nil {
+			return nil, err
+		}
+		if ok && hi.After(latest) {
+			latest = hi
+		}
+	}
+	if latest.IsZero() {
+		latest = time.Now().UTC().Truncate(time.Second)
+	}
+	return []plan.Anchor{{Time: latest, Split: plan.Train}, {Time: latest, Split: plan.Score}}, nil
+}

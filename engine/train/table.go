@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"strings"
@@ -27,6 +28,8 @@ type split struct {
 	// base is the baseline forecast in label terms (NaN: none).
 	base   []float64
 	anchor []int64 // anchor time, microseconds
+	// bucket is a hash of the entity's key, 0 to 99 (splitByEntity).
+	bucket []uint8
 	// keys are the entity keys (score split only).
 	keys arrow.Array
 }
@@ -36,6 +39,7 @@ func (s *split) purge() {
 	clear(s.y)
 	clear(s.base)
 	clear(s.anchor)
+	clear(s.bucket)
 	if s.keys != nil {
 		s.keys.Release()
 		s.keys = nil
@@ -164,6 +168,7 @@ func readTable(ctx context.Context, db *memdb.DB, query string, p *plan.Plan, me
 			s.rows++
 			us, _ := micros(rec.Column(colAnchor), i)
 			s.anchor = append(s.anchor, us)
+			s.bucket = append(s.bucket, keyBucket(rec.Column(colEntity), i))
 			if multiclass {
 				v, ok := str(rec.Column(colLabel), i)
 				if ok {
@@ -343,4 +348,36 @@ func micros(a arrow.Array, i int) (int64, bool) {
 		return v / 1e3, true
 	}
 	return v, true
+}
+
+// keyBucket hashes an entity key into 0..99 (FNV-1a of its text form), the
+// same for the same key in every run.
+func keyBucket(a arrow.Array, i int) uint8 {
+	h := fnv.New32a()
+	h.Write([]byte(a.ValueStr(i)))
+	return uint8(h.Sum32() % 100)
+}
+
+// splitByEntity moves the training examples of a static target into the
+// validation (buckets 70 to 84) and test (85 to 99) splits by their key's
+// bucket.
+func (tt *trainingTable) splitByEntity() {
+	all := tt.train
+	tt.train = &split{name: "training"}
+	for i := 0; i < all.rows; i++ {
+		to := tt.train
+		switch b := all.bucket[i]; {
+		case b >= 85:
+			to = tt.test
+		case b >= 70:
+			to = tt.val
+		}
+		to.rows++
+		to.x = append(to.x, all.x[i*tt.cols:(i+1)*tt.cols]...)
+		to.y = append(to.y, all.y[i])
+		to.base = append(to.base, all.base[i])
+		to.anchor = append(to.anchor, all.anchor[i])
+		to.bucket = append(to.bucket, all.bucket[i])
+	}
+	all.purge()
 }

@@ -20,6 +20,14 @@
 // W. The plan's examples at each anchor use only data at or before it for
 // features and WHERE, and the window after it for labels.
 //
+// # Static targets
+//
+// A target that reads the entity's own column (customers.segment) does not
+// move with time: its examples are the entities whose value is known at the
+// latest time T, split into training, validation and test sets (70, 15 and
+// 15 %) by a hash of their key, with features at T; every entity is scored
+// at T. The target's column is never a feature.
+//
 // # Retention
 //
 // Run works in memory only: it writes no file and never saves a model. The
@@ -165,12 +173,10 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case task == pql.TaskRecommendation:
+	if task == pql.TaskRecommendation {
 		return nil, fmt.Errorf("%s (LIST_DISTINCT ... RANK TOP k): %w", task, ErrUnsupported)
-	case len(q.Aggregations()) == 0 || !targetAggregates(q):
-		return nil, fmt.Errorf("a static target (%s): it needs examples split by entity rather than by time: %w", q.Target, ErrUnsupported)
 	}
+	static := !targetAggregates(q)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -203,13 +209,20 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 		opts.SearchSets = in.Options.SearchSets
 	}
 	anchors := in.Anchors
-	if len(anchors) == 0 {
+	switch {
+	case static:
+		if anchors, err = staticAnchors(ctx, db, q, g); err != nil {
+			return nil, err
+		}
+	case len(anchors) == 0:
 		if anchors, err = scheduleAnchors(ctx, db, q, g, in.Options); err != nil {
 			return nil, err
 		}
 	}
-	if err := checkAnchors(anchors); err != nil {
-		return nil, err
+	if !static {
+		if err := checkAnchors(anchors); err != nil {
+			return nil, err
+		}
 	}
 	p, err := plan.New(q, g, anchors, plan.Options{})
 	if err != nil {
@@ -224,6 +237,9 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 		return nil, fmt.Errorf("training table: %w", err)
 	}
 	defer tt.purge()
+	if static {
+		tt.splitByEntity()
+	}
 	// The database's copies of the data are no longer needed.
 	if err := db.Close(); err != nil {
 		return nil, err
