@@ -237,7 +237,7 @@ func doAction(ctx context.Context, eng flight.Client, typ string, body, out any)
 }
 
 func metricProto(m link.Metrics) *agentapi.Metric {
-	return &agentapi.Metric{Auroc: m.AUROC, AveragePrecision: m.AveragePrecision, Accuracy: m.Accuracy, Mae: m.MAE, Rmse: m.RMSE}
+	return &agentapi.Metric{Auroc: m.AUROC, AveragePrecision: m.AveragePrecision, Accuracy: m.Accuracy, Mae: m.MAE, Rmse: m.RMSE, MapAtK: m.MAPAtK}
 }
 
 func metricsProto(r *link.TrainResult) *agentapi.TrainMetrics {
@@ -247,7 +247,7 @@ func metricsProto(r *link.TrainResult) *agentapi.TrainMetrics {
 		Validation:          metricProto(r.Validation),
 		BaselineLabelRate:   metricProto(r.BaselineLabelRate),
 		BaselineRecentCount: metricProto(r.BaselineRecentCount),
-		Classes:             int64(r.Classes), ParameterSets: int64(r.ParameterSets),
+		Classes:             int64(r.Classes), ParameterSets: int64(r.ParameterSets), TopK: int64(r.TopK),
 		TrainRows: int64(r.TrainRows), ValidationRows: int64(r.ValidationRows), TestRows: int64(r.TestRows),
 		NumFeatures: int64(r.NumFeatures), Anchors: int64(r.Anchors), BestIteration: int64(r.BestIteration),
 		PredictionRows: int64(r.PredictionRows), FeatureSeconds: r.FeatureSeconds, TrainSeconds: r.TrainSeconds,

@@ -542,7 +542,7 @@ FROM models WHERE job_id = ?`, id).Scan(&m.ModelID, &m.TaskType, &mj, &m.TrainRo
 			return api.JobDetail{}, wrap("model metrics", err)
 		}
 		m.Test, m.BaselineLabelRate, m.BaselineRecentCount = ms.Test, ms.BaselineLabelRate, ms.BaselineRecentCount
-		m.Validation, m.Classes, m.ParameterSets = ms.Validation, ms.Classes, ms.ParameterSets
+		m.Validation, m.Classes, m.ParameterSets, m.TopK = ms.Validation, ms.Classes, ms.ParameterSets, ms.TopK
 		if err := json.Unmarshal([]byte(fij), &m.FeatureImportance); err != nil {
 			return api.JobDetail{}, wrap("feature importance", err)
 		}
@@ -581,6 +581,7 @@ type storedMetrics struct {
 	Validation          *api.Metric `json:"validation,omitempty"`
 	Classes             int64       `json:"classes,omitempty"`
 	ParameterSets       int64       `json:"parameter_sets,omitempty"`
+	TopK                int64       `json:"top_k,omitempty"`
 	BaselineLabelRate   *api.Metric `json:"baseline_label_rate,omitempty"`
 	BaselineRecentCount *api.Metric `json:"baseline_recent_count,omitempty"`
 }
@@ -770,6 +771,7 @@ ON CONFLICT (job_id, table_name) DO UPDATE SET rows = excluded.rows, bytes = exc
 			Validation:          metricFromProto(m.GetValidation()),
 			Classes:             m.GetClasses(),
 			ParameterSets:       m.GetParameterSets(),
+			TopK:                m.GetTopK(),
 			BaselineLabelRate:   metricFromProto(m.GetBaselineLabelRate()),
 			BaselineRecentCount: metricFromProto(m.GetBaselineRecentCount()),
 		})
@@ -816,7 +818,7 @@ func metricFromProto(m *agentapi.Metric) *api.Metric {
 	if m == nil {
 		return nil
 	}
-	return &api.Metric{AUROC: m.GetAuroc(), AveragePrecision: m.GetAveragePrecision(), Accuracy: m.GetAccuracy(), MAE: m.GetMae(), RMSE: m.GetRmse()}
+	return &api.Metric{AUROC: m.GetAuroc(), AveragePrecision: m.GetAveragePrecision(), Accuracy: m.GetAccuracy(), MAE: m.GetMae(), RMSE: m.GetRmse(), MAPAtK: m.GetMapAtK()}
 }
 
 // clip cuts s to at most n bytes without splitting a UTF-8 sequence.

@@ -253,6 +253,8 @@ func printMetrics(say func(string, ...any), m *api.Model) {
 		cols, row = []string{"MAE", "RMSE"}, func(x *api.Metric) []float64 { return []float64{x.MAE, x.RMSE} }
 	case "multiclass_classification":
 		cols, row = []string{"accuracy"}, func(x *api.Metric) []float64 { return []float64{x.Accuracy} }
+	case "recommendation":
+		cols, row = []string{fmt.Sprintf("MAP@%d", m.TopK)}, func(x *api.Metric) []float64 { return []float64{x.MAPAtK} }
 	}
 	line := func(name string, x *api.Metric) {
 		if x == nil {
@@ -271,8 +273,13 @@ func printMetrics(say func(string, ...any), m *api.Model) {
 	say("%s", head)
 	line("model "+m.ModelID+", validation", m.Validation)
 	line("model "+m.ModelID+", test", m.Test)
-	line("baseline: the target's last window, test", m.BaselineRecentCount)
-	line("baseline: a constant from training, test", m.BaselineLabelRate)
+	if m.TaskType == "recommendation" {
+		line("baseline: the entity's own items, test", m.BaselineRecentCount)
+		line("baseline: the most popular items, test", m.BaselineLabelRate)
+	} else {
+		line("baseline: the target's last window, test", m.BaselineRecentCount)
+		line("baseline: a constant from training, test", m.BaselineLabelRate)
+	}
 	say("   %d features, %d anchors, %d train rows, %d parameter sets, best iteration %d; features %.1fs, training %.1fs",
 		m.NumFeatures, m.Anchors, m.TrainRows, m.ParameterSets, m.BestIteration, m.FeatureSeconds, m.TrainSeconds)
 }

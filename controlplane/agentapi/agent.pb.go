@@ -1140,6 +1140,7 @@ type Metric struct {
 	Accuracy         float64                `protobuf:"fixed64,3,opt,name=accuracy,proto3" json:"accuracy,omitempty"`
 	Mae              float64                `protobuf:"fixed64,4,opt,name=mae,proto3" json:"mae,omitempty"`
 	Rmse             float64                `protobuf:"fixed64,5,opt,name=rmse,proto3" json:"rmse,omitempty"`
+	MapAtK           float64                `protobuf:"fixed64,6,opt,name=map_at_k,json=mapAtK,proto3" json:"map_at_k,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1209,6 +1210,13 @@ func (x *Metric) GetRmse() float64 {
 	return 0
 }
 
+func (x *Metric) GetMapAtK() float64 {
+	if x != nil {
+		return x.MapAtK
+	}
+	return 0
+}
+
 type TrainMetrics struct {
 	state                  protoimpl.MessageState `protogen:"open.v1"`
 	ModelId                string                 `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
@@ -1236,6 +1244,8 @@ type TrainMetrics struct {
 	Classes int64 `protobuf:"varint,20,opt,name=classes,proto3" json:"classes,omitempty"`
 	// parameter_sets is how many hyperparameter sets the search tried.
 	ParameterSets int64 `protobuf:"varint,21,opt,name=parameter_sets,json=parameterSets,proto3" json:"parameter_sets,omitempty"`
+	// top_k is a recommendation's k.
+	TopK          int64 `protobuf:"varint,22,opt,name=top_k,json=topK,proto3" json:"top_k,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1413,6 +1423,13 @@ func (x *TrainMetrics) GetClasses() int64 {
 func (x *TrainMetrics) GetParameterSets() int64 {
 	if x != nil {
 		return x.ParameterSets
+	}
+	return 0
+}
+
+func (x *TrainMetrics) GetTopK() int64 {
+	if x != nil {
+		return x.TopK
 	}
 	return 0
 }
@@ -1694,13 +1711,14 @@ const file_controlplane_agentapi_agent_proto_rawDesc = "" +
 	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12\x18\n" +
 	"\abatches\x18\x04 \x01(\x03R\abatches\x120\n" +
 	"\acolumns\x18\x05 \x03(\v2\x16.ferry.agent.v1.ColumnR\acolumns\x12\x18\n" +
-	"\aseconds\x18\x06 \x01(\x01R\aseconds\"\x8d\x01\n" +
+	"\aseconds\x18\x06 \x01(\x01R\aseconds\"\xa7\x01\n" +
 	"\x06Metric\x12\x14\n" +
 	"\x05auroc\x18\x01 \x01(\x01R\x05auroc\x12+\n" +
 	"\x11average_precision\x18\x02 \x01(\x01R\x10averagePrecision\x12\x1a\n" +
 	"\baccuracy\x18\x03 \x01(\x01R\baccuracy\x12\x10\n" +
 	"\x03mae\x18\x04 \x01(\x01R\x03mae\x12\x12\n" +
-	"\x04rmse\x18\x05 \x01(\x01R\x04rmse\"\xf7\a\n" +
+	"\x04rmse\x18\x05 \x01(\x01R\x04rmse\x12\x18\n" +
+	"\bmap_at_k\x18\x06 \x01(\x01R\x06mapAtK\"\x8c\b\n" +
 	"\fTrainMetrics\x12\x19\n" +
 	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12\x1b\n" +
 	"\ttask_type\x18\x02 \x01(\tR\btaskType\x12*\n" +
@@ -1726,7 +1744,8 @@ const file_controlplane_agentapi_agent_proto_rawDesc = "" +
 	"validation\x18\x13 \x01(\v2\x16.ferry.agent.v1.MetricR\n" +
 	"validation\x12\x18\n" +
 	"\aclasses\x18\x14 \x01(\x03R\aclasses\x12%\n" +
-	"\x0eparameter_sets\x18\x15 \x01(\x03R\rparameterSets\x1aD\n" +
+	"\x0eparameter_sets\x18\x15 \x01(\x03R\rparameterSets\x12\x13\n" +
+	"\x05top_k\x18\x16 \x01(\x03R\x04topK\x1aD\n" +
 	"\x16FeatureImportanceEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xf0\x01\n" +

@@ -173,6 +173,7 @@ type Metric struct {
 	Accuracy         float64 `json:"accuracy,omitempty"`
 	MAE              float64 `json:"mae,omitempty"`
 	RMSE             float64 `json:"rmse,omitempty"`
+	MAPAtK           float64 `json:"map_at_k,omitempty"`
 }
 
 // Model is a trained model's metrics and timings.
@@ -183,6 +184,7 @@ type Model struct {
 	Validation          *Metric            `json:"validation,omitempty"`
 	Classes             int64              `json:"classes,omitempty"`
 	ParameterSets       int64              `json:"parameter_sets,omitempty"`
+	TopK                int64              `json:"top_k,omitempty"`
 	BaselineLabelRate   *Metric            `json:"baseline_label_rate,omitempty"`
 	BaselineRecentCount *Metric            `json:"baseline_recent_count,omitempty"`
 	TrainRows           int64              `json:"train_rows"`

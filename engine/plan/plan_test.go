@@ -328,6 +328,24 @@ func TestDuckDBAndPostgresAgree(t *testing.T) {
 				if err := sameTables(x, y); err != nil {
 					t.Fatal(err)
 				}
+				cd, err1 := p.CandidatesSQL(DuckDB{}, 5)
+				cp, err2 := p.CandidatesSQL(Postgres{}, 5)
+				if err1 != nil || err2 != nil {
+					t.Fatal(err1, err2)
+				}
+				x, y = run(t, duck, cd), run(t, pg, cp)
+				positives := 0
+				for _, r := range x.rows {
+					if r[4] == 1.0 {
+						positives++
+					}
+				}
+				if len(x.rows) == 0 || positives == 0 || positives == len(x.rows) {
+					t.Fatalf("%d candidates, %d positive", len(x.rows), positives)
+				}
+				if err := sameTables(x, y); err != nil {
+					t.Fatal(err)
+				}
 			}
 		})
 	}

@@ -63,8 +63,11 @@ func (m *model) predict(s *split, cols int) ([]float64, error) {
 
 // objective returns the task's objective parameters and its validation
 // metric, and whether a larger metric is better.
-func objective(task string, classes int) (map[string]string, string, bool) {
+func objective(task string, classes, topK int) (map[string]string, string, bool) {
 	switch task {
+	case pql.TaskRecommendation:
+		m := fmt.Sprintf("map@%d", topK)
+		return map[string]string{"objective": "rank:pairwise", "eval_metric": m}, m, true
 	case pql.TaskRegression:
 		return map[string]string{"objective": "reg:squarederror", "eval_metric": "mae"}, "mae", false
 	case pql.TaskMulticlassClassification:
@@ -110,6 +113,11 @@ func search(ctx context.Context, tt *trainingTable, opts Options) (*model, error
 		return nil, fmt.Errorf("training matrix: %w", err)
 	}
 	defer train.Close()
+	if tt.train.groups != nil {
+		if err := train.SetGroups(tt.train.groups); err != nil {
+			return nil, fmt.Errorf("training groups: %w", err)
+		}
+	}
 	// Validation examples of a class the training examples lack cannot be
 	// scored by the objective: they are left out of early stopping.
 	vx, vy := tt.val.x, tt.val.y
@@ -131,6 +139,11 @@ func search(ctx context.Context, tt *trainingTable, opts Options) (*model, error
 		return nil, fmt.Errorf("validation matrix: %w", err)
 	}
 	defer val.Close()
+	if tt.val.groups != nil {
+		if err := val.SetGroups(tt.val.groups); err != nil {
+			return nil, fmt.Errorf("validation groups: %w", err)
+		}
+	}
 	start := time.Now()
 	var best *model
 	space := searchSpace(tt.task)
@@ -145,7 +158,7 @@ func search(ctx context.Context, tt *trainingTable, opts Options) (*model, error
 		if i > 0 && opts.SearchBudget > 0 && time.Since(start) >= opts.SearchBudget {
 			break
 		}
-		params, metric, larger := objective(tt.task, len(tt.classes))
+		params, metric, larger := objective(tt.task, len(tt.classes), tt.topK)
 		maps.Copy(params, map[string]string{
 			"tree_method": "hist", "subsample": "0.8",
 			"seed": strconv.FormatUint(opts.Seed, 10),

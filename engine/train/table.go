@@ -30,6 +30,9 @@ type split struct {
 	anchor []int64 // anchor time, microseconds
 	// bucket is a hash of the entity's key, 0 to 99 (splitByEntity).
 	bucket []uint8
+	// groups are a ranking's query groups: the sizes of consecutive row
+	// runs, one per example (recommendation only).
+	groups []uint32
 	// keys are the entity keys (score split only).
 	keys arrow.Array
 }
@@ -52,6 +55,7 @@ type trainingTable struct {
 	names   []string // feature names
 	cols    int
 	classes []string // multiclass: the class of each label index
+	topK    int      // recommendation: k of RANK TOP k
 	keyType arrow.DataType
 	train   *split
 	val     *split

@@ -173,9 +173,6 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	if task == pql.TaskRecommendation {
-		return nil, fmt.Errorf("%s (LIST_DISTINCT ... RANK TOP k): %w", task, ErrUnsupported)
-	}
 	static := !targetAggregates(q)
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -227,6 +224,9 @@ func Run(ctx context.Context, in Input, opts Options) (*Output, error) {
 	p, err := plan.New(q, g, anchors, plan.Options{})
 	if err != nil {
 		return nil, err
+	}
+	if task == pql.TaskRecommendation {
+		return recommend(ctx, db, p, in, opts, featStart)
 	}
 	query, err := p.TrainingSQL(plan.DuckDB{})
 	if err != nil {
@@ -369,4 +369,54 @@ func keyClass(typ string) string {
 		return "string"
 	}
 	return t
+}
+
+// recommend trains and scores a recommendation (see recommend.go).
+func recommend(ctx context.Context, db *memdb.DB, p *plan.Plan, in Input, opts Options, featStart time.Time) (*Output, error) {
+	q := p.Query
+	ct, err := readCandidates(ctx, db, p, q.Target.TopK, opts.Allocator)
+	if err != nil {
+		return nil, fmt.Errorf("candidates: %w", err)
+	}
+	defer ct.purge()
+	if err := db.Close(); err != nil {
+		return nil, err
+	}
+	tt := ct.tt
+	tt.topK = q.Target.TopK
+	featureSecs := time.Since(featStart).Seconds()
+	for _, s := range []*split{tt.train, tt.val, tt.test} {
+		pos := 0
+		for _, y := range s.y {
+			if y > 0 {
+				pos++
+			}
+		}
+		if len(ct.groups[s]) == 0 || pos == 0 {
+			return nil, fmt.Errorf("no %s example with an item among its candidates: %w", s.name, ErrNoData)
+		}
+	}
+	opts.Logger.Info("candidates built", "train_examples", len(ct.groups[tt.train]), "train_pairs", tt.train.rows,
+		"validation_examples", len(ct.groups[tt.val]), "test_examples", len(ct.groups[tt.test]), "score_examples", len(ct.groups[tt.score]),
+		"seconds", featureSecs)
+	trainStart := time.Now()
+	m, err := search(ctx, tt, opts)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer m.close()
+	trainSecs := time.Since(trainStart).Seconds()
+	scoreStart := time.Now()
+	keyField, ok := in.Tables[q.Entity.Table].Records[0].Schema().FieldsByName(q.Entity.Column)
+	if !ok {
+		return nil, fmt.Errorf("entity table %s has no column %s", q.Entity.Table, q.Entity.Column)
+	}
+	res, preds, err := recommendResult(ct, m, tt.topK, q.Entity.Column, keyField[0].Type, opts.Allocator)
+	if err != nil {
+		return nil, err
+	}
+	res.JobID, res.TaskType, res.Anchors = in.JobID, p.Task, len(p.Anchors)
+	res.FeatureSeconds, res.TrainSeconds, res.ScoreSeconds = featureSecs, trainSecs, time.Since(scoreStart).Seconds()
+	res.ModelID = modelID(in.JobID, p.Anchors, tt, m)
+	return &Output{Result: res, Predictions: preds}, nil
 }

@@ -428,7 +428,6 @@ func TestRunErrors(t *testing.T) {
 		{"short history", churnQuery, short, "too short", ErrNoData},
 		{"unknown table", "PREDICT COUNT(ordrs.*, 0, 30, days) > 0 FOR EACH customers.customer_id", full, `did you mean "orders"`, nil},
 		{"syntax", "PREDICT FOR EACH customers.customer_id", full, "line 1, column 9", nil},
-		{"recommendation", "PREDICT LIST_DISTINCT(orders.channel, 0, 30, days) RANK TOP 2 FOR EACH customers.customer_id", full, "recommendation", ErrUnsupported},
 		{"no eligible entity", "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -30, 0, days) > 100000", full, "no example at the training anchors", ErrNoData},
 		{"one-class labels", "PREDICT COUNT(orders.*, 0, 30, days) >= 0 FOR EACH customers.customer_id", full, "label is true", ErrNoData},
 		{"key types differ", churnQuery, strFK, "does not match the entity key type", nil},
@@ -558,5 +557,52 @@ func TestOtherTasks(t *testing.T) {
 				t.Errorf("predictions schema %v", p.Schema())
 			}
 		})
+	}
+}
+
+// TestRecommendation ranks the channels each customer will order through in
+// the next 30 days (the channel follows the customer's segment most of the
+// time): the ranker's MAP@k beats ranking by popularity, and the
+// predictions hold the top k items of every customer scored, ranked 1 to k.
+func TestRecommendation(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	s := makeShop(1500, 640, 6)
+	tables := s.tables(t, mem, math.MaxInt64, defaultLayout)
+	defer release(tables)
+	const query = "PREDICT LIST_DISTINCT(orders.channel, 0, 30, days) RANK TOP 1 FOR EACH customers.customer_id"
+	out, err := Run(context.Background(), Input{JobID: "j", Query: query, Tables: tables}, Options{Allocator: mem, MaxRounds: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Predictions.Release()
+	r := out.Result
+	t.Logf("MAP@%d test %.4f validation %.4f | popularity %.4f | history %.4f | %d/%d/%d examples, %d predictions",
+		r.TopK, r.Test.MAPAtK, r.Validation.MAPAtK, r.BaselineLabelRate.MAPAtK, r.BaselineRecentCount.MAPAtK,
+		r.TrainRows, r.ValidationRows, r.TestRows, r.PredictionRows)
+	if r.TaskType != pql.TaskRecommendation || r.TopK != 1 || r.Test.MAPAtK < r.BaselineLabelRate.MAPAtK+0.1 || r.Test.MAPAtK > 1 {
+		t.Errorf("result %+v", r)
+	}
+	p := out.Predictions
+	want := arrow.NewSchema([]arrow.Field{
+		{Name: "customer_id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: link.ColAnchorTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
+		{Name: link.ColScore, Type: arrow.PrimitiveTypes.Float64},
+		{Name: link.ColItem, Type: arrow.BinaryTypes.String},
+		{Name: link.ColRank, Type: arrow.PrimitiveTypes.Int32},
+	}, nil)
+	if !p.Schema().Equal(want) || p.NumRows() == 0 || int(p.NumRows()) != r.PredictionRows {
+		t.Fatalf("predictions %v with %d rows (result says %d)", p.Schema(), p.NumRows(), r.PredictionRows)
+	}
+	seen := map[int64]int{}
+	for i := 0; i < int(p.NumRows()); i++ {
+		id := p.Column(0).(*array.Int64).Value(i)
+		seen[id]++
+		if rank := p.Column(4).(*array.Int32).Value(i); int(rank) != seen[id] {
+			t.Fatalf("customer %d: rank %d at its row %d", id, rank, seen[id])
+		}
+		if ch := p.Column(3).(*array.String).Value(i); ch != "web" && ch != "phone" && ch != "store" {
+			t.Fatalf("item %q", ch)
+		}
 	}
 }

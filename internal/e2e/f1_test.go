@@ -15,7 +15,9 @@ import (
 // reading it, the engine training on RelBench's split (job options), the
 // predictions written back to the warehouse — and checks the job succeeds,
 // reaches the task's target on the test anchors (driver-top3 AUROC >= 0.90)
-// and writes one prediction per driver scored.
+// and writes one prediction per driver scored; then a recommendation (each
+// driver's team in the next 60 days) the same way, which must beat ranking
+// by the driver's history and by popularity.
 func TestF1FullPath(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads the Formula 1 data and trains")
@@ -59,4 +61,28 @@ func TestF1FullPath(t *testing.T) {
 		t.Errorf("the predictions were not read back:\n%s", out)
 	}
 	t.Logf("driver-top3 through agent, engine and writeback: test AUROC %.4f, %s predictions", auroc, rows[1])
+
+	// A recommendation on the same data: the team each driver races for
+	// in the next 60 days, ranked against popularity and history.
+	code, out, errOut = ferry(t, nil, "demo", "--bin", binDir, "--dir", filepath.Join(dir, "run2"), "--warehouse", "duckdb://"+db,
+		"--output", "driver_team",
+		"--query", "PREDICT LIST_DISTINCT(results.constructorId, 0, 60, days) RANK TOP 1 FOR EACH drivers.driverId",
+		"--options", `{"validation_start":"2005-01-01T00:00:00Z","test_start":"2010-01-01T00:00:00Z","anchor_step_days":60,"max_eval_anchors":40}`)
+	if code != 0 {
+		t.Fatalf("ferry demo (recommendation): exit %d\n%s\n%s", code, out, errOut)
+	}
+	mp := regexp.MustCompile(`model m-[0-9a-f]+, test\s+([0-9.]+)\n\s+baseline: the entity's own items, test\s+([0-9.]+)\n\s+baseline: the most popular items, test\s+([0-9.]+)`).FindStringSubmatch(out)
+	if mp == nil {
+		t.Fatalf("no MAP@1 lines in\n%s", out)
+	}
+	model, _ := strconv.ParseFloat(mp[1], 64)
+	history, _ := strconv.ParseFloat(mp[2], 64)
+	popular, _ := strconv.ParseFloat(mp[3], 64)
+	if model <= history || model <= popular {
+		t.Errorf("test MAP@1 %.4f does not beat the history (%.4f) and popularity (%.4f) baselines", model, history, popular)
+	}
+	if !strings.Contains(out, "driverId,anchor_time,score,item,rank,model_id,job_id,created_at") {
+		t.Errorf("the recommendations were not read back:\n%s", out)
+	}
+	t.Logf("driver team through agent, engine and writeback: test MAP@1 %.4f (history %.4f, popularity %.4f)", model, history, popular)
 }

@@ -43,6 +43,10 @@ const (
 	ColAnchorTime     = "anchor_time"
 	ColScore          = "score"
 	ColPredictedClass = "predicted_class"
+	// ColItem and ColRank are a recommendation's: the item (the type of the
+	// target's column) and its rank, 1 to k.
+	ColItem = "item"
+	ColRank = "rank"
 )
 
 // JobSpec opens a job on the engine.
@@ -149,6 +153,8 @@ type Metrics struct {
 	// MAE and RMSE measure a regression's errors.
 	MAE  float64 `json:"mae,omitempty"`
 	RMSE float64 `json:"rmse,omitempty"`
+	// MAPAtK is a recommendation's mean average precision of the top k.
+	MAPAtK float64 `json:"map_at_k,omitempty"`
 }
 
 // TrainResult is what the engine reports after training and scoring: metadata
@@ -164,16 +170,19 @@ type TrainResult struct {
 	Test       Metrics `json:"test"`
 	Validation Metrics `json:"validation"`
 	// BaselineLabelRate predicts a constant from the training labels: the
-	// positive rate, the mean, or the most frequent class.
+	// positive rate, the mean, or the most frequent class; for a
+	// recommendation, the most popular items.
 	BaselineLabelRate Metrics `json:"baseline_label_rate"`
 	// BaselineRecentCount predicts the target's value over the window just
 	// before the anchor ("same as last time"), the constant where it has
-	// none.
+	// none; for a recommendation, the entity's own past items.
 	BaselineRecentCount Metrics `json:"baseline_recent_count"`
 	// Classes is the number of classes of a multiclass target.
 	Classes int `json:"classes,omitempty"`
 	// ParameterSets is how many hyperparameter sets the search tried.
 	ParameterSets int `json:"parameter_sets,omitempty"`
+	// TopK is a recommendation's k (RANK TOP k).
+	TopK int `json:"top_k,omitempty"`
 
 	TrainRows        int     `json:"train_rows"`
 	ValidationRows   int     `json:"validation_rows"`
