@@ -381,6 +381,24 @@ func TestNoLeakage(t *testing.T) {
 				t.Errorf("day %d, %s: rows after t change the table: %v", days, text[8:40], err)
 			}
 		}
+		// A recommendation's candidates and pair features at t, likewise.
+		q, err := pql.Parse(queries[11])
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := New(q, g, []Anchor{{Time: at, Split: Score}}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := p.CandidatesSQL(DuckDB{}, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := run(t, full, s), run(t, cut, s); len(a.rows) < 10 {
+			t.Fatalf("day %d: %d candidates", days, len(a.rows))
+		} else if err := sameTables(a, b); err != nil {
+			t.Errorf("day %d, candidates: rows after t change them: %v", days, err)
+		}
 	}
 	// The check itself can fail: a training anchor's label does see the
 	// future, so cutting it away changes the table.
