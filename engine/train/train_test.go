@@ -606,3 +606,37 @@ func TestRecommendation(t *testing.T) {
 		}
 	}
 }
+
+// TestSearch: the search tries the parameter sets its options allow, judged
+// on validation only — one set by default, SearchSets of them, and within
+// SearchBudget no more than fit in the time.
+func TestSearch(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	tables := makeShop(800, 560, 9).tables(t, mem, math.MaxInt64, defaultLayout)
+	defer release(tables)
+	for _, tc := range []struct {
+		name     string
+		opts     Options
+		in       link.JobOptions
+		min, max int
+	}{
+		{"default", Options{}, link.JobOptions{}, 1, 1},
+		{"three sets", Options{SearchSets: 3}, link.JobOptions{}, 3, 3},
+		{"sets from the job options", Options{}, link.JobOptions{SearchSets: 2}, 2, 2},
+		{"a budget spent at once", Options{SearchBudget: time.Nanosecond}, link.JobOptions{}, 1, 1},
+		{"a budget of the job options", Options{}, link.JobOptions{SearchBudgetSeconds: 600}, 6, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Allocator, tc.opts.MaxRounds = mem, 20
+			out, err := Run(context.Background(), Input{JobID: "j", Query: churnQuery, Tables: tables, Options: tc.in}, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.Predictions.Release()
+			if n := out.Result.ParameterSets; n < tc.min || n > tc.max {
+				t.Errorf("%d parameter sets tried, want %d to %d", n, tc.min, tc.max)
+			}
+		})
+	}
+}
