@@ -27,6 +27,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/internal/link"
 	"github.com/ferry-ai/ferry/internal/pki"
+	"github.com/ferry-ai/ferry/secrets"
 )
 
 // Version is the agent's version, reported in Hello.
@@ -52,6 +53,8 @@ type Agent struct {
 	// With enrollment: the CA bundle and the current identity.
 	roots    *x509.CertPool
 	identity atomic.Pointer[pki.Identity]
+	// vault is signed in when the warehouse's credentials come from it.
+	vault *secrets.Vault
 }
 
 // New checks the configuration and loads the TLS material.
@@ -67,13 +70,22 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		log = slog.Default()
 	}
 	a := &Agent{cfg: cfg, mux: opts.Connectors, log: log.With("agent_id", cfg.AgentID)}
+	// Vault, when the credentials come from it, is the one more endpoint
+	// the agent dials.
+	vaultAddr := ""
+	if c := cfg.Credentials; c != nil && c.Vault != nil {
+		var err error
+		if vaultAddr, err = vaultEndpoint(c.Vault.Address); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
 	if cfg.Enrollment == nil {
 		tlsCfg, err := cfg.TLS.ClientConfig()
 		if err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 		a.tls = credentials.NewTLS(tlsCfg)
-		a.egress = newEgress(cfg.ControlPlane, cfg.Engine)
+		a.egress = newEgress(cfg.ControlPlane, cfg.Engine, vaultAddr)
 		return a, nil
 	}
 	roots, err := pki.LoadCAPool(cfg.TLS.CA)
@@ -81,7 +93,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.roots = roots
-	a.egress = newEgress(cfg.ControlPlane, cfg.Engine, cfg.Enrollment.API)
+	a.egress = newEgress(cfg.ControlPlane, cfg.Engine, cfg.Enrollment.API, vaultAddr)
 	// Every handshake asks the identity for its current certificate, so a
 	// renewal takes effect on the next connection.
 	a.tls = credentials.NewTLS(&tls.Config{
@@ -102,6 +114,12 @@ func New(cfg Config, opts Options) (*Agent, error) {
 // reconnecting with exponential backoff and jitter. It returns nil on a clean
 // shutdown.
 func (a *Agent) Run(ctx context.Context) error {
+	if err := a.openVault(ctx); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if a.vault != nil {
+		defer a.vault.Close()
+	}
 	if a.cfg.Enrollment != nil {
 		if err := a.setupIdentity(ctx); err != nil {
 			return fmt.Errorf("agent: %w", err)
@@ -244,7 +262,12 @@ func (a *Agent) session(ctx context.Context) error {
 
 // hello lists the warehouse's tables (metadata only) for the Hello message.
 func (a *Agent) hello(ctx context.Context) (*agentapi.Hello, error) {
-	wh, err := a.mux.Open(ctx, a.cfg.Warehouse, nil)
+	creds, release, err := a.warehouseCredentials(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("warehouse credentials: %w", err)
+	}
+	defer func() { _ = release(context.WithoutCancel(ctx)) }()
+	wh, err := a.mux.Open(ctx, a.cfg.Warehouse, &connectors.Options{Credentials: creds})
 	if err != nil {
 		return nil, fmt.Errorf("open warehouse: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferry-ai/ferry/internal/pki"
+	"github.com/ferry-ai/ferry/secrets"
 )
 
 // Config is the agent's configuration, read from YAML.
@@ -50,10 +51,59 @@ type Config struct {
 	// Compression of the Arrow IPC bodies sent to the engine: none
 	// (default), lz4 or zstd. It trades agent CPU for link bandwidth.
 	Compression string `yaml:"compression"`
+	// Credentials say where the warehouse's credentials come from (nil: the
+	// warehouse needs none, as an embedded DuckDB file).
+	Credentials *CredentialsConfig `yaml:"credentials"`
+	// Dev allows development-only settings (credentials.file); it comes
+	// from the --dev flag, never from the file.
+	Dev bool `yaml:"-"`
 	// GCPercent is the Go garbage collector's target for the agent process
 	// (GOGC; default DefaultGCPercent). The GOGC environment variable, when
 	// set, takes precedence.
 	GCPercent int `yaml:"gc_percent"`
+}
+
+// CredentialsConfig is the source of the warehouse's credentials.
+type CredentialsConfig struct {
+	// Vault signs in to Vault; with Database, every job takes a database
+	// user of its own (revoked when the job ends); with KV, static
+	// credentials are read from a KV version 2 secret whose keys are the
+	// connector's (user, password, ...).
+	Vault    *secrets.VaultConfig `yaml:"vault"`
+	Database *VaultPath           `yaml:"database"`
+	KV       *VaultPath           `yaml:"kv"`
+	// File is a YAML file of credentials: for the embedded demo and local
+	// development only, refused unless the agent runs with --dev.
+	File string `yaml:"file"`
+}
+
+// VaultPath is a secrets engine's mount and a role (database) or path (kv).
+type VaultPath struct {
+	Mount string `yaml:"mount"`
+	Role  string `yaml:"role"`
+	Path  string `yaml:"path"`
+}
+
+func (c *CredentialsConfig) validate(dev bool) error {
+	switch {
+	case c.File != "" && c.Vault != nil:
+		return errors.New("credentials: give vault or file, not both")
+	case c.File != "" && !dev:
+		return errors.New("credentials.file is for development only: use credentials.vault, or start the agent with --dev")
+	case c.File != "":
+		return nil
+	case c.Vault == nil:
+		return errors.New("credentials: vault (or, for development, file) is required")
+	case (c.Database == nil) == (c.KV == nil):
+		return errors.New("credentials.vault needs one of credentials.database (dynamic users) or credentials.kv (static secret)")
+	case c.Database != nil && (c.Database.Mount == "" || c.Database.Role == ""):
+		return errors.New("credentials.database needs mount and role")
+	case c.KV != nil && (c.KV.Mount == "" || c.KV.Path == ""):
+		return errors.New("credentials.kv needs mount and path")
+	case c.Vault.Address == "":
+		return errors.New("credentials.vault.address is required")
+	}
+	return nil
 }
 
 // DefaultGCPercent is the agent's default garbage-collector target. The
@@ -65,17 +115,23 @@ const DefaultGCPercent = 25
 
 // LoadConfig reads and checks a YAML configuration file. Unknown keys are
 // errors.
-func LoadConfig(path string) (Config, error) {
+func LoadConfig(path string) (Config, error) { return LoadConfigDev(path, false) }
+
+// LoadConfigDev is LoadConfig with development-only settings allowed when
+// dev is set (the agent's --dev flag).
+func LoadConfigDev(path string, dev bool) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	return ParseConfig(path, data)
+	return parseConfig(path, data, dev)
 }
 
 // ParseConfig parses YAML configuration; name is used in errors.
-func ParseConfig(name string, data []byte) (Config, error) {
-	var cfg Config
+func ParseConfig(name string, data []byte) (Config, error) { return parseConfig(name, data, false) }
+
+func parseConfig(name string, data []byte, dev bool) (Config, error) {
+	cfg := Config{Dev: dev}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil {
@@ -135,6 +191,11 @@ func (c *Config) Validate() error {
 	}
 	if c.WindowBatches < 0 || c.WindowBytes < 0 {
 		return fmt.Errorf("window_batches %d and window_bytes %d must not be negative", c.WindowBatches, c.WindowBytes)
+	}
+	if c.Credentials != nil {
+		if err := c.Credentials.validate(c.Dev); err != nil {
+			return err
+		}
 	}
 	if c.GCPercent == 0 {
 		c.GCPercent = DefaultGCPercent

@@ -46,6 +46,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"negative window", "window_bytes: -1", "window_bytes -1 must not be negative"},
 		{"unknown compression", "compression: brotli", `compression "brotli": want none, lz4 or zstd`},
 		{"negative resume_timeout", "resume_timeout: -1s", "resume_timeout -1s must not be negative"},
+		{"credentials file without --dev", "credentials: {file: creds.yaml}", "credentials.file is for development only"},
+		{"vault without a source", "credentials: {vault: {address: 'https://vault:8200'}}", "needs one of credentials.database"},
+		{"vault with both sources", "credentials: {vault: {address: 'https://vault:8200'}, database: {mount: db, role: r}, kv: {mount: kv, path: p}}", "needs one of"},
+		{"vault and file", "credentials: {vault: {address: 'https://vault:8200'}, file: f}", "not both"},
+		{"database without a role", "credentials: {vault: {address: 'https://vault:8200'}, database: {mount: db}}", "needs mount and role"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ParseConfig("agent.yaml", []byte(baseConfig+c.extra+"\n"))
@@ -65,5 +70,33 @@ func TestParseConfigRequired(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
+	}
+}
+
+func TestParseConfigCredentials(t *testing.T) {
+	ok := []string{
+		"credentials: {vault: {address: 'https://vault:8200', auth: {method: approle, role_id: r, secret_id_file: /run/sid}}, database: {mount: database, role: ferry}}",
+		"credentials: {vault: {address: 'http://127.0.0.1:8200', auth: {method: token, token_file: /run/t}}, kv: {mount: secret, path: ferry/warehouse}}",
+	}
+	for _, extra := range ok {
+		if _, err := ParseConfig("agent.yaml", []byte(baseConfig+extra+"\n")); err != nil {
+			t.Errorf("%s: %v", extra, err)
+		}
+	}
+	cfg, err := parseConfig("agent.yaml", []byte(baseConfig+"credentials: {file: creds.yaml}\n"), true)
+	if err != nil || cfg.Credentials.File != "creds.yaml" || !cfg.Dev {
+		t.Errorf("credentials.file with --dev: %+v %v", cfg.Credentials, err)
+	}
+	for _, tc := range []struct{ address, want string }{
+		{"https://vault.internal:8200", "vault.internal:8200"},
+		{"https://vault.internal", "vault.internal:443"},
+		{"http://127.0.0.1", "127.0.0.1:80"},
+	} {
+		if got, err := vaultEndpoint(tc.address); err != nil || got != tc.want {
+			t.Errorf("vaultEndpoint(%q) = %q, %v; want %q", tc.address, got, err, tc.want)
+		}
+	}
+	if _, err := vaultEndpoint("vault:8200"); err == nil {
+		t.Error("an address without a scheme was accepted")
 	}
 }

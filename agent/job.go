@@ -55,7 +55,18 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 	var scrub *scrubber
 	err := func() (jobErr error) {
 		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_READING})
-		wh, err := a.mux.Open(ctx, a.cfg.Warehouse, nil)
+		creds, release, err := a.warehouseCredentials(ctx)
+		if err != nil {
+			return stage("read", err)
+		}
+		// The job's database user is revoked when the job ends, whatever
+		// the outcome.
+		defer func() {
+			if err := release(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("revoking the job's credentials", "error", err.Error())
+			}
+		}()
+		wh, err := a.mux.Open(ctx, a.cfg.Warehouse, &connectors.Options{Credentials: creds})
 		if err != nil {
 			return stage("read", err)
 		}

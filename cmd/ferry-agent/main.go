@@ -28,7 +28,11 @@ Runs the Ferry agent. Configuration keys (YAML):
   enrollment: {api, token_file, state_dir} (instead of tls.cert and tls.key:
   enroll once with a one-time token, renew before expiry), heartbeat,
   batch_rows, window_batches, window_bytes, resume_timeout,
-  compression (none, lz4 or zstd), gc_percent, log_level
+  compression (none, lz4 or zstd), gc_percent, log_level,
+  credentials: {vault: {address, ca_cert, auth: {method (approle,
+  kubernetes or token), mount, role_id, secret_id_file, role, jwt_file,
+  token_file}}, database: {mount, role} | kv: {mount, path}}, or, for
+  development only with --dev, credentials: {file: creds.yaml}
 
 Flags:
 `
@@ -37,13 +41,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ferry-agent", flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML configuration `file` (required)")
 	logLevel := fs.String("log-level", "", "override the configured log level")
+	dev := fs.Bool("dev", false, "allow development-only settings (credentials.file); never in production")
 	if err := cli.Parse(fs, args, usage, stdout); err != nil {
 		return cli.Done(err)
 	}
 	if *configPath == "" || fs.NArg() > 0 {
 		return cli.Usagef("--config FILE is required and no arguments are taken (see --help)")
 	}
-	cfg, err := agent.LoadConfig(*configPath)
+	cfg, err := agent.LoadConfigDev(*configPath, *dev)
 	if err != nil {
 		return cli.Usage(err)
 	}

@@ -11,16 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/connectors/all"
 	"github.com/ferry-ai/ferry/controlplane/apiclient"
 	"github.com/ferry-ai/ferry/internal/cli"
+	"github.com/ferry-ai/ferry/secrets"
 )
 
 func main() { cli.Main("ferry", run, isUsage) }
@@ -99,7 +97,7 @@ func openWarehouse(ctx context.Context, url string) (*connectors.Conn, error) {
 func openWarehouseWith(ctx context.Context, url, credentialsFile string) (*connectors.Conn, error) {
 	var opts *connectors.Options
 	if credentialsFile != "" {
-		creds, err := loadCredentials(credentialsFile)
+		creds, err := secrets.LoadFile(credentialsFile)
 		if err != nil {
 			return nil, cli.Usage(err)
 		}
@@ -113,24 +111,4 @@ func openWarehouseWith(ctx context.Context, url, credentialsFile string) (*conne
 		return nil, err
 	}
 	return c, nil
-}
-
-func loadCredentials(path string) (map[string]string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("credentials: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("credentials file %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("credentials: %w", err)
-	}
-	var m map[string]string
-	if err := yaml.Unmarshal(data, &m); err != nil {
-		// The YAML error may quote the file's text: say only where it is.
-		return nil, fmt.Errorf("credentials file %s is not a YAML map of strings", path)
-	}
-	return m, nil
 }
