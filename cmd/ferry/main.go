@@ -40,6 +40,9 @@ func commands() map[string]command {
 		"agents":    {"list agents, issue enrollment tokens, revoke: agents list|enroll|revoke", runAgents},
 		"pql":       {"check a predictive query against a warehouse's graph: pql check", runPQL},
 		"demo":      {"run the all-in-one demo on the embedded DuckDB warehouse", runDemo},
+		"grants":    {"print the statements or policy that give the agent least privilege", runGrants},
+		"check":     {"preflight: can the agent's credentials do the job, and nothing more?", runCheck},
+		"agent":     {"agent check: the same as check", runAgent},
 	}
 }
 
