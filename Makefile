@@ -10,7 +10,7 @@ export GOTOOLCHAIN := local
 # pages in their symbol tables at start (about 8 MB less RSS per process).
 export GOFLAGS     := -mod=readonly -tags=$(TAGS) -ldflags=-extldflags=-Wl,--exclude-libs,ALL
 
-.PHONY: all deps services build demo test test-short test-vault conformance bench fuzz lint proto clean help f1 f1-predict
+.PHONY: all deps services build demo test test-short conformance bench fuzz lint proto clean help f1 f1-predict
 
 all: build
 
@@ -39,16 +39,12 @@ f1-predict: build f1 ## run the rel-f1 tasks of docs/examples/f1.md through agen
 	$(BIN)/ferry demo --dir $(CURDIR)/.ferry-f1/run --warehouse duckdb://$(CURDIR)/.ferry-f1/f1.db --output driver_position \
 		--query "PREDICT AVG(results.positionOrder, 0, 60, days) FOR EACH drivers.driverId" --options '$(call F1_OPTIONS,60)'
 
-services: ## install and start PostgreSQL and build the S3 server (versitygw) into ~/.cache/ferry
+services: ## install and start PostgreSQL and build the S3 server (versitygw) and Vault into ~/.cache/ferry
 	@bash scripts/services.sh
 
 test: deps services ## vet and run all tests (real DuckDB, PostgreSQL, S3 server, real processes over mTLS)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
-
-test-vault: deps services ## the Vault tests (secrets/): builds the real Vault server once into ~/.cache/ferry (25-35 minutes cold), then runs them
-	@bash scripts/vault.sh
-	$(GO) test -count=1 -tags=$(TAGS),vault ./secrets/
 
 test-short: deps ## the quick subset
 	$(GO) test -short -count=1 ./...

@@ -4,6 +4,9 @@
 #   - versitygw, an S3-compatible server, built once from the Go module proxy
 #     into $FERRY_CACHE/bin (default $HOME/.cache/ferry/bin) and reused; the
 #     tests start their own instances of it on free ports.
+#   - Vault, built once from source by scripts/vault.sh into
+#     $FERRY_CACHE/vault-1.21.4 (about 20-35 minutes cold); the secrets tests
+#     start it in dev mode on free loopback ports.
 # Idempotent: what is installed or running already is left alone.
 set -euo pipefail
 
@@ -36,4 +39,7 @@ if [ ! -x "$cache/bin/versitygw" ]; then
   echo "services: building versitygw v1.8.0 into $cache/bin (once; about 5 minutes)" >&2
   (cd /tmp && GOTOOLCHAIN=local GOFLAGS= GOBIN="$cache/bin" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)
 fi
-echo "services: PostgreSQL on 127.0.0.1:5432; versitygw at $cache/bin/versitygw" >&2
+# Vault (the real server, built from source once; the secrets tests start it
+# in dev mode on loopback).
+FERRY_CACHE="$cache" bash "$(dirname "$0")/vault.sh"
+echo "services: PostgreSQL on 127.0.0.1:5432; versitygw at $cache/bin/versitygw; Vault at $cache/vault-1.21.4/vault" >&2

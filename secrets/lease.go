@@ -180,3 +180,14 @@ func (s *Session) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// AgentPolicy is the Vault policy an agent needs for a database role's
+// dynamic credentials, and nothing more: read the role's credentials, renew
+// and revoke the leases it holds (lease IDs are unguessable; a revoked
+// user is gone for good).
+func AgentPolicy(mount, role string) string {
+	return fmt.Sprintf(`path "%s/creds/%s" { capabilities = ["read"] }
+path "sys/leases/renew" { capabilities = ["update"] }
+path "sys/leases/revoke" { capabilities = ["update"] }
+`, mount, role)
+}

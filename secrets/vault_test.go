@@ -1,5 +1,3 @@
-//go:build vault
-
 package secrets
 
 import (
@@ -343,7 +341,7 @@ func TestDynamicCredentials(t *testing.T) {
 	d := startVault(t)
 	schema := pgForVault(t)
 	d.dbEngine(t, schema, "ferry-job", "1h", "2h")
-	cfg, secretID := d.appRole(t, "ferry-db", `path "database/creds/ferry-job" { capabilities = ["read"] }`)
+	cfg, secretID := d.appRole(t, "ferry-db", AgentPolicy("database", "ferry-job"))
 	var logs lockedBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
@@ -398,8 +396,7 @@ func TestRenewalAndReplacement(t *testing.T) {
 	schema := pgForVault(t)
 	d.dbEngine(t, schema, "short", "3s", "1h")
 	d.dbEngine(t, schema, "capped", "3s", "5s")
-	cfg, _ := d.appRole(t, "ferry-renew", `path "database/creds/*" { capabilities = ["read"] }
-path "sys/leases/renew" { capabilities = ["update"] }`)
+	cfg, _ := d.appRole(t, "ferry-renew", AgentPolicy("database", "short")+AgentPolicy("database", "capped"))
 	ctx := context.Background()
 	v, err := OpenVault(ctx, cfg, nil)
 	if err != nil {
