@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -149,33 +148,39 @@ func duckdbDirect(ctx context.Context, path, query string) (result, error) {
 	var res result
 	var err error
 	res.heapMB, res.rssMB, err = peak(func() error {
-		conn, err := duckdbdrv.NewConnector(path+"?access_mode=read_only", nil)
-		if err != nil {
+		return withDuckDBArrow(ctx, path+"?access_mode=read_only", func(ar *duckdbdrv.Arrow) error {
+			start := time.Now()
+			r, err := ar.QueryContext(ctx, query)
+			if err != nil {
+				return err
+			}
+			defer r.Release()
+			res.rows, res.bytes, err = drain(r)
+			res.secs = time.Since(start).Seconds()
 			return err
-		}
-		defer conn.Close()
-		db := sql.OpenDB(conn)
-		defer db.Close()
-		dc, err := conn.Connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer dc.Close()
-		ar, err := duckdbdrv.NewArrowFromConn(dc)
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		r, err := ar.QueryContext(ctx, query)
-		if err != nil {
-			return err
-		}
-		defer r.Release()
-		res.rows, res.bytes, err = drain(r)
-		res.secs = time.Since(start).Seconds()
-		return err
+		})
 	})
 	return res, err
+}
+
+// withDuckDBArrow opens a DuckDB file (dsn: path and options) on one
+// connection and runs fn with its Arrow interface.
+func withDuckDBArrow(ctx context.Context, dsn string, fn func(*duckdbdrv.Arrow) error) error {
+	conn, err := duckdbdrv.NewConnector(dsn, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	dc, err := conn.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	ar, err := duckdbdrv.NewArrowFromConn(dc)
+	if err != nil {
+		return err
+	}
+	return fn(ar)
 }
 
 // jobStages runs the demo query as a job through the three processes and

@@ -289,43 +289,31 @@ func writebackBench(ctx context.Context, dir string, mux *connectors.Mux, n int6
 	native := result{name: "DuckDB native bulk load (limit)", rows: n, bytes: bytes}
 	var err error
 	native.heapMB, native.rssMB, err = peak(func() error {
-		c, err := duckdbdrv.NewConnector(filepath.Join(dir, "native.db"), nil)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		dc, err := c.Connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer dc.Close()
-		ar, err := duckdbdrv.NewArrowFromConn(dc)
-		if err != nil {
-			return err
-		}
-		// The same rows writeback stores: the predictions with their
-		// identifier columns, as plain arrays.
-		full, fullRecs := withIDs(s, recs)
-		defer func() {
-			for _, r := range fullRecs {
-				r.Release()
+		return withDuckDBArrow(ctx, filepath.Join(dir, "native.db"), func(ar *duckdbdrv.Arrow) error {
+			// The same rows writeback stores: the predictions with their
+			// identifier columns, as plain arrays.
+			full, fullRecs := withIDs(s, recs)
+			defer func() {
+				for _, r := range fullRecs {
+					r.Release()
+				}
+			}()
+			rr, _ := array.NewRecordReader(full, fullRecs)
+			defer rr.Release()
+			start := time.Now()
+			release, err := ar.RegisterView(rr, "incoming")
+			if err != nil {
+				return err
 			}
-		}()
-		rr, _ := array.NewRecordReader(full, fullRecs)
-		defer rr.Release()
-		start := time.Now()
-		release, err := ar.RegisterView(rr, "incoming")
-		if err != nil {
-			return err
-		}
-		defer release()
-		r, err := ar.QueryContext(ctx, "CREATE TABLE preds AS SELECT * FROM incoming")
-		if err != nil {
-			return err
-		}
-		r.Release()
-		native.secs = time.Since(start).Seconds()
-		return nil
+			defer release()
+			r, err := ar.QueryContext(ctx, "CREATE TABLE preds AS SELECT * FROM incoming")
+			if err != nil {
+				return err
+			}
+			r.Release()
+			native.secs = time.Since(start).Seconds()
+			return nil
+		})
 	})
 	if err != nil {
 		return err
