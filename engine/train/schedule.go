@@ -125,9 +125,9 @@ func defaultAnchors(ctx context.Context, db *memdb.DB, q *pql.Query, g *graph.Gr
 
 // timeRange returns the earliest and latest time of a table's time column.
 func timeRange(ctx context.Context, db *memdb.DB, t *graph.Table) (lo, hi time.Time, ok bool, err error) {
-	tc := `"` + doubleQuotes(t.TimeColumn) + `"`
-	r, err := db.Query(ctx, fmt.Sprintf(`SELECT epoch_us(CAST(min(%s) AS TIMESTAMP)), epoch_us(CAST(max(%s) AS TIMESTAMP)) FROM "%s"`,
-		tc, tc, doubleQuotes(t.Name)))
+	tc := memdb.QuoteIdent(t.TimeColumn)
+	r, err := db.Query(ctx, fmt.Sprintf(`SELECT epoch_us(CAST(min(%s) AS TIMESTAMP)), epoch_us(CAST(max(%s) AS TIMESTAMP)) FROM %s`,
+		tc, tc, memdb.QuoteIdent(t.Name)))
 	if err != nil {
 		return lo, hi, false, fmt.Errorf("time range of %s: %w", t.Name, err)
 	}
@@ -145,17 +145,6 @@ func timeRange(ctx context.Context, db *memdb.DB, t *graph.Table) (lo, hi time.T
 		return time.UnixMicro(a.Value(0)).UTC(), time.UnixMicro(b.Value(0)).UTC(), true, nil
 	}
 	return lo, hi, false, r.Err()
-}
-
-func doubleQuotes(s string) string {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' {
-			out = append(out, '"')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
 }
 
 // staticAnchors are a static target's: its examples at the latest time of

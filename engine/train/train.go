@@ -334,7 +334,7 @@ func checkAnchors(anchors []plan.Anchor) error {
 func checkKeys(ctx context.Context, db *memdb.DB, q *pql.Query, g *graph.Graph) error {
 	et, _ := g.Table(q.Entity.Table)
 	pk := q.Entity.Column
-	r, err := db.Query(ctx, fmt.Sprintf(`SELECT count(*) - count(DISTINCT "%s") FROM "%s"`, doubleQuotes(pk), doubleQuotes(et.Name)))
+	r, err := db.Query(ctx, fmt.Sprintf(`SELECT count(*) - count(DISTINCT %s) FROM %s`, memdb.QuoteIdent(pk), memdb.QuoteIdent(et.Name)))
 	if err != nil {
 		return fmt.Errorf("checking the primary key of %s: %w", et.Name, err)
 	}
