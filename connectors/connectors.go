@@ -73,6 +73,14 @@ type ReadOptions struct {
 	// a zero bound is open. A table without a time column refuses a range.
 	Since time.Time
 	Until time.Time
+	// OrderBy reads the rows in the order of these columns (ascending,
+	// nulls last) and Offset skips the first Offset rows of it: over a
+	// unique key, a read broken mid-table goes on from where it stopped on
+	// a new connection (an agent whose credentials were replaced). A
+	// warehouse that cannot order its reads refuses them (ErrNotSupported);
+	// see CanOrderReads.
+	OrderBy []string
+	Offset  int64
 	// MemoryBudget bounds the bytes of Arrow buffers in one batch; 0 means
 	// no budget. Batches are sized to fit it (BatchSize is lowered as
 	// needed), a budget too small for one row is refused before the read
@@ -253,6 +261,22 @@ func (c *Conn) Read(ctx context.Context, table string, opts ReadOptions) (array.
 		}
 	}
 	req := driver.ReadRequest{Table: table, Columns: cols, Limit: opts.Limit, BatchSize: opts.BatchSize, Since: opts.Since, Until: opts.Until}
+	if len(opts.OrderBy) > 0 || opts.Offset != 0 {
+		if !c.CanOrderReads() {
+			return nil, fmt.Errorf("read %q: ordered reads on %s: %w", table, c.scheme, ErrNotSupported)
+		}
+		if opts.Offset < 0 || len(opts.OrderBy) == 0 {
+			return nil, fmt.Errorf("read %q: offset %d needs a non-negative offset and an order: %w", table, opts.Offset, ErrInvalidArgument)
+		}
+		for _, col := range opts.OrderBy {
+			if _, ok := t.Column(col); !ok {
+				return nil, fmt.Errorf("read: order by: %w", notFound(&graph.NotFoundError{
+					Kind: "column", Name: col, Table: table, Nearest: graph.Nearest(col, t.ColumnNames()),
+				}))
+			}
+		}
+		req.OrderBy, req.Offset = opts.OrderBy, opts.Offset
+	}
 	if opts.MemoryBudget < 0 || opts.BatchSize < 0 {
 		return nil, fmt.Errorf("read %q: memory budget %d and batch size %d must not be negative: %w", table, opts.MemoryBudget, opts.BatchSize, ErrInvalidArgument)
 	}
@@ -280,6 +304,13 @@ func (c *Conn) Read(ctx context.Context, table string, opts ReadOptions) (array.
 		return &budgetReader{RecordReader: r, table: table, budget: opts.MemoryBudget}, nil
 	}
 	return r, nil
+}
+
+// CanOrderReads reports whether reads honour ReadOptions.OrderBy and
+// Offset (and so can go on after a broken connection).
+func (c *Conn) CanOrderReads() bool {
+	o, ok := c.drv.(driver.OrderedReader)
+	return ok && o.OrderedReads()
 }
 
 // Write replaces (or creates) table with the records of r, atomically. It

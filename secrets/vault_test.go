@@ -3,147 +3,41 @@ package secrets
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferry-ai/ferry/internal/vaulttest"
 )
 
-// vaultBinary is the real Vault server scripts/vault.sh builds: FERRY_VAULT,
-// or the build in $FERRY_CACHE (default ~/.cache/ferry).
-func vaultBinary(t *testing.T) string {
+// startVault starts the real Vault server (vaulttest).
+func startVault(t *testing.T) *vaulttest.Server { return vaulttest.Start(t) }
+
+// appRole makes an AppRole sign-in with the policy and returns the config
+// the agent would have and its secret ID.
+func appRole(t *testing.T, d *vaulttest.Server, name, policy string) (VaultConfig, string) {
 	t.Helper()
-	if p := os.Getenv("FERRY_VAULT"); p != "" {
-		return p
-	}
-	cache := os.Getenv("FERRY_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "ferry")
-	}
-	p := filepath.Join(cache, "vault-1.21.4", "vault")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("no Vault server at %s: `make services` builds it (scripts/vault.sh): %v", p, err)
-	}
-	return p
-}
-
-// devVault is a real Vault server in dev mode on a free loopback port,
-// with a root client to configure it.
-type devVault struct {
-	addr string
-	root *vault.Client
-}
-
-func startVault(t *testing.T) *devVault {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(vaultBinary(t), "server", "-dev", "-dev-root-token-id=root", "-dev-listen-address="+addr)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "VAULT_DISABLE_MLOCK=true")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	cfg := vault.DefaultConfig()
-	cfg.Address = "http://" + addr
-	root, err := vault.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root.SetToken("root")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if h, err := root.Sys().Health(); err == nil && h.Initialized && !h.Sealed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Vault did not start:\n%s", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return &devVault{addr: "http://" + addr, root: root}
-}
-
-func (d *devVault) write(t *testing.T, path string, data map[string]any) *vault.Secret {
-	t.Helper()
-	s, err := d.root.Logical().Write(path, data)
-	if err != nil {
-		t.Fatalf("vault write %s: %v", path, err)
-	}
-	return s
-}
-
-// appRole makes an AppRole login with the policy and returns the config
-// the agent would have (its secret id in a 0600 file).
-func (d *devVault) appRole(t *testing.T, name, policy string) (VaultConfig, string) {
-	t.Helper()
-	if err := d.root.Sys().PutPolicy(name, policy); err != nil {
-		t.Fatal(err)
-	}
-	if auths, _ := d.root.Sys().ListAuth(); auths["approle/"] == nil {
-		if err := d.root.Sys().EnableAuthWithOptions("approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.write(t, "auth/approle/role/"+name, map[string]any{"token_policies": name, "token_ttl": "1h"})
-	rid, err := d.root.Logical().Read("auth/approle/role/" + name + "/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid := d.write(t, "auth/approle/role/"+name+"/secret-id", nil)
-	secretID := sid.Data["secret_id"].(string)
-	file := filepath.Join(t.TempDir(), "secret-id")
-	if err := os.WriteFile(file, []byte(secretID), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return VaultConfig{Address: d.addr, RetryFor: 2 * time.Second,
-		Auth: VaultAuth{Method: "approle", RoleID: rid.Data["role_id"].(string), SecretIDFile: file}}, secretID
-}
-
-// lockedBuffer is a log sink safe for the goroutines that renew leases.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	r := d.AppRole(t, name, policy)
+	return VaultConfig{Address: d.Addr, RetryFor: 2 * time.Second,
+		Auth: VaultAuth{Method: "approle", RoleID: r.RoleID, SecretIDFile: r.SecretIDFile}}, r.SecretID
 }
 
 func TestAppRoleKVAndDenied(t *testing.T) {
 	d := startVault(t)
 	const password = "kv-pa55word-never-logged"
-	d.write(t, "secret/data/ferry/warehouse", map[string]any{"data": map[string]any{"user": "reader", "password": password}})
-	d.write(t, "secret/data/other/thing", map[string]any{"data": map[string]any{"k": "v"}})
-	cfg, secretID := d.appRole(t, "ferry-kv", `path "secret/data/ferry/*" { capabilities = ["read"] }`)
-	var logs lockedBuffer
+	d.Write(t, "secret/data/ferry/warehouse", map[string]any{"data": map[string]any{"user": "reader", "password": password}})
+	d.Write(t, "secret/data/other/thing", map[string]any{"data": map[string]any{"k": "v"}})
+	cfg, secretID := appRole(t, d, "ferry-kv", `path "secret/data/ferry/*" { capabilities = ["read"] }`)
+	var logs vaulttest.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
 	v, err := OpenVault(ctx, cfg, log)
@@ -182,10 +76,10 @@ func TestAppRoleKVAndDenied(t *testing.T) {
 
 func TestTokenAuth(t *testing.T) {
 	d := startVault(t)
-	if err := d.root.Sys().PutPolicy("kv-read", `path "secret/data/*" { capabilities = ["read"] }`); err != nil {
+	if err := d.Root.Sys().PutPolicy("kv-read", `path "secret/data/*" { capabilities = ["read"] }`); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := d.root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"kv-read"}, TTL: "1h"})
+	tok, err := d.Root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"kv-read"}, TTL: "1h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,8 +87,8 @@ func TestTokenAuth(t *testing.T) {
 	if err := os.WriteFile(file, []byte(tok.Auth.ClientToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d.write(t, "secret/data/x", map[string]any{"data": map[string]any{"k": "v"}})
-	v, err := OpenVault(context.Background(), VaultConfig{Address: d.addr, Auth: VaultAuth{Method: "token", TokenFile: file}}, nil)
+	d.Write(t, "secret/data/x", map[string]any{"data": map[string]any{"k": "v"}})
+	v, err := OpenVault(context.Background(), VaultConfig{Address: d.Addr, Auth: VaultAuth{Method: "token", TokenFile: file}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,10 +100,10 @@ func TestTokenAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The operator's token is not revoked by Close.
-	if _, err := d.root.Auth().Token().Lookup(tok.Auth.ClientToken); err != nil {
+	if _, err := d.Root.Auth().Token().Lookup(tok.Auth.ClientToken); err != nil {
 		t.Errorf("Close revoked the operator's token: %v", err)
 	}
-	if _, err := OpenVault(context.Background(), VaultConfig{Address: d.addr, Auth: VaultAuth{Method: "ldap"}}, nil); err == nil || !strings.Contains(err.Error(), "approle, kubernetes or token") {
+	if _, err := OpenVault(context.Background(), VaultConfig{Address: d.Addr, Auth: VaultAuth{Method: "ldap"}}, nil); err == nil || !strings.Contains(err.Error(), "approle, kubernetes or token") {
 		t.Errorf("an unknown method: %v", err)
 	}
 }
@@ -227,12 +121,12 @@ func TestUnreachableAndSealed(t *testing.T) {
 		t.Errorf("unreachable Vault: %v after %v", err, time.Since(start))
 	}
 	d := startVault(t)
-	cfg, _ := d.appRole(t, "sealed", `path "secret/data/*" { capabilities = ["read"] }`)
+	cfg, _ := appRole(t, d, "sealed", `path "secret/data/*" { capabilities = ["read"] }`)
 	v, err := OpenVault(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.root.Sys().Seal(); err != nil {
+	if err := d.Root.Sys().Seal(); err != nil {
 		t.Fatal(err)
 	}
 	_, err = v.KV(ctx, "secret", "x")
@@ -241,80 +135,31 @@ func TestUnreachableAndSealed(t *testing.T) {
 	}
 }
 
-// pgForVault sets up what the database secrets engine needs on the local
-// PostgreSQL: an admin role it signs in with, and a schema with a table
-// the job reads.
+// pgForVault makes a schema with a table the job reads, and the admin
+// role Vault's database secrets engine signs in with.
 func pgForVault(t *testing.T) (schema string) {
 	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, "host=127.0.0.1 port=5432 dbname=test user=postgres sslmode=disable")
-	if err != nil {
-		t.Fatalf("PostgreSQL is not reachable (run `make services`): %v", err)
-	}
-	defer c.Close(ctx)
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	schema = "ferry_vault_" + hex.EncodeToString(b[:])
-	for _, s := range []string{
-		`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ferry_vault_admin') THEN
-		   CREATE ROLE ferry_vault_admin LOGIN SUPERUSER PASSWORD 'vault-admin'; END IF; END $$`,
-		"CREATE SCHEMA " + schema,
-		"CREATE TABLE " + schema + ".orders (id int, amount float8)",
-		"INSERT INTO " + schema + ".orders VALUES (1, 9.5), (2, 3.25)",
-	} {
-		if _, err := c.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), "host=127.0.0.1 port=5432 dbname=test user=postgres sslmode=disable")
-		if err == nil {
-			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
+	vaulttest.EnsureAdmin(t)
+	schema = vaulttest.Name("ferry_vault_")
+	vaulttest.Exec(t, "CREATE SCHEMA "+schema,
+		"CREATE TABLE "+schema+".orders (id int, amount float8)",
+		"INSERT INTO "+schema+".orders VALUES (1, 9.5), (2, 3.25)")
+	t.Cleanup(func() { vaulttest.Exec(t, "DROP SCHEMA "+schema+" CASCADE") })
 	return schema
 }
 
 // dbEngine configures the database secrets engine for PostgreSQL with a
 // role that reads the schema.
-func (d *devVault) dbEngine(t *testing.T, schema, role, ttl, maxTTL string) {
+func dbEngine(t *testing.T, d *vaulttest.Server, schema, role, ttl, maxTTL string) {
 	t.Helper()
-	if mounts, _ := d.root.Sys().ListMounts(); mounts["database/"] == nil {
-		if err := d.root.Sys().Mount("database", &vault.MountInput{Type: "database"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.write(t, "database/config/pg", map[string]any{
-		"plugin_name":    "postgresql-database-plugin",
-		"connection_url": "postgresql://{{username}}:{{password}}@127.0.0.1:5432/test?sslmode=disable",
-		"username":       "ferry_vault_admin", "password": "vault-admin", "allowed_roles": "*",
-		"verify_connection": true,
-	})
-	d.write(t, "database/roles/"+role, map[string]any{
-		"db_name": "pg",
-		"creation_statements": fmt.Sprintf(`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';
+	d.DatabaseRole(t, role,
+		fmt.Sprintf(`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';
 GRANT USAGE ON SCHEMA %[1]s TO "{{name}}"; GRANT SELECT ON ALL TABLES IN SCHEMA %[1]s TO "{{name}}";`, schema),
-		"revocation_statements": fmt.Sprintf(`REVOKE ALL ON ALL TABLES IN SCHEMA %[1]s FROM "{{name}}"; REVOKE USAGE ON SCHEMA %[1]s FROM "{{name}}"; DROP ROLE IF EXISTS "{{name}}";`, schema),
-		"default_ttl":           ttl, "max_ttl": maxTTL,
-	})
+		fmt.Sprintf(`REVOKE ALL ON ALL TABLES IN SCHEMA %[1]s FROM "{{name}}"; REVOKE USAGE ON SCHEMA %[1]s FROM "{{name}}"; DROP ROLE IF EXISTS "{{name}}";`, schema),
+		ttl, maxTTL)
 }
 
-// roleExists reports whether a PostgreSQL role exists.
-func roleExists(t *testing.T, name string) bool {
-	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, "host=127.0.0.1 port=5432 dbname=test user=postgres sslmode=disable")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	var n int
-	if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = $1", name).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n == 1
-}
+func roleExists(t *testing.T, name string) bool { return vaulttest.RoleExists(t, name) }
 
 // readAs reads the job's table as the dynamic user.
 func readAs(ctx context.Context, schema string, creds DBCredentials) (float64, error) {
@@ -340,9 +185,9 @@ func readAs(ctx context.Context, schema string, creds DBCredentials) (float64, e
 func TestDynamicCredentials(t *testing.T) {
 	d := startVault(t)
 	schema := pgForVault(t)
-	d.dbEngine(t, schema, "ferry-job", "1h", "2h")
-	cfg, secretID := d.appRole(t, "ferry-db", AgentPolicy("database", "ferry-job"))
-	var logs lockedBuffer
+	dbEngine(t, d, schema, "ferry-job", "1h", "2h")
+	cfg, secretID := appRole(t, d, "ferry-db", AgentPolicy("database", "ferry-job"))
+	var logs vaulttest.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
 	v, err := OpenVault(ctx, cfg, log)
@@ -371,7 +216,7 @@ func TestDynamicCredentials(t *testing.T) {
 	if roleExists(t, creds.Username) {
 		t.Errorf("role %s still exists after the job", creds.Username)
 	}
-	if _, err := d.root.Logical().Write("sys/leases/lookup", map[string]any{"lease_id": creds.LeaseID}); err == nil {
+	if _, err := d.Root.Logical().Write("sys/leases/lookup", map[string]any{"lease_id": creds.LeaseID}); err == nil {
 		t.Errorf("lease %s is still known to Vault", creds.LeaseID)
 	}
 	if _, err := readAs(ctx, schema, creds); err == nil {
@@ -394,9 +239,9 @@ func TestDynamicCredentials(t *testing.T) {
 func TestRenewalAndReplacement(t *testing.T) {
 	d := startVault(t)
 	schema := pgForVault(t)
-	d.dbEngine(t, schema, "short", "3s", "1h")
-	d.dbEngine(t, schema, "capped", "3s", "5s")
-	cfg, _ := d.appRole(t, "ferry-renew", AgentPolicy("database", "short")+AgentPolicy("database", "capped"))
+	dbEngine(t, d, schema, "short", "3s", "1h")
+	dbEngine(t, d, schema, "capped", "3s", "5s")
+	cfg, _ := appRole(t, d, "ferry-renew", AgentPolicy("database", "short")+AgentPolicy("database", "capped"))
 	ctx := context.Background()
 	v, err := OpenVault(ctx, cfg, nil)
 	if err != nil {
@@ -416,7 +261,7 @@ func TestRenewalAndReplacement(t *testing.T) {
 	}
 	// Past the 3 s TTL: the short lease was renewed, its user still reads.
 	time.Sleep(5 * time.Second)
-	lookup, err := d.root.Logical().Write("sys/leases/lookup", map[string]any{"lease_id": short.LeaseID})
+	lookup, err := d.Root.Logical().Write("sys/leases/lookup", map[string]any{"lease_id": short.LeaseID})
 	if err != nil {
 		t.Fatalf("the short lease expired instead of being renewed: %v", err)
 	}
@@ -454,11 +299,11 @@ func TestRenewalAndReplacement(t *testing.T) {
 // past the value's, or by deleting the key.
 func TestKeyring(t *testing.T) {
 	d := startVault(t)
-	if err := d.root.Sys().Mount("transit", &vault.MountInput{Type: "transit"}); err != nil {
+	if err := d.Root.Sys().Mount("transit", &vault.MountInput{Type: "transit"}); err != nil {
 		t.Fatal(err)
 	}
-	d.write(t, "transit/keys/tenant-acme", nil)
-	cfg, _ := d.appRole(t, "ferry-keys", `path "transit/datakey/plaintext/tenant-acme" { capabilities = ["update"] }
+	d.Write(t, "transit/keys/tenant-acme", nil)
+	cfg, _ := appRole(t, d, "ferry-keys", `path "transit/datakey/plaintext/tenant-acme" { capabilities = ["update"] }
 path "transit/decrypt/tenant-acme" { capabilities = ["update"] }`)
 	ctx := context.Background()
 	v, err := OpenVault(ctx, cfg, nil)
@@ -487,7 +332,7 @@ path "transit/decrypt/tenant-acme" { capabilities = ["update"] }`)
 		t.Error("a tampered value opened")
 	}
 	// Rotation keeps old values readable.
-	d.write(t, "transit/keys/tenant-acme/rotate", nil)
+	d.Write(t, "transit/keys/tenant-acme/rotate", nil)
 	if pt, err := k.Open(ctx, sealed, field); err != nil || string(pt) != "warehouse.acme.internal" {
 		t.Fatalf("open after rotation: %q %v", pt, err)
 	}
@@ -497,7 +342,7 @@ path "transit/decrypt/tenant-acme" { capabilities = ["update"] }`)
 	}
 	// Shred the first version: values sealed under it are gone for good,
 	// newer ones still open.
-	d.write(t, "transit/keys/tenant-acme/config", map[string]any{"min_decryption_version": 2})
+	d.Write(t, "transit/keys/tenant-acme/config", map[string]any{"min_decryption_version": 2})
 	if _, err := k.Open(ctx, sealed, field); !errors.Is(err, ErrShredded) {
 		t.Errorf("a value under a shredded key version: %v, want ErrShredded", err)
 	}
@@ -505,8 +350,8 @@ path "transit/decrypt/tenant-acme" { capabilities = ["update"] }`)
 		t.Fatalf("a value under the current version: %q %v", pt, err)
 	}
 	// Delete the key: nothing of the tenant's opens any more.
-	d.write(t, "transit/keys/tenant-acme/config", map[string]any{"deletion_allowed": true})
-	if _, err := d.root.Logical().Delete("transit/keys/tenant-acme"); err != nil {
+	d.Write(t, "transit/keys/tenant-acme/config", map[string]any{"deletion_allowed": true})
+	if _, err := d.Root.Logical().Delete("transit/keys/tenant-acme"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := k.Open(ctx, newer, field); !errors.Is(err, ErrShredded) {

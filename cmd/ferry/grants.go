@@ -55,6 +55,7 @@ func runGrants(_ context.Context, args []string, stdout, _ io.Writer) error {
 	warehouse := fs.String("warehouse", "", "snowflake: the virtual `warehouse` the agent queries with")
 	owner := fs.String("owner", "", "postgres, redshift: the `role` that creates tables in schemas read whole")
 	database := fs.String("database", "", "postgres, redshift: also GRANT CONNECT on this `database`")
+	vault := fs.Bool("vault", false, "postgres: a NOLOGIN role for Vault's per-job users, with the Vault role's statements and the agent's URL")
 	project := fs.String("project", "", "bigquery: the `project` the agent runs jobs in (default: the output dataset's)")
 	pos, err := parseMixed(fs, args, grantsSynopsis, stdout)
 	if err != nil {
@@ -69,7 +70,7 @@ func runGrants(_ context.Context, args []string, stdout, _ io.Writer) error {
 	}
 	out, err := grants.Generate(grants.Plan{
 		Kind: grants.Kind(pos[0]), Read: read, Write: *write, Role: *role, User: *user,
-		Warehouse: *warehouse, Owner: *owner, Database: *database, Project: *project,
+		Warehouse: *warehouse, Owner: *owner, Database: *database, Project: *project, Vault: *vault,
 	})
 	if err != nil {
 		if errors.Is(err, grants.ErrInvalid) {

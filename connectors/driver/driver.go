@@ -45,6 +45,20 @@ type ReadRequest struct {
 	TimeColumn string
 	Since      time.Time
 	Until      time.Time
+	// OrderBy orders the rows by these columns, ascending with nulls last,
+	// and Offset skips the first Offset rows of that order. Over a unique
+	// key the order is total, so a read broken mid-table can go on from
+	// the row it reached on a new connection. Only a Conn that implements
+	// OrderedReader is given them.
+	OrderBy []string
+	Offset  int64
+}
+
+// OrderedReader is implemented by a Conn whose reads honour
+// ReadRequest.OrderBy and Offset.
+type OrderedReader interface {
+	// OrderedReads reports that reads honour OrderBy and Offset.
+	OrderedReads() bool
 }
 
 // WriteRequest writes a stream of records as a whole table.

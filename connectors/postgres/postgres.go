@@ -9,9 +9,15 @@
 //	postgres://host:port/db?schema=s&sslmode=disable
 //	postgresql://…   (the same)
 //
+// Parameters: schema (the schema read, default public), output_schema (the
+// schema prediction tables are written to, default schema: least privilege
+// keeps it apart from the sources, see README.md), write_role (a role the
+// connection's user is a member of and writes as, with SET LOCAL ROLE, so
+// the tables it makes belong to that role and outlive a per-job user from
+// Vault), sslmode and connect_timeout; any other is an error.
+//
 // Credentials ("user", "password") come from the connection options, never
-// from the URL. Query parameters other than schema, sslmode and
-// connect_timeout are errors.
+// from the URL.
 package postgres
 
 import (
@@ -59,6 +65,9 @@ func (RedshiftOpener) Open(ctx context.Context, u *url.URL, opts fdriver.Options
 	if err != nil {
 		return nil, err
 	}
+	if pgURL.Query().Has("write_role") {
+		return nil, errors.New("redshift: write_role is not supported (Redshift has no SET ROLE): grant the agent's user CREATE on output_schema")
+	}
 	c, err := Opener{}.Open(ctx, pgURL, opts)
 	if err != nil {
 		return nil, err
@@ -84,7 +93,10 @@ func (c *redshiftConn) Read(ctx context.Context, req fdriver.ReadRequest) (array
 
 type config struct {
 	host, port, db, schema, sslmode string
-	connectTimeout                  time.Duration
+	// outputSchema receives written tables (default schema); writeRole, if
+	// set, owns them.
+	outputSchema, writeRole string
+	connectTimeout          time.Duration
 }
 
 func parseURL(u *url.URL) (config, error) {
@@ -106,6 +118,15 @@ func parseURL(u *url.URL) (config, error) {
 				return cfg, errors.New("postgres: URL parameter schema is empty")
 			}
 			cfg.schema = v
+		case "output_schema", "write_role":
+			if v == "" || len(v) > maxIdentBytes {
+				return cfg, fmt.Errorf("postgres: URL parameter %s=%q: want a name of 1 to %d bytes", k, v, maxIdentBytes)
+			}
+			if k == "output_schema" {
+				cfg.outputSchema = v
+			} else {
+				cfg.writeRole = v
+			}
 		case "sslmode":
 			switch v {
 			case "disable", "allow", "prefer", "require", "verify-ca", "verify-full":
@@ -120,8 +141,11 @@ func parseURL(u *url.URL) (config, error) {
 			}
 			cfg.connectTimeout = d
 		default:
-			return cfg, fmt.Errorf("postgres: unknown URL parameter %q (known: schema, sslmode, connect_timeout)", k)
+			return cfg, fmt.Errorf("postgres: unknown URL parameter %q (known: schema, output_schema, write_role, sslmode, connect_timeout)", k)
 		}
+	}
+	if cfg.outputSchema == "" {
+		cfg.outputSchema = cfg.schema
 	}
 	return cfg, nil
 }
@@ -158,14 +182,16 @@ func (Opener) Open(ctx context.Context, u *url.URL, opts fdriver.Options) (fdriv
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect to %s:%s/%s: %w", cfg.host, cfg.port, cfg.db, redact(err, opts.Credentials))
 	}
-	var exists bool
-	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, cfg.schema).Scan(&exists); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: check schema: %w", err)
-	}
-	if !exists {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: schema %q does not exist in database %q", cfg.schema, cfg.db)
+	for _, s := range []string{cfg.schema, cfg.outputSchema} {
+		var exists bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, s).Scan(&exists); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: check schema: %w", err)
+		}
+		if !exists {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: schema %q does not exist in database %q", s, cfg.db)
+		}
 	}
 	return &conn{cfg: cfg, pool: pool}, nil
 }
@@ -208,6 +234,11 @@ func (c *conn) Close() error {
 func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 func (c *conn) qualified(table string) string { return pgx.Identifier{c.cfg.schema, table}.Sanitize() }
+
+// qualifiedOut is the quoted name of a table in the output schema.
+func (c *conn) qualifiedOut(table string) string {
+	return pgx.Identifier{c.cfg.outputSchema, table}.Sanitize()
+}
 
 // timeLiteral renders t as a typed SQL literal: for timestamptz an instant
 // in UTC, for timestamp (and date columns) the UTC wall clock.

@@ -153,11 +153,25 @@ func (c *conn) selectQuery(req fdriver.ReadRequest, sel []pgColumn, byName map[s
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
+	if len(req.OrderBy) > 0 {
+		keys := make([]string, len(req.OrderBy))
+		for i, k := range req.OrderBy {
+			keys[i] = quoteIdent(k) + " ASC NULLS LAST"
+		}
+		q += " ORDER BY " + strings.Join(keys, ", ")
+	}
 	if req.Limit > 0 {
 		q += " LIMIT " + strconv.FormatInt(req.Limit, 10)
 	}
+	if req.Offset > 0 {
+		q += " OFFSET " + strconv.FormatInt(req.Offset, 10)
+	}
 	return q
 }
+
+// OrderedReads implements driver.OrderedReader: reads render OrderBy and
+// Offset as ORDER BY … OFFSET.
+func (c *conn) OrderedReads() bool { return true }
 
 // copyReader decodes a binary COPY stream into record batches.
 type copyReader struct {

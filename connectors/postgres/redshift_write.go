@@ -229,16 +229,16 @@ func (c *redshiftConn) Write(ctx context.Context, req fdriver.WriteRequest) (n i
 		return 0, fmt.Errorf("redshift: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	if _, err := tx.Exec(ctx, "CREATE TABLE "+c.qualified(stagingTable)+" ("+strings.Join(defs, ", ")+")"); err != nil {
+	if _, err := tx.Exec(ctx, "CREATE TABLE "+c.qualifiedOut(stagingTable)+" ("+strings.Join(defs, ", ")+")"); err != nil {
 		return 0, fmt.Errorf("redshift: create staging table: %w", err)
 	}
-	if err := c.loader.load(ctx, tx, pgx.Identifier{c.cfg.schema, stagingTable}, manifestURL, staged); err != nil {
+	if err := c.loader.load(ctx, tx, pgx.Identifier{c.cfg.outputSchema, stagingTable}, manifestURL, staged); err != nil {
 		return 0, fmt.Errorf("redshift: load: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+c.qualified(req.Table)); err != nil {
+	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+c.qualifiedOut(req.Table)); err != nil {
 		return 0, fmt.Errorf("redshift: drop the old table: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "ALTER TABLE "+c.qualified(stagingTable)+" RENAME TO "+quoteIdent(req.Table)); err != nil {
+	if _, err := tx.Exec(ctx, "ALTER TABLE "+c.qualifiedOut(stagingTable)+" RENAME TO "+quoteIdent(req.Table)); err != nil {
 		return 0, fmt.Errorf("redshift: swap in the new table: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

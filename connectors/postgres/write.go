@@ -109,7 +109,7 @@ func (c *conn) Write(ctx context.Context, req fdriver.WriteRequest) (int64, erro
 		if len(fk.Columns) == 0 || len(fk.Columns) != len(fk.RefColumns) {
 			return 0, fmt.Errorf("postgres: malformed foreign key %v -> %s%v", fk.Columns, fk.RefTable, fk.RefColumns)
 		}
-		defs = append(defs, fmt.Sprintf("FOREIGN KEY (%s) REFERENCES %s (%s)", quoteList(fk.Columns), c.qualified(fk.RefTable), quoteList(fk.RefColumns)))
+		defs = append(defs, fmt.Sprintf("FOREIGN KEY (%s) REFERENCES %s (%s)", quoteList(fk.Columns), c.qualifiedOut(fk.RefTable), quoteList(fk.RefColumns)))
 	}
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
@@ -120,11 +120,19 @@ func (c *conn) Write(ctx context.Context, req fdriver.WriteRequest) (int64, erro
 		return 0, fmt.Errorf("postgres: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	if _, err := tx.Exec(ctx, "CREATE TABLE "+c.qualified(staging)+" ("+strings.Join(defs, ", ")+")"); err != nil {
+	if c.cfg.writeRole != "" {
+		// The new table belongs to the write role, not to this (perhaps
+		// per-job) user: the next job's user can replace it, and Vault can
+		// drop this user when the job ends.
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+quoteIdent(c.cfg.writeRole)); err != nil {
+			return 0, fmt.Errorf("postgres: write as role %q: %w", c.cfg.writeRole, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "CREATE TABLE "+c.qualifiedOut(staging)+" ("+strings.Join(defs, ", ")+")"); err != nil {
 		return 0, fmt.Errorf("postgres: create staging table: %w", err)
 	}
 	src := &arrowSource{r: req.Reader, row: make([]any, schema.NumFields())}
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{c.cfg.schema, staging}, names, src)
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{c.cfg.outputSchema, staging}, names, src)
 	if err != nil {
 		if src.err != nil {
 			err = src.err
@@ -134,10 +142,10 @@ func (c *conn) Write(ctx context.Context, req fdriver.WriteRequest) (int64, erro
 	if err := req.Reader.Err(); err != nil {
 		return 0, fmt.Errorf("postgres: input stream: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+c.qualified(req.Table)); err != nil {
+	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+c.qualifiedOut(req.Table)); err != nil {
 		return 0, fmt.Errorf("postgres: drop the old table: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "ALTER TABLE "+c.qualified(staging)+" RENAME TO "+quoteIdent(req.Table)); err != nil {
+	if _, err := tx.Exec(ctx, "ALTER TABLE "+c.qualifiedOut(staging)+" RENAME TO "+quoteIdent(req.Table)); err != nil {
 		return 0, fmt.Errorf("postgres: swap in the new table: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -88,6 +88,11 @@ type Plan struct {
 	// Database adds GRANT CONNECT on it (postgres, redshift; optional: for
 	// databases whose CONNECT was revoked from PUBLIC).
 	Database string
+	// Vault makes the role a NOLOGIN group for Vault's database secrets
+	// engine, which creates a login user per job as a member of it, and
+	// adds the Vault role's creation and revocation statements and the
+	// agent's connector URL (postgres; optional).
+	Vault bool
 	// Project is where the agent runs query jobs and Storage Read API
 	// sessions (bigquery; optional: the output dataset's project).
 	Project string
@@ -107,7 +112,7 @@ func Generate(p Plan) (string, error) {
 		fn    func(Plan) (string, error)
 	}
 	gens := map[Kind]gen{
-		Postgres:   {[]string{"role", "user", "owner", "database"}, genPostgres},
+		Postgres:   {[]string{"role", "user", "owner", "database", "vault"}, genPostgres},
 		Redshift:   {[]string{"role", "user", "owner", "database"}, genRedshift},
 		Snowflake:  {[]string{"role", "user", "warehouse"}, genSnowflake},
 		Databricks: {[]string{"user"}, genDatabricks},
@@ -122,8 +127,12 @@ func Generate(p Plan) (string, error) {
 		}
 		return "", fmt.Errorf("%w: unknown kind %q (known: %s)", ErrInvalid, p.Kind, strings.Join(names, ", "))
 	}
-	set := map[string]string{"role": p.Role, "user": p.User, "warehouse": p.Warehouse, "owner": p.Owner, "database": p.Database, "project": p.Project}
-	for _, f := range []string{"role", "user", "warehouse", "owner", "database", "project"} {
+	vault := ""
+	if p.Vault {
+		vault = "yes"
+	}
+	set := map[string]string{"role": p.Role, "user": p.User, "warehouse": p.Warehouse, "owner": p.Owner, "database": p.Database, "project": p.Project, "vault": vault}
+	for _, f := range []string{"role", "user", "warehouse", "owner", "database", "project", "vault"} {
 		if set[f] != "" && !contains(g.flags, f) {
 			return "", fmt.Errorf("%w: %s does not take --%s (it takes %s)", ErrInvalid, p.Kind, f, flagList(g.flags))
 		}

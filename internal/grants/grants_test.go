@@ -38,6 +38,35 @@ GRANT USAGE, CREATE ON SCHEMA "ferry_out" TO "ferry_agent";
 `,
 		},
 		{
+			name: "postgres for Vault's per-job users",
+			plan: grants.Plan{Kind: grants.Postgres, Read: []string{`sales`}, Write: `"ferry out"`, Vault: true},
+			want: `-- Ferry agent: least-privilege grants for PostgreSQL (ferry grants postgres).
+-- Run as a superuser, or as a CREATEROLE role that owns these schemas and tables.
+CREATE ROLE "ferry_agent" NOLOGIN;
+GRANT USAGE ON SCHEMA "sales" TO "ferry_agent";
+GRANT SELECT ON ALL TABLES IN SCHEMA "sales" TO "ferry_agent";
+-- Future tables created by the role running this (give --owner for another creator):
+ALTER DEFAULT PRIVILEGES IN SCHEMA "sales" GRANT SELECT ON TABLES TO "ferry_agent";
+CREATE SCHEMA IF NOT EXISTS "ferry out";
+GRANT USAGE, CREATE ON SCHEMA "ferry out" TO "ferry_agent";
+
+-- Vault's database secrets engine makes a login user per job, a member of "ferry_agent":
+--   vault write database/roles/ferry-agent db_name=<connection> default_ttl=1h max_ttl=24h \
+--     creation_statements=@creation.sql revocation_statements=@revocation.sql
+-- creation.sql:
+--   CREATE ROLE "{{name}}" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE "ferry_agent";
+-- revocation.sql (ends the user's sessions, then drops it; it owns nothing):
+--   SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';
+--   DROP ROLE IF EXISTS "{{name}}";
+-- The agent's Vault policy, and nothing more:
+--   path "database/creds/ferry-agent" { capabilities = ["read"] }
+--   path "sys/leases/renew" { capabilities = ["update"] }
+--   path "sys/leases/revoke" { capabilities = ["update"] }
+-- The agent's warehouse URL:
+--   postgres://<host>:5432/<database>?schema=sales&output_schema=ferry+out&write_role=ferry_agent
+`,
+		},
+		{
 			name: "postgres role granted to a user, owner, database; a whole schema covers its tables",
 			plan: grants.Plan{Kind: grants.Postgres, Read: []string{`crm.accounts`, `crm.*`}, Write: `"Ferry Out"`,
 				Role: "ferry_reader", User: `"Alice"`, Owner: "etl", Database: "analytics"},
@@ -257,6 +286,8 @@ func TestGenerateErrors(t *testing.T) {
 		want string // in the error
 	}{
 		{"no read", pg(nil, "out"), "--read"},
+		{"vault with a user", grants.Plan{Kind: grants.Postgres, Read: []string{"s"}, Write: "out", Vault: true, User: "alice"}, "--vault and --user"},
+		{"vault on snowflake", grants.Plan{Kind: grants.Snowflake, Read: []string{"db.s"}, Write: "db.out", Warehouse: "wh", Vault: true}, "does not take --vault"},
 		{"no write", pg([]string{"s.t"}, ""), "--write"},
 		{"unknown kind", grants.Plan{Kind: "oracle", Read: []string{"a"}, Write: "b"}, `unknown kind "oracle"`},
 		{"unquoted space", pg([]string{"sales.order items"}, "out"), `"order items" has ' '`},

@@ -2,9 +2,12 @@ package grants
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ferry-ai/ferry/secrets"
 )
 
 // schemaRead is what the agent reads in one schema: every table (whole), or
@@ -200,7 +203,12 @@ func genPG(p Plan, redshift bool) (string, error) {
 	var s script
 	s.line("-- Ferry agent: least-privilege grants for %s (ferry grants %s).", product, kind)
 	s.line("-- Run as a superuser, or as a CREATEROLE role that owns these schemas and tables.")
+	if p.Vault && user != "" {
+		return "", fmt.Errorf("%w: --vault and --user: with Vault, the agent's users are made per job as members of the role; give one or the other", ErrInvalid)
+	}
 	switch {
+	case p.Vault:
+		s.line("CREATE ROLE %s NOLOGIN;", r)
 	case !redshift && user == "":
 		s.line("CREATE ROLE %s LOGIN;", r)
 		s.line(`-- Set its password where no log records it, e.g. psql's \password %s`, r)
@@ -246,7 +254,33 @@ func genPG(p Plan, redshift bool) (string, error) {
 	case user != "":
 		s.line("GRANT %s TO %s;", r, quoteDouble(user))
 	}
+	if p.Vault {
+		vaultRole(&s, role, reads[0].schema[0], write[0])
+	}
 	return s.String(), nil
+}
+
+// vaultRole writes, as comments, the Vault database role that makes a login
+// user per job as a member of role, and the agent's connector URL: tables
+// the agent writes belong to role (write_role), so Vault can drop each
+// job's user, and revocation ends the user's sessions at once.
+func vaultRole(s *script, role, read, write string) {
+	s.line("")
+	s.line("-- Vault's database secrets engine makes a login user per job, a member of %s:", quoteDouble(role))
+	s.line("--   vault write database/roles/ferry-agent db_name=<connection> default_ttl=1h max_ttl=24h \\")
+	s.line("--     creation_statements=@creation.sql revocation_statements=@revocation.sql")
+	s.line("-- creation.sql:")
+	s.line("--   CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE %s;", quoteDouble(role))
+	s.line("-- revocation.sql (ends the user's sessions, then drops it; it owns nothing):")
+	s.line("--   SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';")
+	s.line("--   DROP ROLE IF EXISTS \"{{name}}\";")
+	s.line("-- The agent's Vault policy, and nothing more:")
+	for _, l := range strings.Split(strings.TrimSpace(secrets.AgentPolicy("database", "ferry-agent")), "\n") {
+		s.line("--   %s", l)
+	}
+	s.line("-- The agent's warehouse URL:")
+	s.line("--   postgres://<host>:5432/<database>?schema=%s&output_schema=%s&write_role=%s",
+		url.QueryEscape(read), url.QueryEscape(write), url.QueryEscape(role))
 }
 
 // genSnowflake writes Snowflake's statements.
