@@ -262,16 +262,15 @@ func (a *Agent) session(ctx context.Context) error {
 
 // hello lists the warehouse's tables (metadata only) for the Hello message.
 func (a *Agent) hello(ctx context.Context) (*agentapi.Hello, error) {
-	creds, release, err := a.warehouseCredentials(ctx)
+	w, err := a.openWarehouse(ctx, a.log)
 	if err != nil {
-		return nil, fmt.Errorf("warehouse credentials: %w", err)
+		return nil, fmt.Errorf("warehouse: %w", err)
 	}
-	defer func() { _ = release(context.WithoutCancel(ctx)) }()
-	wh, err := a.mux.Open(ctx, a.cfg.Warehouse, &connectors.Options{Credentials: creds})
+	defer func() { _ = w.Close(context.WithoutCancel(ctx)) }()
+	wh, err := w.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("open warehouse: %w", err)
+		return nil, err
 	}
-	defer wh.Close()
 	tables, err := wh.Tables(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list warehouse tables: %w", err)

@@ -3,9 +3,12 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
+	"sync"
 
+	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/secrets"
 )
 
@@ -43,37 +46,115 @@ func (a *Agent) openVault(ctx context.Context) error {
 	return nil
 }
 
-// warehouseCredentials returns the credentials to open the warehouse with
-// for one use (a job, or listing its tables) and a release function: a
-// job's dynamic database user is revoked when it is called.
-func (a *Agent) warehouseCredentials(ctx context.Context) (map[string]string, func(context.Context) error, error) {
-	none := func(context.Context) error { return nil }
+// warehouse is the agent's connection to the warehouse for one use: a job,
+// or listing the tables for the control plane. With dynamic credentials
+// from Vault it follows them: when Vault replaces them (their lease reached
+// its maximum TTL), the next connection is opened with the new ones, and a
+// read broken mid-table resumes on it (see read). Close closes every
+// connection and revokes every lease the use took.
+type warehouse struct {
+	a       *Agent
+	log     *slog.Logger
+	dynamic bool // credentials are a per-use database user from Vault
+	release func(context.Context) error
+
+	mu     sync.Mutex
+	creds  map[string]string
+	gen    int // bumped when Vault replaces the credentials
+	cur    *connectors.Conn
+	curGen int
+	conns  []*connectors.Conn // every connection opened, closed by Close
+}
+
+// openWarehouse takes the use's credentials and connects.
+func (a *Agent) openWarehouse(ctx context.Context, log *slog.Logger) (*warehouse, error) {
+	w := &warehouse{a: a, log: log, release: func(context.Context) error { return nil }}
 	c := a.cfg.Credentials
 	switch {
 	case c == nil:
-		return nil, none, nil
 	case c.File != "":
 		m, err := secrets.LoadFile(c.File)
-		return m, none, err
+		if err != nil {
+			return nil, err
+		}
+		w.creds = m
 	case a.vault == nil:
-		return nil, none, fmt.Errorf("credentials: Vault is not signed in")
+		return nil, fmt.Errorf("credentials: Vault is not signed in")
 	case c.Database != nil:
 		s := a.vault.NewSession()
-		creds, err := s.DatabaseCredentials(ctx, c.Database.Mount, c.Database.Role, nil)
+		creds, err := s.DatabaseCredentials(ctx, c.Database.Mount, c.Database.Role, w.replaced)
 		if err != nil {
-			_ = s.Close(ctx)
-			return nil, none, err
+			_ = s.Close(context.WithoutCancel(ctx))
+			return nil, err
 		}
-		return map[string]string{"user": creds.Username, "password": creds.Password.Reveal()}, s.Close, nil
+		w.dynamic, w.release = true, s.Close
+		w.creds = map[string]string{"user": creds.Username, "password": creds.Password.Reveal()}
 	default:
 		kv, err := a.vault.KV(ctx, c.KV.Mount, c.KV.Path)
 		if err != nil {
-			return nil, none, err
+			return nil, err
 		}
-		m := make(map[string]string, len(kv))
+		w.creds = make(map[string]string, len(kv))
 		for k, v := range kv {
-			m[k] = v.Reveal()
+			w.creds[k] = v.Reveal()
 		}
-		return m, none, nil
 	}
+	if _, err := w.Conn(ctx); err != nil {
+		_ = w.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return w, nil
+}
+
+// replaced takes the credentials Vault gave in place of the current ones.
+func (w *warehouse) replaced(c secrets.DBCredentials) {
+	w.mu.Lock()
+	w.creds = map[string]string{"user": c.Username, "password": c.Password.Reveal()}
+	w.gen++
+	w.mu.Unlock()
+	w.log.Info("warehouse credentials replaced by Vault; new connections use them", "lease_id", c.LeaseID)
+}
+
+// Conn returns the connection to use now: the current one, or a new one
+// when the credentials changed since it was opened.
+func (w *warehouse) Conn(ctx context.Context) (*connectors.Conn, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cur != nil && w.curGen == w.gen {
+		return w.cur, nil
+	}
+	return w.connectLocked(ctx)
+}
+
+// reconnect opens a new connection with the current credentials, for a
+// read whose connection broke.
+func (w *warehouse) reconnect(ctx context.Context) (*connectors.Conn, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.connectLocked(ctx)
+}
+
+func (w *warehouse) connectLocked(ctx context.Context) (*connectors.Conn, error) {
+	c, err := w.a.mux.Open(ctx, w.a.cfg.Warehouse, &connectors.Options{Credentials: w.creds})
+	if err != nil {
+		return nil, fmt.Errorf("open warehouse: %w", err)
+	}
+	// Connections made with replaced credentials stay open for reads still
+	// on them, until Close.
+	w.conns = append(w.conns, c)
+	w.cur, w.curGen = c, w.gen
+	return c, nil
+}
+
+// Close closes the connections and revokes the use's credentials (its
+// database users are gone when it returns).
+func (w *warehouse) Close(ctx context.Context) error {
+	w.mu.Lock()
+	conns := w.conns
+	w.conns, w.cur = nil, nil
+	w.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	return w.release(ctx)
 }

@@ -55,22 +55,21 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 	var scrub *scrubber
 	err := func() (jobErr error) {
 		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_READING})
-		creds, release, err := a.warehouseCredentials(ctx)
+		w, err := a.openWarehouse(ctx, log)
 		if err != nil {
 			return stage("read", err)
 		}
-		// The job's database user is revoked when the job ends, whatever
-		// the outcome.
+		// The job's connections close and its database users are revoked
+		// when the job ends, whatever the outcome.
 		defer func() {
-			if err := release(context.WithoutCancel(ctx)); err != nil {
+			if err := w.Close(context.WithoutCancel(ctx)); err != nil {
 				log.Warn("revoking the job's credentials", "error", err.Error())
 			}
 		}()
-		wh, err := a.mux.Open(ctx, a.cfg.Warehouse, &connectors.Options{Credentials: creds})
+		wh, err := w.Conn(ctx)
 		if err != nil {
 			return stage("read", err)
 		}
-		defer wh.Close()
 		all, err := wh.Tables(ctx)
 		if err != nil {
 			return stage("read", err)
@@ -132,7 +131,7 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 		}()
 
 		for _, t := range spec.Tables {
-			st, err := a.upload(ctx, wh, eng, asg.JobId, t)
+			st, err := a.upload(ctx, w, eng, asg.JobId, t)
 			if err != nil {
 				return stage("stream", err)
 			}
@@ -149,7 +148,7 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 
 		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_WRITING})
 		wstart := time.Now()
-		n, err := a.writePredictions(ctx, eng, wh, asg, res.ModelID)
+		n, err := a.writePredictions(ctx, eng, w, asg, res.ModelID)
 		if err != nil {
 			return stage("writeback", err)
 		}
@@ -180,9 +179,9 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 }
 
 // upload streams one table from the warehouse to the engine.
-func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Client, jobID string, t graph.Table) (*agentapi.TableStats, error) {
+func (a *Agent) upload(ctx context.Context, w *warehouse, eng flight.Client, jobID string, t graph.Table) (*agentapi.TableStats, error) {
 	start := time.Now()
-	r, err := wh.Read(ctx, t.Name, connectors.ReadOptions{BatchSize: a.cfg.BatchRows})
+	r, err := w.read(ctx, t, connectors.ReadOptions{BatchSize: a.cfg.BatchRows})
 	if err != nil {
 		return nil, err
 	}
@@ -202,8 +201,13 @@ func (a *Agent) upload(ctx context.Context, wh *connectors.Conn, eng flight.Clie
 	return st, nil
 }
 
-// writePredictions fetches the predictions with DoGet and writes them back.
-func (a *Agent) writePredictions(ctx context.Context, eng flight.Client, wh *connectors.Conn, asg *agentapi.JobAssignment, modelID string) (int64, error) {
+// writePredictions fetches the predictions with DoGet and writes them back
+// on the connection of the job's current credentials.
+func (a *Agent) writePredictions(ctx context.Context, eng flight.Client, w *warehouse, asg *agentapi.JobAssignment, modelID string) (int64, error) {
+	wh, err := w.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
 	tkt, _ := json.Marshal(link.Ticket{JobID: asg.JobId, Stream: link.PredictionsStream})
 	stream, err := eng.DoGet(ctx, &flight.Ticket{Ticket: tkt})
 	if err != nil {

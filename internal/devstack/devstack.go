@@ -40,6 +40,9 @@ type Options struct {
 	EngineMaxRounds int
 	// LogLevel of all three processes ("" is info).
 	LogLevel string
+	// AgentYAML is appended to the agent's configuration: a credentials
+	// block, say.
+	AgentYAML string
 }
 
 // Proc is one running process.
@@ -137,7 +140,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		"engine.yaml": fmt.Sprintf("addr: %q\nthreads: %d\nmax_rounds: %d\nlog_level: %s\ncrl_url: %q\ncrl_refresh: 2s\n%s",
 			engineAddr, opts.EngineThreads, opts.EngineMaxRounds, level, s.APIURL+api.PathCRL, tlsYAML("engine")),
 		"agent.yaml": fmt.Sprintf("agent_id: %q\ncontrol_plane: %q\nengine: %q\nwarehouse: %q\nheartbeat: 1s\nresume_timeout: 5s\nlog_level: %s\ntls:\n  ca: %q\nenrollment:\n  api: %q\n  token_file: %q\n  state_dir: %q\n",
-			AgentID, agentAddr, engineAddr, opts.Warehouse, level, caFile, apiAddr, enrollTokenFile, s.AgentState),
+			AgentID, agentAddr, engineAddr, opts.Warehouse, level, caFile, apiAddr, enrollTokenFile, s.AgentState) + opts.AgentYAML,
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(opts.Dir, name), []byte(body), 0o600); err != nil {
