@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/pki"
+	"github.com/ferry-ai/ferry/secrets"
 )
 
 // ErrConfig marks an invalid configuration; ferry-controlplane exits 2 on it.
@@ -41,6 +43,17 @@ type PlannerFunc func(query string, g *graph.Graph) ([]string, error)
 
 // Plan calls f.
 func (f PlannerFunc) Plan(query string, g *graph.Graph) ([]string, error) { return f(query, g) }
+
+// FieldSealer encrypts the metadata fields the control plane keeps at rest
+// that belong to the customer (see Config.Sealer), each bound to aad (its
+// table, column and row). *secrets.Keyring satisfies it; its Open fails
+// with an error wrapping secrets.ErrShredded once the customer's key is
+// revoked, secrets.ErrNotAuthentic for a value moved from another row, and
+// secrets.ErrUnavailable when Vault cannot be reached.
+type FieldSealer interface {
+	Seal(ctx context.Context, plaintext, aad []byte) ([]byte, error)
+	Open(ctx context.Context, envelope, aad []byte) ([]byte, error)
+}
 
 // Config configures a control plane.
 type Config struct {
@@ -79,6 +92,13 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown (DefaultShutdownTimeout if
 	// zero).
 	ShutdownTimeout time.Duration
+	// Sealer, when set, encrypts the customer's sensitive metadata fields
+	// at rest (query text, error messages, the reported schema, column
+	// lists, model metrics and feature importances, state notes) under the
+	// customer-managed key. Nil stores them in plaintext (development). A
+	// database written without a Sealer still reads with one: values are
+	// sealed as they are written.
+	Sealer FieldSealer
 }
 
 // HashToken returns the hex SHA-256 of a bearer token, the form
@@ -155,6 +175,55 @@ type FileConfig struct {
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// LogLevel is debug, info, warn or error (info if empty).
 	LogLevel string `yaml:"log_level"`
+	// Encryption turns on customer-managed keys for the sensitive
+	// metadata fields (Config.Sealer).
+	Encryption *EncryptionConfig `yaml:"encryption"`
+}
+
+// EncryptionConfig names the customer's Transit key in Vault that wraps the
+// data keys of the sealed metadata fields.
+type EncryptionConfig struct {
+	// Vault is how the control plane reaches Vault and signs in.
+	Vault secrets.VaultConfig `yaml:"vault"`
+	// TransitMount is the Transit engine's mount (default "transit").
+	TransitMount string `yaml:"transit_mount"`
+	// Key is the customer's Transit key. Required.
+	Key string `yaml:"key"`
+	// CacheTTL is how long a data key is kept in memory after Vault issued
+	// or unwrapped it (secrets.DefaultKeyCacheTTL if zero; a negative value
+	// keeps none): revoking the key takes effect within it.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+}
+
+// OpenSealer signs in to Vault as e says and returns the customer's
+// keyring (with its data-key cache) and the Vault client to close when the
+// control plane stops. It seals and opens a probe value first, so a wrong
+// key name or policy fails at start, naming the path.
+func OpenSealer(ctx context.Context, e EncryptionConfig, log *slog.Logger) (*secrets.Keyring, *secrets.Vault, error) {
+	if e.Key == "" {
+		return nil, nil, fmt.Errorf("%w: encryption.key (the customer's Transit key) is required", ErrConfig)
+	}
+	if e.TransitMount == "" {
+		e.TransitMount = "transit"
+	}
+	v, err := secrets.OpenVault(ctx, e.Vault, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encryption: %w", err)
+	}
+	k := v.Keyring(e.TransitMount, e.Key)
+	if e.CacheTTL >= 0 {
+		k = k.WithCache(secrets.KeyringCache{TTL: e.CacheTTL})
+	}
+	probe := []byte("ferry-controlplane/start-up check")
+	env, err := k.Seal(ctx, probe, probe)
+	if err == nil {
+		_, err = k.Open(ctx, env, probe)
+	}
+	if err != nil {
+		v.Close()
+		return nil, nil, fmt.Errorf("encryption: key %s/%s: %w", e.TransitMount, e.Key, err)
+	}
+	return k, v, nil
 }
 
 // ParseFileConfig decodes a YAML configuration; unknown keys are errors

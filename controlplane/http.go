@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/internal/graph"
+	"github.com/ferry-ai/ferry/secrets"
 )
 
 // Limits of the user API.
@@ -296,16 +297,36 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 // storeError writes the response for a store error and reports whether there
 // was one.
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) bool {
+	var (
+		uerr *unreadableError
+		serr *sealError
+	)
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, errJobNotFound):
 		writeError(w, http.StatusNotFound, "job not found")
+	case errors.As(err, &uerr):
+		writeError(w, http.StatusServiceUnavailable, uerr.Error())
+	case errors.As(err, &serr):
+		s.log.LogAttrs(r.Context(), slog.LevelError, "metadata db", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+		writeError(w, http.StatusServiceUnavailable, "the customer-managed key cannot seal this data: "+sealFailure(serr))
 	default:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "metadata db", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 		writeError(w, http.StatusInternalServerError, "internal error")
 	}
 	return true
+}
+
+// sealFailure says why sealing failed without Vault's address or paths.
+func sealFailure(err error) string {
+	switch {
+	case errors.Is(err, secrets.ErrUnavailable):
+		return "Vault is unreachable"
+	case errors.Is(err, secrets.ErrDenied):
+		return "Vault's policy refuses (the key may have been revoked)"
+	}
+	return "Vault refused (the key may have been deleted)"
 }
 
 // decodeBody decodes a JSON request body of at most maxBodyBytes into v,

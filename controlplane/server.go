@@ -91,6 +91,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.sealer, st.log = cfg.Sealer, cfg.Logger
 	s := &Server{
 		ca:        ca,
 		revoked:   map[string]bool{},

@@ -3,11 +3,14 @@ package controlplane
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/link"
+	"github.com/ferry-ai/ferry/secrets"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -164,8 +168,155 @@ func (e *ownerError) Error() string {
 }
 
 // store is the metadata database. It holds metadata only: never a row value.
+// With a sealer, the customer's sensitive fields are sealed at rest (see
+// sealedPrefix).
 type store struct {
 	db *sql.DB
+	// sealer seals the sensitive fields (nil: plaintext).
+	sealer FieldSealer
+	// log receives what the store decides on its own (nil: discarded).
+	log *slog.Logger
+}
+
+// The sensitive fields — jobs.query, jobs.error_message, graphs.graph_json,
+// table_stats.columns_json, models.metrics_json,
+// models.feature_importance_json and job_events.note — name the customer's
+// tables, columns and literal values. With a sealer each non-empty value is
+// stored as sealedPrefix and the base64 of a secrets.Keyring envelope, bound
+// (aad) to its table, column and row, so that a value copied to another row
+// or column does not open. A value without the prefix is plaintext (written
+// without a sealer) and reads as is. An empty value stays empty.
+const sealedPrefix = "sealed:v1:"
+
+// Reasons a sealed field could not be opened (api.Unreadable.Reason).
+const (
+	reasonRevoked     = "customer key revoked"
+	reasonDenied      = "customer key access denied by Vault policy"
+	reasonUnavailable = "customer key unavailable (Vault unreachable)"
+	reasonVault       = "customer key unavailable (Vault error)"
+	reasonMoved       = "sealed value does not authenticate here (tampered, or moved from another row)"
+	reasonNoKey       = "sealed, but no customer key is configured"
+)
+
+// permanent reports whether a sealed field unreadable for reason stays so:
+// the key is gone or the value is not this field's. Vault being down, a
+// policy refusing or a missing configuration can be fixed.
+func permanent(reason string) bool {
+	return reason == reasonRevoked || reason == reasonMoved
+}
+
+// fieldAAD binds a sealed value to its table, column and row key.
+func fieldAAD(table, column string, key ...string) []byte {
+	k, _ := json.Marshal(key) // strings always encode
+	return []byte(table + "/" + column + "/" + string(k))
+}
+
+// noteAAD binds a state note to its job, state and time.
+func noteAAD(job string, state api.JobState, at int64) []byte {
+	return fieldAAD("job_events", "note", job, string(state), strconv.FormatInt(at, 10))
+}
+
+// sealError is a failure to seal a field under the customer's key.
+type sealError struct{ err error }
+
+func (e *sealError) Error() string { return "sealing under the customer's key: " + e.err.Error() }
+func (e *sealError) Unwrap() error { return e.err }
+
+// unreadableError reports a sealed value a request needs that cannot be
+// opened.
+type unreadableError struct {
+	What, Reason string
+}
+
+func (e *unreadableError) Error() string {
+	return fmt.Sprintf("%s cannot be opened: %s", e.What, e.Reason)
+}
+
+// seal returns the stored form of a sensitive field's value v.
+func (s *store) seal(ctx context.Context, v string, aad []byte) (string, error) {
+	if s.sealer == nil || v == "" {
+		return v, nil
+	}
+	env, err := s.sealer.Seal(ctx, []byte(v), aad)
+	if err != nil {
+		return "", &sealError{err: err}
+	}
+	return sealedPrefix + base64.StdEncoding.EncodeToString(env), nil
+}
+
+// sealOwn seals a message the control plane wrote itself (a state note, a
+// failure it decided). When the key cannot seal (revoked, Vault down) the
+// message is kept in plaintext rather than leave a job in a state it is no
+// longer in: these messages name jobs, agents and states, never the
+// customer's tables, columns or values.
+func (s *store) sealOwn(ctx context.Context, v string, aad []byte) string {
+	out, err := s.seal(ctx, v, aad)
+	if err != nil {
+		s.logger().LogAttrs(ctx, slog.LevelWarn, "metadata db: a control-plane message is stored unsealed", slog.String("error", err.Error()))
+		return v
+	}
+	return out
+}
+
+// opener opens the sealed fields of one read. Once Vault proves unreachable
+// it stops asking for the rest of that read, so that a listing under a
+// Vault outage costs one timeout, not one per field.
+type opener struct {
+	s    *store
+	ctx  context.Context
+	down bool
+}
+
+func (s *store) opener(ctx context.Context) *opener { return &opener{s: s, ctx: ctx} }
+
+// open returns a sensitive field's value from its stored form. A sealed
+// value that cannot be opened gives "" and the reason.
+func (o *opener) open(stored string, aad []byte) (string, string) {
+	if o.down && strings.HasPrefix(stored, sealedPrefix) {
+		return "", reasonUnavailable
+	}
+	v, why := o.s.open(o.ctx, stored, aad)
+	if why == reasonUnavailable {
+		o.down = true
+	}
+	return v, why
+}
+
+// open returns a sensitive field's value from its stored form. A sealed
+// value that cannot be opened gives "" and the reason.
+func (s *store) open(ctx context.Context, stored string, aad []byte) (string, string) {
+	b64, ok := strings.CutPrefix(stored, sealedPrefix)
+	if !ok {
+		return stored, ""
+	}
+	if s.sealer == nil {
+		return "", reasonNoKey
+	}
+	env, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return "", reasonMoved
+	}
+	pt, err := s.sealer.Open(ctx, env, aad)
+	switch {
+	case err == nil:
+		return string(pt), ""
+	case errors.Is(err, secrets.ErrNotAuthentic):
+		return "", reasonMoved
+	case errors.Is(err, secrets.ErrUnavailable):
+		return "", reasonUnavailable
+	case errors.Is(err, secrets.ErrDenied):
+		return "", reasonDenied
+	case errors.Is(err, secrets.ErrShredded):
+		return "", reasonRevoked
+	}
+	return "", reasonVault
+}
+
+func (s *store) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.log
 }
 
 // openStore opens (creating if needed) DataDir/ferry.db and migrates it.
@@ -265,9 +416,13 @@ type agentRecord struct {
 
 // agentConnected records a connecting agent and the schema it reported.
 func (s *store) agentConnected(ctx context.Context, a agentRecord, g *graph.Graph, now time.Time) error {
-	gj, err := json.Marshal(g)
+	b, err := json.Marshal(g)
 	if err != nil {
 		return fmt.Errorf("metadata db: encode graph: %w", err)
+	}
+	gj, err := s.seal(ctx, string(b), fieldAAD("graphs", "graph_json", a.ID))
+	if err != nil {
+		return fmt.Errorf("metadata db: agent %s graph: %w", a.ID, err)
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		n := now.UnixNano()
@@ -282,7 +437,7 @@ ON CONFLICT (id) DO UPDATE SET version = excluded.version, warehouse_kind = excl
 		if _, err := tx.ExecContext(ctx, `
 INSERT INTO graphs (agent_id, graph_json, reported_unix_nanos) VALUES (?, ?, ?)
 ON CONFLICT (agent_id) DO UPDATE SET graph_json = excluded.graph_json, reported_unix_nanos = excluded.reported_unix_nanos`,
-			a.ID, string(gj), n); err != nil {
+			a.ID, gj, n); err != nil {
 			return fmt.Errorf("metadata db: record graph: %w", err)
 		}
 		return nil
@@ -314,8 +469,8 @@ ORDER BY a.last_seen_unix_nanos DESC, a.id`)
 	if err != nil {
 		return nil, fmt.Errorf("metadata db: list agents: %w", err)
 	}
-	defer rows.Close()
 	out := []api.Agent{}
+	var graphs []string
 	for rows.Next() {
 		var (
 			a          api.Agent
@@ -324,23 +479,37 @@ ORDER BY a.last_seen_unix_nanos DESC, a.id`)
 			graphJSON  string
 		)
 		if err := rows.Scan(&a.ID, &a.Version, &a.WarehouseKind, &connected, &conn, &seen, &graphJSON); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("metadata db: list agents: %w", err)
 		}
 		a.Connected = connected
 		a.ConnectedAt = fromNanos(conn)
 		a.LastSeen = fromNanos(seen)
 		a.Tables = []string{}
-		if graphJSON != "" {
+		out = append(out, a)
+		graphs = append(graphs, graphJSON)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("metadata db: list agents: %w", err)
+	}
+	// Sealed graphs are opened once the rows are read: no connection is
+	// held while Vault answers.
+	o := s.opener(ctx)
+	for i := range out {
+		a := &out[i]
+		gj, why := o.open(graphs[i], fieldAAD("graphs", "graph_json", a.ID))
+		if why != "" {
+			a.Unreadable = a.Unreadable.Add("tables", why)
+			continue
+		}
+		if gj != "" {
 			var g graph.Graph
-			if err := json.Unmarshal([]byte(graphJSON), &g); err != nil {
+			if err := json.Unmarshal([]byte(gj), &g); err != nil {
 				return nil, fmt.Errorf("metadata db: agent %s graph: %w", a.ID, err)
 			}
 			a.Tables = g.TableNames()
 		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("metadata db: list agents: %w", err)
 	}
 	return out, nil
 }
@@ -348,15 +517,19 @@ ORDER BY a.last_seen_unix_nanos DESC, a.id`)
 // latestGraph returns the most recently reported graph, preferring connected
 // agents, or errNoGraph.
 func (s *store) latestGraph(ctx context.Context) (*graph.Graph, string, error) {
-	var agentID, gj string
+	var agentID, stored string
 	err := s.db.QueryRowContext(ctx, `
 SELECT g.agent_id, g.graph_json FROM graphs g JOIN agents a ON a.id = g.agent_id
-ORDER BY a.connected DESC, g.reported_unix_nanos DESC LIMIT 1`).Scan(&agentID, &gj)
+ORDER BY a.connected DESC, g.reported_unix_nanos DESC LIMIT 1`).Scan(&agentID, &stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, "", errNoGraph
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("metadata db: latest graph: %w", err)
+	}
+	gj, why := s.opener(ctx).open(stored, fieldAAD("graphs", "graph_json", agentID))
+	if why != "" {
+		return nil, "", &unreadableError{What: fmt.Sprintf("the schema agent %s reported", agentID), Reason: why}
 	}
 	var g graph.Graph
 	if err := json.Unmarshal([]byte(gj), &g); err != nil {
@@ -383,23 +556,35 @@ func (s *store) insertJob(ctx context.Context, j newJob) error {
 	if err != nil {
 		return fmt.Errorf("metadata db: encode options: %w", err)
 	}
+	q, err := s.seal(ctx, j.Query, fieldAAD("jobs", "query", j.ID))
+	if err != nil {
+		return fmt.Errorf("metadata db: job %s query: %w", j.ID, err)
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		n := j.Created.UnixNano()
 		if _, err := tx.ExecContext(ctx, `
 INSERT INTO jobs (id, query, output_table, tables_json, options_json, state, created_unix_nanos, updated_unix_nanos)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, j.ID, j.Query, j.OutputTable, string(tj), string(oj), api.StateQueued, n, n); err != nil {
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, j.ID, q, j.OutputTable, string(tj), string(oj), api.StateQueued, n, n); err != nil {
 			return fmt.Errorf("metadata db: insert job: %w", err)
 		}
 		return insertEvent(ctx, tx, j.ID, api.StateQueued, j.Created, 0, "")
 	})
 }
 
+// insertEvent records a state change; note is in its stored form (see
+// sealNote).
 func insertEvent(ctx context.Context, tx *sql.Tx, job string, state api.JobState, at time.Time, reported int64, note string) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO job_events (job_id, state, at_unix_nanos, reported_unix_nanos, note) VALUES (?, ?, ?, ?, ?)`,
 		job, state, at.UnixNano(), reported, note); err != nil {
 		return fmt.Errorf("metadata db: insert job event: %w", err)
 	}
 	return nil
+}
+
+// sealNote returns the stored form of the note of job's change to state at
+// at.
+func (s *store) sealNote(ctx context.Context, job string, state api.JobState, at time.Time, note string) string {
+	return s.sealOwn(ctx, note, noteAAD(job, state, at.UnixNano()))
 }
 
 const jobColumns = `id, query, output_table, tables_json, options_json, state, agent_id, created_unix_nanos, updated_unix_nanos, error_stage, error_message`
@@ -429,22 +614,44 @@ func scanJob(sc scanner) (api.Job, error) {
 	return j, nil
 }
 
+// openJob replaces a scanned job's sealed fields by their values; a field
+// that cannot be opened is left empty and named in j.Unreadable.
+func (o *opener) openJob(j *api.Job) {
+	var why string
+	if j.Query, why = o.open(j.Query, fieldAAD("jobs", "query", j.ID)); why != "" {
+		j.Unreadable = j.Unreadable.Add("query", why)
+	}
+	if j.Error != nil {
+		if j.Error.Message, why = o.open(j.Error.Message, fieldAAD("jobs", "error_message", j.ID)); why != "" {
+			j.Unreadable = j.Unreadable.Add("error.message", why)
+		}
+	}
+}
+
 func (s *store) queryJobs(ctx context.Context, query string, args ...any) ([]api.Job, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("metadata db: list jobs: %w", err)
 	}
-	defer rows.Close()
 	out := []api.Job{}
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("metadata db: list jobs: %w", err)
 		}
 		out = append(out, j)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("metadata db: list jobs: %w", err)
+	}
+	// Opened once the rows are read: no connection is held while Vault
+	// answers. Values sealed around the same time share a data key, so a
+	// listing asks Vault once per key, not once per field.
+	o := s.opener(ctx)
+	for i := range out {
+		o.openJob(&out[i])
 	}
 	return out, nil
 }
@@ -454,9 +661,34 @@ func (s *store) listJobs(ctx context.Context, limit int) ([]api.Job, error) {
 	return s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs ORDER BY created_unix_nanos DESC, id DESC LIMIT ?`, limit)
 }
 
-// queuedJobs returns up to limit queued jobs, oldest first.
+// queuedJobs returns up to limit queued jobs that can run, oldest first. A
+// queued job whose query can no longer be opened (the customer's key was
+// revoked, or the value is not this job's) is failed here, with an error
+// naming the job and the reason, and left out; one whose key is only
+// unavailable for now (Vault down) is left out and stays queued.
 func (s *store) queuedJobs(ctx context.Context, limit int) ([]api.Job, error) {
-	return s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs WHERE state = ? ORDER BY created_unix_nanos, id LIMIT ?`, api.StateQueued, limit)
+	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs WHERE state = ? ORDER BY created_unix_nanos, id LIMIT ?`, api.StateQueued, limit)
+	if err != nil {
+		return nil, err
+	}
+	runnable := jobs[:0]
+	for _, j := range jobs {
+		if j.Unreadable == nil {
+			runnable = append(runnable, j)
+			continue
+		}
+		log := s.logger().With(slog.String("job", j.ID), slog.String("reason", j.Unreadable.Reason))
+		if !permanent(j.Unreadable.Reason) {
+			log.LogAttrs(ctx, slog.LevelWarn, "scheduler: a queued job's query cannot be opened now; it stays queued")
+			continue
+		}
+		msg := fmt.Sprintf("job %s cannot run: its query cannot be opened (%s)", j.ID, j.Unreadable.Reason)
+		if _, err := s.failQueued(ctx, j.ID, "controlplane", msg, time.Now()); err != nil {
+			return nil, err
+		}
+		log.LogAttrs(ctx, slog.LevelWarn, "job failed: its query cannot be opened")
+	}
+	return runnable, nil
 }
 
 // job returns one job, or errJobNotFound.
@@ -468,6 +700,7 @@ func (s *store) job(ctx context.Context, id string) (api.Job, error) {
 	if err != nil {
 		return api.Job{}, fmt.Errorf("metadata db: job %s: %w", id, err)
 	}
+	s.opener(ctx).openJob(&j)
 	return j, nil
 }
 
@@ -484,6 +717,7 @@ func (s *store) jobDetail(ctx context.Context, id string) (api.JobDetail, error)
 	if err != nil {
 		return api.JobDetail{}, wrap("history", err)
 	}
+	var ats []int64
 	for rows.Next() {
 		var c api.StateChange
 		var at int64
@@ -493,16 +727,26 @@ func (s *store) jobDetail(ctx context.Context, id string) (api.JobDetail, error)
 		}
 		c.At = fromNanos(at)
 		d.History = append(d.History, c)
+		ats = append(ats, at)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return api.JobDetail{}, wrap("history", err)
+	}
+	o := s.opener(ctx)
+	for i := range d.History {
+		c := &d.History[i]
+		var why string
+		if c.Note, why = o.open(c.Note, noteAAD(id, c.State, ats[i])); why != "" {
+			d.Unreadable = d.Unreadable.Add(fmt.Sprintf("history[%d].note", i), why)
+		}
 	}
 
 	rows, err = s.db.QueryContext(ctx, `SELECT table_name, rows, bytes, batches, columns_json, seconds FROM table_stats WHERE job_id = ? ORDER BY rowid`, id)
 	if err != nil {
 		return api.JobDetail{}, wrap("table stats", err)
 	}
+	var cols []string
 	for rows.Next() {
 		var t api.TableStats
 		var cj string
@@ -510,15 +754,24 @@ func (s *store) jobDetail(ctx context.Context, id string) (api.JobDetail, error)
 			rows.Close()
 			return api.JobDetail{}, wrap("table stats", err)
 		}
-		if err := json.Unmarshal([]byte(cj), &t.Columns); err != nil {
-			rows.Close()
-			return api.JobDetail{}, wrap("table stats", err)
-		}
 		d.TableStats = append(d.TableStats, t)
+		cols = append(cols, cj)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return api.JobDetail{}, wrap("table stats", err)
+	}
+	for i := range d.TableStats {
+		t := &d.TableStats[i]
+		t.Columns = []api.Column{}
+		cj, why := o.open(cols[i], fieldAAD("table_stats", "columns_json", id, t.Table))
+		if why != "" {
+			d.Unreadable = d.Unreadable.Add(fmt.Sprintf("table_stats[%s].columns", t.Table), why)
+			continue
+		}
+		if err := json.Unmarshal([]byte(cj), &t.Columns); err != nil {
+			return api.JobDetail{}, wrap("table stats", err)
+		}
 	}
 
 	var (
@@ -537,13 +790,19 @@ FROM models WHERE job_id = ?`, id).Scan(&m.ModelID, &m.TaskType, &mj, &m.TrainRo
 	case err != nil:
 		return api.JobDetail{}, wrap("model", err)
 	default:
-		var ms storedMetrics
-		if err := json.Unmarshal([]byte(mj), &ms); err != nil {
-			return api.JobDetail{}, wrap("model metrics", err)
+		if mj, why := o.open(mj, fieldAAD("models", "metrics_json", id)); why != "" {
+			d.Unreadable = d.Unreadable.Add("model.metrics", why)
+		} else {
+			var ms storedMetrics
+			if err := json.Unmarshal([]byte(mj), &ms); err != nil {
+				return api.JobDetail{}, wrap("model metrics", err)
+			}
+			m.Test, m.BaselineLabelRate, m.BaselineRecentCount = ms.Test, ms.BaselineLabelRate, ms.BaselineRecentCount
+			m.Validation, m.Classes, m.ParameterSets, m.TopK = ms.Validation, ms.Classes, ms.ParameterSets, ms.TopK
 		}
-		m.Test, m.BaselineLabelRate, m.BaselineRecentCount = ms.Test, ms.BaselineLabelRate, ms.BaselineRecentCount
-		m.Validation, m.Classes, m.ParameterSets, m.TopK = ms.Validation, ms.Classes, ms.ParameterSets, ms.TopK
-		if err := json.Unmarshal([]byte(fij), &m.FeatureImportance); err != nil {
+		if fij, why := o.open(fij, fieldAAD("models", "feature_importance_json", id)); why != "" {
+			d.Unreadable = d.Unreadable.Add("model.feature_importance", why)
+		} else if err := json.Unmarshal([]byte(fij), &m.FeatureImportance); err != nil {
 			return api.JobDetail{}, wrap("feature importance", err)
 		}
 		m.ScoringAnchor = fromNanos(anchorNano)
@@ -590,6 +849,7 @@ type storedMetrics struct {
 // the job is no longer queued.
 func (s *store) assignJob(ctx context.Context, id, agentID string, now time.Time) (bool, error) {
 	assigned := false
+	note := s.sealNote(ctx, id, api.StateAssigned, now, "assigned to agent "+agentID)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, agent_id = ?, updated_unix_nanos = ? WHERE id = ? AND state = ?`,
 			api.StateAssigned, agentID, now.UnixNano(), id, api.StateQueued)
@@ -600,7 +860,7 @@ func (s *store) assignJob(ctx context.Context, id, agentID string, now time.Time
 			return err
 		}
 		assigned = true
-		return insertEvent(ctx, tx, id, api.StateAssigned, now, 0, "assigned to agent "+agentID)
+		return insertEvent(ctx, tx, id, api.StateAssigned, now, 0, note)
 	})
 	return assigned, err
 }
@@ -609,6 +869,7 @@ func (s *store) assignJob(ctx context.Context, id, agentID string, now time.Time
 // job is not queued.
 func (s *store) cancelQueued(ctx context.Context, id string, now time.Time) (bool, error) {
 	cancelled := false
+	note := s.sealNote(ctx, id, api.StateCancelled, now, "cancelled by user before assignment")
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ? WHERE id = ? AND state = ?`,
 			api.StateCancelled, now.UnixNano(), id, api.StateQueued)
@@ -619,7 +880,7 @@ func (s *store) cancelQueued(ctx context.Context, id string, now time.Time) (boo
 			return err
 		}
 		cancelled = true
-		return insertEvent(ctx, tx, id, api.StateCancelled, now, 0, "cancelled by user before assignment")
+		return insertEvent(ctx, tx, id, api.StateCancelled, now, 0, note)
 	})
 	return cancelled, err
 }
@@ -627,29 +888,58 @@ func (s *store) cancelQueued(ctx context.Context, id string, now time.Time) (boo
 // failRunning fails a job that is assigned or running, with the error stage
 // and the message msg(previous state). It returns the previous state, or ""
 // when the job was not running (queued or already finished).
+//
+// The message is sealed before the write transaction (sealing may ask
+// Vault), so the write applies only if the job is still in the state the
+// message was made for; otherwise it is made again.
 func (s *store) failRunning(ctx context.Context, id, stage string, now time.Time, msg func(from api.JobState) string) (api.JobState, error) {
-	var from api.JobState
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	for attempt := 0; ; attempt++ {
 		var state api.JobState
-		err := tx.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&state)
+		err := s.db.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
-			return errJobNotFound
+			return "", errJobNotFound
 		}
+		if err != nil {
+			return "", fmt.Errorf("metadata db: fail job %s: %w", id, err)
+		}
+		if state == api.StateQueued || state.Terminal() {
+			return "", nil
+		}
+		ok, err := s.failFrom(ctx, id, state, stage, msg(state), now)
+		if err != nil || ok {
+			return state, err
+		}
+		if attempt == 10 {
+			return "", fmt.Errorf("metadata db: fail job %s: its state keeps changing", id)
+		}
+	}
+}
+
+// failQueued fails a job that is still queued; it reports false when the job
+// is no longer queued.
+func (s *store) failQueued(ctx context.Context, id, stage, msg string, now time.Time) (bool, error) {
+	return s.failFrom(ctx, id, api.StateQueued, stage, msg, now)
+}
+
+// failFrom fails job id if it is in state from, with the error stage and the
+// control plane's message msg; it reports whether it did.
+func (s *store) failFrom(ctx context.Context, id string, from api.JobState, stage, msg string, now time.Time) (bool, error) {
+	stored := s.sealOwn(ctx, msg, fieldAAD("jobs", "error_message", id))
+	note := s.sealNote(ctx, id, api.StateFailed, now, msg)
+	done := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ?, error_stage = ?, error_message = ? WHERE id = ? AND state = ?`,
+			api.StateFailed, now.UnixNano(), stage, stored, id, from)
 		if err != nil {
 			return fmt.Errorf("metadata db: fail job %s: %w", id, err)
 		}
-		if state == api.StateQueued || state.Terminal() {
-			return nil
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
 		}
-		from = state
-		m := msg(state)
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ?, error_stage = ?, error_message = ? WHERE id = ?`,
-			api.StateFailed, now.UnixNano(), stage, m, id); err != nil {
-			return fmt.Errorf("metadata db: fail job %s: %w", id, err)
-		}
-		return insertEvent(ctx, tx, id, api.StateFailed, now, 0, m)
+		done = true
+		return insertEvent(ctx, tx, id, api.StateFailed, now, 0, note)
 	})
-	return from, err
+	return done && err == nil, err
 }
 
 // runningJobs returns the ids of every assigned or running job.
@@ -701,8 +991,30 @@ func (s *store) applyEvent(ctx context.Context, agentID string, ev *agentapi.Job
 	if !ok {
 		return eventResult{}, fmt.Errorf("job %s: unknown state %v", ev.GetJobId(), ev.GetState())
 	}
+	id := ev.GetJobId()
+	// Seal what the event carries before the write transaction: sealing
+	// may ask Vault. What the agent reports is never stored unsealed.
+	stage, msg := "agent", "the agent reported a failure without details"
+	if e := ev.GetError(); e != nil {
+		stage, msg = clip(e.GetStage(), maxNameLen), clip(e.GetMessage(), maxMessageLen)
+	}
+	var storedMsg string
+	switch {
+	case to != api.StateFailed:
+	case ev.GetError() == nil:
+		storedMsg = s.sealOwn(ctx, msg, fieldAAD("jobs", "error_message", id))
+	default:
+		var err error
+		if storedMsg, err = s.seal(ctx, msg, fieldAAD("jobs", "error_message", id)); err != nil {
+			return eventResult{}, fmt.Errorf("metadata db: job %s error: %w", id, err)
+		}
+	}
+	writeDetail, err := s.prepareDetail(ctx, id, ev)
+	if err != nil {
+		return eventResult{}, err
+	}
 	var res eventResult
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var from api.JobState
 		var owner, errStage string
 		err := tx.QueryRowContext(ctx, `SELECT state, agent_id, error_stage FROM jobs WHERE id = ?`, ev.GetJobId()).Scan(&from, &owner, &errStage)
@@ -719,7 +1031,6 @@ func (s *store) applyEvent(ctx context.Context, agentID string, ev *agentapi.Job
 			return &transitionError{Job: ev.GetJobId(), From: from, To: to}
 		}
 		res = eventResult{From: from, To: to}
-		id := ev.GetJobId()
 		if from != to {
 			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ? WHERE id = ?`, to, now.UnixNano(), id); err != nil {
 				return fmt.Errorf("metadata db: job %s state: %w", id, err)
@@ -729,22 +1040,19 @@ func (s *store) applyEvent(ctx context.Context, agentID string, ev *agentapi.Job
 			}
 		}
 		if to == api.StateFailed && errStage == "" {
-			stage, msg := "agent", "the agent reported a failure without details"
-			if e := ev.GetError(); e != nil {
-				stage, msg = clip(e.GetStage(), maxNameLen), clip(e.GetMessage(), maxMessageLen)
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET error_stage = ?, error_message = ? WHERE id = ?`, stage, msg, id); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET error_stage = ?, error_message = ? WHERE id = ?`, stage, storedMsg, id); err != nil {
 				return fmt.Errorf("metadata db: job %s error: %w", id, err)
 			}
 		}
-		return storeDetail(ctx, tx, id, ev)
+		return writeDetail(tx)
 	})
 	return res, err
 }
 
-// storeDetail stores the detail of a job event, replacing an earlier report
-// of the same kind (and table).
-func storeDetail(ctx context.Context, tx *sql.Tx, id string, ev *agentapi.JobEvent) error {
+// prepareDetail encodes and seals the detail of a job event and returns the
+// write that stores it, replacing an earlier report of the same kind (and
+// table).
+func (s *store) prepareDetail(ctx context.Context, id string, ev *agentapi.JobEvent) (func(*sql.Tx) error, error) {
 	wrap := func(what string, err error) error { return fmt.Errorf("metadata db: job %s %s: %w", id, what, err) }
 	switch d := ev.GetDetail().(type) {
 	case *agentapi.JobEvent_TableStats:
@@ -753,20 +1061,28 @@ func storeDetail(ctx context.Context, tx *sql.Tx, id string, ev *agentapi.JobEve
 		for i, c := range t.GetColumns() {
 			cols[i] = api.Column{Name: clip(c.GetName(), maxNameLen), Type: clip(c.GetType(), maxNameLen), Nullable: c.GetNullable()}
 		}
-		cj, err := json.Marshal(cols)
+		b, err := json.Marshal(cols)
 		if err != nil {
-			return wrap("table stats", err)
+			return nil, wrap("table stats", err)
 		}
-		if _, err := tx.ExecContext(ctx, `
+		table := clip(t.GetTable(), maxNameLen)
+		cj, err := s.seal(ctx, string(b), fieldAAD("table_stats", "columns_json", id, table))
+		if err != nil {
+			return nil, wrap("table stats", err)
+		}
+		return func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `
 INSERT INTO table_stats (job_id, table_name, rows, bytes, batches, columns_json, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (job_id, table_name) DO UPDATE SET rows = excluded.rows, bytes = excluded.bytes, batches = excluded.batches,
 	columns_json = excluded.columns_json, seconds = excluded.seconds`,
-			id, clip(t.GetTable(), maxNameLen), t.GetRows(), t.GetBytes(), t.GetBatches(), string(cj), t.GetSeconds()); err != nil {
-			return wrap("table stats", err)
-		}
+				id, table, t.GetRows(), t.GetBytes(), t.GetBatches(), cj, t.GetSeconds()); err != nil {
+				return wrap("table stats", err)
+			}
+			return nil
+		}, nil
 	case *agentapi.JobEvent_Metrics:
 		m := d.Metrics
-		mj, err := json.Marshal(storedMetrics{
+		mb, err := json.Marshal(storedMetrics{
 			Test:                metricFromProto(m.GetTest()),
 			Validation:          metricFromProto(m.GetValidation()),
 			Classes:             m.GetClasses(),
@@ -776,42 +1092,59 @@ ON CONFLICT (job_id, table_name) DO UPDATE SET rows = excluded.rows, bytes = exc
 			BaselineRecentCount: metricFromProto(m.GetBaselineRecentCount()),
 		})
 		if err != nil {
-			return wrap("metrics", err)
+			return nil, wrap("metrics", err)
 		}
 		fi := make(map[string]float64, len(m.GetFeatureImportance()))
 		for k, v := range m.GetFeatureImportance() {
 			fi[clip(k, maxNameLen)] = v
 		}
-		fij, err := json.Marshal(fi)
+		fib, err := json.Marshal(fi)
 		if err != nil {
-			return wrap("feature importance", err)
+			return nil, wrap("feature importance", err)
 		}
-		if _, err := tx.ExecContext(ctx, `
+		mj, err := s.seal(ctx, string(mb), fieldAAD("models", "metrics_json", id))
+		if err != nil {
+			return nil, wrap("metrics", err)
+		}
+		fij, err := s.seal(ctx, string(fib), fieldAAD("models", "feature_importance_json", id))
+		if err != nil {
+			return nil, wrap("feature importance", err)
+		}
+		return func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `
 INSERT OR REPLACE INTO models (job_id, model_id, task_type, metrics_json, train_rows, validation_rows, test_rows, num_features,
 	anchors, best_iteration, prediction_rows, feature_seconds, train_seconds, score_seconds, test_positive_rate,
 	scoring_anchor_unix_nanos, feature_importance_json)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, clip(m.GetModelId(), maxNameLen), clip(m.GetTaskType(), maxNameLen), string(mj), m.GetTrainRows(), m.GetValidationRows(),
-			m.GetTestRows(), m.GetNumFeatures(), m.GetAnchors(), m.GetBestIteration(), m.GetPredictionRows(), m.GetFeatureSeconds(),
-			m.GetTrainSeconds(), m.GetScoreSeconds(), m.GetTestPositiveRate(), m.GetScoringAnchorUnixNanos(), string(fij)); err != nil {
-			return wrap("metrics", err)
-		}
+				id, clip(m.GetModelId(), maxNameLen), clip(m.GetTaskType(), maxNameLen), mj, m.GetTrainRows(), m.GetValidationRows(),
+				m.GetTestRows(), m.GetNumFeatures(), m.GetAnchors(), m.GetBestIteration(), m.GetPredictionRows(), m.GetFeatureSeconds(),
+				m.GetTrainSeconds(), m.GetScoreSeconds(), m.GetTestPositiveRate(), m.GetScoringAnchorUnixNanos(), fij); err != nil {
+				return wrap("metrics", err)
+			}
+			return nil
+		}, nil
 	case *agentapi.JobEvent_Purge:
 		p := d.Purge
-		if _, err := tx.ExecContext(ctx, `
+		return func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `
 INSERT OR REPLACE INTO purge_reports (job_id, reason, bytes_received, bytes_purged, files_written, storage_write_bytes, purged_unix_nanos)
 VALUES (?, ?, ?, ?, ?, ?, ?)`, id, clip(p.GetReason(), maxNameLen), p.GetBytesReceived(), p.GetBytesPurged(), p.GetFilesWritten(),
-			p.GetStorageWriteBytes(), p.GetPurgedUnixNanos()); err != nil {
-			return wrap("purge report", err)
-		}
+				p.GetStorageWriteBytes(), p.GetPurgedUnixNanos()); err != nil {
+				return wrap("purge report", err)
+			}
+			return nil
+		}, nil
 	case *agentapi.JobEvent_Write:
 		w := d.Write
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO write_reports (job_id, table_name, rows, seconds) VALUES (?, ?, ?, ?)`,
-			id, clip(w.GetTable(), maxNameLen), w.GetRows(), w.GetSeconds()); err != nil {
-			return wrap("write report", err)
-		}
+		return func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO write_reports (job_id, table_name, rows, seconds) VALUES (?, ?, ?, ?)`,
+				id, clip(w.GetTable(), maxNameLen), w.GetRows(), w.GetSeconds()); err != nil {
+				return wrap("write report", err)
+			}
+			return nil
+		}, nil
 	}
-	return nil
+	return func(*sql.Tx) error { return nil }, nil
 }
 
 func metricFromProto(m *agentapi.Metric) *api.Metric {

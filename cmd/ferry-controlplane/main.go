@@ -12,6 +12,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/ferry-ai/ferry/controlplane"
+	"github.com/ferry-ai/ferry/secrets"
 )
 
 func main() {
@@ -37,7 +39,10 @@ const usage = `Usage: ferry-controlplane [--config FILE] [flags]
 Runs the Ferry control plane. Configuration keys (YAML):
   data_dir, api_addr, agent_addr, tls: {cert, key, ca}, api_token_file,
   ca_key (the CA's key: turns on agent enrollment, renewal and the
-  revocation list), agent_cert_validity, heartbeat_interval, log_level
+  revocation list), agent_cert_validity, heartbeat_interval, log_level,
+  encryption: {vault: {address, ca_cert, auth: {method, ...}}, transit_mount,
+  key, cache_ttl} (customer-managed key: the sensitive metadata fields are
+  sealed under data keys wrapped by this Transit key)
 Flags override the file.
 
 Flags:
@@ -113,6 +118,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var sealer controlplane.FieldSealer
+	if fc.Encryption != nil {
+		k, v, err := controlplane.OpenSealer(ctx, *fc.Encryption, logger)
+		if err != nil {
+			if errors.Is(err, controlplane.ErrConfig) {
+				fmt.Fprintf(stderr, "ferry-controlplane: %v\n", err)
+				return 2
+			}
+			logger.LogAttrs(context.Background(), slog.LevelError, "control plane failed", slog.String("error", err.Error()))
+			return 1
+		}
+		defer v.Close()
+		sealer = k
+		mount := cmp.Or(fc.Encryption.TransitMount, "transit")
+		logger.LogAttrs(ctx, slog.LevelInfo, "metadata fields sealed under the customer-managed key",
+			slog.String("transit_mount", mount), slog.String("key", fc.Encryption.Key), slog.Duration("cache_ttl", cmp.Or(fc.Encryption.CacheTTL, secrets.DefaultKeyCacheTTL)))
+	}
 	err = controlplane.Run(ctx, controlplane.Config{
 		DataDir:           fc.DataDir,
 		APIAddr:           fc.APIAddr,
@@ -124,6 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		HeartbeatInterval: fc.HeartbeatInterval,
 		CAKey:             fc.CAKey,
 		AgentCertValidity: fc.AgentCertValidity,
+		Sealer:            sealer,
 	})
 	switch {
 	case err == nil || errors.Is(err, context.Canceled):

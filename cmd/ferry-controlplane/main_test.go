@@ -49,6 +49,10 @@ func TestRunExitCodes(t *testing.T) {
 		{"no tls", []string{"--data-dir", dir, "--api-token-file", token}, 2, "", "tls cert, key and ca are all required"},
 		{"unreadable cert", []string{"--config", good, "--tls-cert", filepath.Join(dir, "none.pem")}, 2, "", "invalid config"},
 		{"bad listen address", []string{"--config", good, "--api-addr", "256.0.0.1:1"}, 1, "", "control plane failed"},
+		{"encryption without a key", []string{"--config", write("nokey.yaml", "encryption: {vault: {address: http://127.0.0.1:1}}\n"), "--api-token-file", token}, 2, "", "encryption.key"},
+		{"encryption, Vault unreachable", []string{"--config", write("novault.yaml", "data_dir: "+filepath.Join(dir, "data")+"\napi_token_file: "+token+
+			"\nencryption:\n  key: tenant\n  vault: {address: http://127.0.0.1:1, retry_for: 100ms, auth: {method: token, token_file: "+token+"}}\n")},
+			1, "", "127.0.0.1:1"},
 		{"runs until cancelled", []string{"--config", good}, 0, "", `"msg":"control plane stopped"`},
 	}
 	for _, tt := range tests {

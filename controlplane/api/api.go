@@ -119,6 +119,32 @@ type Job struct {
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
 	Error     *JobError       `json:"error,omitempty"`
+	// Unreadable is set when fields the control plane keeps sealed under
+	// the customer's key could not be opened (the key was revoked, Vault
+	// is unreachable, or a value was moved from another row); those fields
+	// are empty in this document, everything else is as stored.
+	Unreadable *Unreadable `json:"unreadable,omitempty"`
+}
+
+// Unreadable names the sealed fields of a document that could not be
+// opened, and why.
+type Unreadable struct {
+	// Reason is, for example, "customer key revoked" or "customer key
+	// unavailable".
+	Reason string `json:"reason"`
+	// Fields are JSON paths, e.g. "query", "error.message",
+	// "history[2].note", "table_stats[orders].columns", "model.metrics".
+	Fields []string `json:"fields"`
+}
+
+// Add records field as unreadable for reason (the first reason is kept)
+// and returns u, allocating it when nil.
+func (u *Unreadable) Add(field, reason string) *Unreadable {
+	if u == nil {
+		u = &Unreadable{Reason: reason}
+	}
+	u.Fields = append(u.Fields, field)
+	return u
 }
 
 // JobError says where a job failed; the message is scrubbed of values.
@@ -236,6 +262,9 @@ type Agent struct {
 	Tables []string `json:"tables"`
 	// RunningJob is the job the agent is running now, if any.
 	RunningJob string `json:"running_job,omitempty"`
+	// Unreadable is set when the reported schema is sealed under the
+	// customer's key and could not be opened (Tables is then empty).
+	Unreadable *Unreadable `json:"unreadable,omitempty"`
 }
 
 // AgentList is the body of GET /v1/agents.
