@@ -87,7 +87,9 @@ func (s *Session) read(ctx context.Context, path string) (*vault.Secret, DBCrede
 	return sec, DBCredentials{Username: user, Password: New(pass), LeaseID: sec.LeaseID, TTL: time.Duration(sec.LeaseDuration) * time.Second}, nil
 }
 
-// keep renews a lease until it cannot be renewed any more, then replaces
+// keep renews a lease until it cannot be renewed any more — its maximum
+// TTL nears, or the token it was taken with is replaced by a new sign-in
+// (Vault revokes a token's leases when the token expires) — then replaces
 // it, until the session closes.
 func (s *Session) keep(path string, sec *vault.Secret, onReplace func(DBCredentials)) {
 	defer s.wg.Done()
@@ -97,6 +99,7 @@ func (s *Session) keep(path string, sec *vault.Secret, onReplace func(DBCredenti
 			s.v.log.Warn("vault: lease renewal", "path", path, "error", err.Error())
 			return
 		}
+		signedIn := s.v.signedIn()
 		go w.Start()
 	renew:
 		for {
@@ -104,6 +107,10 @@ func (s *Session) keep(path string, sec *vault.Secret, onReplace func(DBCredenti
 			case <-s.ctx.Done():
 				w.Stop()
 				return
+			case <-signedIn:
+				w.Stop()
+				s.v.log.Info("vault: signed in again; replacing the credentials taken with the old token", "path", path)
+				break renew
 			case r := <-w.RenewCh():
 				s.v.log.Debug("vault: lease renewed", "path", path, "lease_id", sec.LeaseID, "ttl", time.Duration(r.Secret.LeaseDuration)*time.Second)
 			case err := <-w.DoneCh():

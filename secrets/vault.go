@@ -66,7 +66,17 @@ type Vault struct {
 	mu      sync.Mutex
 	stop    context.CancelFunc
 	done    chan struct{}
-	ownAuth bool // the token came from a sign-in (revoked on Close)
+	ownAuth bool          // the token came from a sign-in (revoked on Close)
+	signed  chan struct{} // closed (and replaced) when a new sign-in replaces the token
+}
+
+// signedIn returns a channel closed when the next sign-in replaces the
+// token: Vault revokes the leases taken with a token when it expires, so a
+// Session replaces its credentials then.
+func (v *Vault) signedIn() <-chan struct{} {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.signed
 }
 
 // OpenVault connects to Vault and signs in. Errors name the address and
@@ -103,7 +113,7 @@ func OpenVault(ctx context.Context, cfg VaultConfig, log *slog.Logger) (*Vault, 
 		return nil, fmt.Errorf("vault %s: %w", cfg.Address, err)
 	}
 	c.ClearToken()
-	v := &Vault{c: c, cfg: cfg, log: log}
+	v := &Vault{c: c, cfg: cfg, log: log, signed: make(chan struct{})}
 	auth, err := v.login(ctx)
 	if err != nil {
 		return nil, err
@@ -185,6 +195,8 @@ func (v *Vault) login(ctx context.Context) (*vault.Secret, error) {
 	v.c.SetToken(s.Auth.ClientToken)
 	v.mu.Lock()
 	v.ownAuth = true
+	close(v.signed)
+	v.signed = make(chan struct{})
 	v.mu.Unlock()
 	v.log.Info("vault: signed in", "method", a.Method, "path", path, "ttl", time.Duration(s.Auth.LeaseDuration)*time.Second)
 	return s, nil
@@ -302,10 +314,13 @@ func (v *Vault) retry(ctx context.Context, path string, op func() error) error {
 func (v *Vault) wrap(path string, err error) error {
 	var re *vault.ResponseError
 	if errors.As(err, &re) {
-		msg := strings.Join(re.Errors, "; ")
+		msg := vaultMessage(re.Errors)
 		switch re.StatusCode {
 		case http.StatusForbidden:
-			return fmt.Errorf("vault %s: %s: permission denied (403): %w", v.cfg.Address, path, ErrDenied)
+			if msg == "" {
+				msg = "permission denied"
+			}
+			return fmt.Errorf("vault %s: %s: %s (403): %w", v.cfg.Address, path, msg, ErrDenied)
 		case http.StatusServiceUnavailable:
 			if strings.Contains(msg, "sealed") {
 				return fmt.Errorf("vault %s: %s: Vault is sealed (503): %w", v.cfg.Address, path, ErrUnavailable)
@@ -316,10 +331,26 @@ func (v *Vault) wrap(path string, err error) error {
 	return fmt.Errorf("vault %s: %s: %w: %w", v.cfg.Address, path, err, ErrUnavailable)
 }
 
+// vaultMessage is Vault's error list on one line: "1 error occurred:\n\t*
+// permission denied\n\n" becomes "permission denied".
+func vaultMessage(errs []string) string {
+	var parts []string
+	for _, e := range errs {
+		for _, line := range strings.Split(e, "\n") {
+			line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
+			if line == "" || strings.HasSuffix(line, "error occurred:") || strings.HasSuffix(line, "errors occurred:") {
+				continue
+			}
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // Errors Vault operations wrap.
 var (
 	// ErrDenied is a request Vault's policy refuses.
-	ErrDenied = errors.New("denied by Vault policy")
+	ErrDenied = errors.New("denied by Vault")
 	// ErrUnavailable is a Vault that cannot be reached, or is sealed.
 	ErrUnavailable = errors.New("vault unavailable")
 	// ErrVault is any other error Vault answered with.

@@ -33,8 +33,9 @@ import (
 //     renewed while the job runs;
 //   - when the job ends its leases are revoked and every user Vault made is
 //     gone from PostgreSQL;
-//   - a Vault policy that no longer allows the role, and a sealed Vault,
-//     fail the job cleanly with an error naming the path, never a secret;
+//   - a Vault policy that no longer allows the role, a sealed Vault and an
+//     unreachable one fail the job cleanly with an error naming Vault and
+//     the path, never a secret;
 //   - no secret Vault handed out (every password, token and secret ID, read
 //     from Vault's own raw audit log) appears in any line the three
 //     processes logged at debug level, or in the control plane's files.
@@ -51,7 +52,7 @@ func TestVaultCredentialsEndToEnd(t *testing.T) {
 	vaulttest.Exec(t, "CREATE SCHEMA "+src)
 	t.Cleanup(func() {
 		vaulttest.Exec(t, "DROP SCHEMA IF EXISTS "+src+" CASCADE", "DROP SCHEMA IF EXISTS "+out+" CASCADE",
-			"DROP OWNED BY "+group, "DROP ROLE IF EXISTS "+group)
+			"DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '"+group+"') THEN DROP OWNED BY "+group+"; DROP ROLE "+group+"; END IF; END $$")
 	})
 	ctx := context.Background()
 
@@ -80,7 +81,7 @@ func TestVaultCredentialsEndToEnd(t *testing.T) {
 	for _, line := range strings.Split(grantsOut, "\n") {
 		switch {
 		case strings.HasPrefix(line, "-- creation.sql"), strings.HasPrefix(line, "-- revocation.sql"):
-			section = strings.Fields(line)[1]
+			section = strings.TrimSuffix(strings.Fields(line)[1], ":")
 		case strings.HasPrefix(line, "--   ") && section != "":
 			comments[section] += strings.TrimPrefix(line, "--   ") + "\n"
 		case strings.HasPrefix(line, "--"):
@@ -198,6 +199,14 @@ func TestVaultCredentialsEndToEnd(t *testing.T) {
 	if n := members(); n != 0 {
 		t.Errorf("%d users left behind by the failed jobs", n)
 	}
+	t.Logf("denied: %+v; sealed: %+v", denied.Job.Error, sealed.Job.Error)
+	// An unreachable Vault: the job fails, naming Vault's address.
+	d.Kill()
+	gone := endJob(t, s.Client, demoQuery, "churn_predictions")
+	if gone.Job.State != api.StateFailed || gone.Job.Error == nil || !strings.Contains(gone.Job.Error.Message, "vault unavailable") {
+		t.Errorf("unreachable Vault: job %s %+v; want failed, saying Vault is unavailable", gone.Job.State, gone.Job.Error)
+	}
+	t.Logf("unreachable: %+v", gone.Job.Error)
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}

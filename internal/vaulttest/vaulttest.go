@@ -75,7 +75,12 @@ func Start(t testing.TB) *Server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
 	cfg := vault.DefaultConfig()
 	cfg.Address = "http://" + addr
 	root, err := vault.NewClient(cfg)
@@ -118,6 +123,13 @@ type AppRole struct {
 // returns its role ID and a fresh secret ID.
 func (s *Server) AppRole(t testing.TB, name, policy string) AppRole {
 	t.Helper()
+	return s.AppRoleTTL(t, name, policy, "1h", "")
+}
+
+// AppRoleTTL is AppRole with the TTL and maximum TTL of the tokens its
+// sign-ins get ("" for maxTTL: the mount's).
+func (s *Server) AppRoleTTL(t testing.TB, name, policy, ttl, maxTTL string) AppRole {
+	t.Helper()
 	if err := s.Root.Sys().PutPolicy(name, policy); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +138,11 @@ func (s *Server) AppRole(t testing.TB, name, policy string) AppRole {
 			t.Fatal(err)
 		}
 	}
-	s.Write(t, "auth/approle/role/"+name, map[string]any{"token_policies": name, "token_ttl": "1h"})
+	role := map[string]any{"token_policies": name, "token_ttl": ttl}
+	if maxTTL != "" {
+		role["token_max_ttl"] = maxTTL
+	}
+	s.Write(t, "auth/approle/role/"+name, role)
 	rid, err := s.Root.Logical().Read("auth/approle/role/" + name + "/role-id")
 	if err != nil {
 		t.Fatal(err)
@@ -242,6 +258,12 @@ func RolesLike(t testing.TB, prefix string) []string {
 func (s *Server) LeaseKnown(id string) bool {
 	_, err := s.Root.Logical().Write("sys/leases/lookup", map[string]any{"lease_id": id})
 	return err == nil
+}
+
+// Kill stops the server at once (an unreachable Vault).
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
 }
 
 // Log returns what the server has printed.
