@@ -3,13 +3,11 @@ package controlplane_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,8 +22,6 @@ import (
 	"github.com/ferry-ai/ferry/controlplane"
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
-	"github.com/ferry-ai/ferry/controlplane/apiclient"
-	"github.com/ferry-ai/ferry/internal/pki"
 	"github.com/ferry-ai/ferry/internal/vaulttest"
 	"github.com/ferry-ai/ferry/secrets"
 )
@@ -51,51 +47,10 @@ path "transit/decrypt/%[1]s" { capabilities = ["update"] }`, key))
 	return d, v
 }
 
-// startSealedHarness is startHarness with Config.Sealer set (harnessOptions
-// has no sealer field); every other helper of the harness applies.
+// startSealedHarness is startHarness with Config.Sealer set.
 func startSealedHarness(t *testing.T, sealer controlplane.FieldSealer, dataDir string) *harness {
 	t.Helper()
-	h := &harness{t: t, certDir: t.TempDir(), dataDir: dataDir, logs: &syncBuffer{}}
-	if err := pki.DevCerts(h.certDir, testAgentID, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := controlplane.New(ctx, controlplane.Config{
-		DataDir:           h.dataDir,
-		APIAddr:           "127.0.0.1:0",
-		AgentAddr:         "127.0.0.1:0",
-		TLS:               pki.DevFiles(h.certDir, "controlplane"),
-		APIToken:          testToken,
-		Planner:           controlplane.PlannerFunc(testPlanner),
-		Logger:            slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		HeartbeatInterval: 300 * time.Millisecond,
-		ShutdownTimeout:   3 * time.Second,
-		Sealer:            sealer,
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	apiAddr, agentAddr := srv.Addrs()
-	h.apiURL, h.agentAdr = "https://"+apiAddr.String(), agentAddr.String()
-	h.cancel, h.done = cancel, make(chan error, 1)
-	go func() {
-		err := srv.Serve(ctx)
-		if cerr := srv.Close(); err == nil {
-			err = cerr
-		}
-		h.done <- err
-	}()
-	t.Cleanup(func() { h.stop() })
-	pool, err := pki.LoadCAPool(pki.DevFiles(h.certDir, "controlplane").CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.client, err = apiclient.New(h.apiURL, testToken, pool); err != nil {
-		t.Fatal(err)
-	}
-	h.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}}}
-	return h
+	return startHarness(t, harnessOptions{dataDir: dataDir, sealer: sealer})
 }
 
 // dbBytes returns the metadata database's files as written so far (the

@@ -131,6 +131,7 @@ type harnessOptions struct {
 	dataDir   string
 	certDir   string
 	heartbeat time.Duration
+	sealer    controlplane.FieldSealer // nil: metadata stored in plaintext
 }
 
 func startHarness(t *testing.T, o harnessOptions) *harness {
@@ -158,6 +159,7 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 		Logger:            slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		HeartbeatInterval: o.heartbeat,
 		ShutdownTimeout:   3 * time.Second,
+		Sealer:            o.sealer,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := controlplane.New(ctx, cfg)
@@ -187,7 +189,7 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}}}
+	h.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}}}
 	return h
 }
 
