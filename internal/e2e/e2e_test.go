@@ -161,7 +161,17 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("engine reported files written %d, storage write bytes %d; want 0", p.FilesWritten, p.StorageWriteBytes)
 		}
 		if after != before {
-			t.Errorf("engine process write_bytes grew by %d during the job", after-before)
+			// What else the kernel counted, and the files the engine has
+			// open, to tell where the bytes went.
+			io, _ := os.ReadFile(fmt.Sprintf("/proc/%d/io", s.Engine.Pid()))
+			fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.Engine.Pid()))
+			var open []string
+			for _, fd := range fds {
+				if dst, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", s.Engine.Pid(), fd.Name())); err == nil {
+					open = append(open, dst)
+				}
+			}
+			t.Errorf("engine process write_bytes grew by %d during the job\n/proc/PID/io:\n%s\nopen files: %v", after-before, io, open)
 		}
 		for _, dir := range []string{s.EngineWork, s.EngineTmp} {
 			if e := dirEntries(t, dir); len(e) > 0 {
