@@ -16,9 +16,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-ai/ferry/internal/syncbuf"
 
 	"github.com/ferry-ai/ferry/agent"
 	"github.com/ferry-ai/ferry/connectors/all"
@@ -30,24 +31,6 @@ import (
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
-
-// logBuffer collects a component's JSON logs for the test to search.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestEnrollRotateRevoke runs the agent's certificate life against a real
 // control plane (the CA) and a real engine, over real mutual TLS:
@@ -69,7 +52,7 @@ func TestEnrollRotateRevoke(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const token, validity = "admin-token-for-the-test", 3 * time.Second
-	cpLogs := &logBuffer{}
+	cpLogs := &syncbuf.Buffer{}
 	cp, err := controlplane.New(ctx, controlplane.Config{
 		DataDir: t.TempDir(), APIAddr: "127.0.0.1:0", AgentAddr: "127.0.0.1:0",
 		TLS: pki.DevFiles(certs, "controlplane"), CAKey: filepath.Join(certs, pki.CAKeyFile), AgentCertValidity: validity,
@@ -149,7 +132,7 @@ func TestEnrollRotateRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	agentLogs := &logBuffer{}
+	agentLogs := &syncbuf.Buffer{}
 	cfg := agent.Config{
 		AgentID: "agent-7", ControlPlane: proxy.Addr(), Engine: eng.Addr().String(), Warehouse: "duckdb://" + warehouse,
 		TLS:        pki.Files{CA: filepath.Join(certs, pki.CAFile)},

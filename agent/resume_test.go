@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-ai/ferry/internal/syncbuf"
+
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/ferry-ai/ferry/connectors"
@@ -60,7 +62,7 @@ REVOKE ALL ON ALL TABLES IN SCHEMA %[1]s FROM "{{name}}"; REVOKE USAGE ON SCHEMA
 			dbRole := "resume-" + strings.ToLower(tc.name)
 			d.DatabaseRole(t, dbRole, creation, revocation, tc.leaseTTL, tc.leaseMax)
 			role := d.AppRoleTTL(t, "ferry-agent-"+dbRole, secrets.AgentPolicy("database", dbRole), tc.tokenTTL, tc.tokenMax)
-			var logs vaulttest.SyncBuffer
+			var logs syncbuf.Buffer
 			log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			ctx := context.Background()
 			v, err := secrets.OpenVault(ctx, secrets.VaultConfig{Address: d.Addr, RetryFor: 2 * time.Second,

@@ -1,7 +1,6 @@
 package controlplane_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-ai/ferry/internal/syncbuf"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -95,24 +96,6 @@ func testTables() []*agentapi.TableMeta {
 
 const testQuery = "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id"
 
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is a running control plane with dev certificates.
 type harness struct {
 	t        *testing.T
@@ -122,7 +105,7 @@ type harness struct {
 	agentAdr string
 	client   *apiclient.Client
 	http     *http.Client
-	logs     *syncBuffer
+	logs     *syncbuf.Buffer
 	cancel   context.CancelFunc
 	done     chan error
 }
@@ -136,7 +119,7 @@ type harnessOptions struct {
 
 func startHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, certDir: o.certDir, dataDir: o.dataDir, logs: &syncBuffer{}}
+	h := &harness{t: t, certDir: o.certDir, dataDir: o.dataDir, logs: &syncbuf.Buffer{}}
 	if h.certDir == "" {
 		h.certDir = t.TempDir()
 		if err := pki.DevCerts(h.certDir, testAgentID, time.Hour); err != nil {

@@ -1,16 +1,16 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-ai/ferry/internal/syncbuf"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -29,7 +29,7 @@ import (
 // with no file written, and a DoGet for the job's predictions, served
 // before the end, is refused after it.
 func TestJobEndPurges(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	srv, dial := testEngine(t, func(c *Config) {
 		c.JobTTL = 2 * time.Second
 		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
@@ -214,22 +214,4 @@ func nonZero(b []byte) int {
 		}
 	}
 	return -1
-}
-
-// lockedBuffer is a log sink the test reads while the engine writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

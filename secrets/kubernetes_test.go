@@ -17,6 +17,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/ferry-ai/ferry/internal/k8sfake"
+	"github.com/ferry-ai/ferry/internal/syncbuf"
 	"github.com/ferry-ai/ferry/internal/vaulttest"
 )
 
@@ -154,9 +155,9 @@ func TestKubernetesSignIn(t *testing.T) {
 	ctx := context.Background()
 	vaultAud := k8sfake.TokenOptions{Audiences: []string{"vault"}}
 	bothAud := k8sfake.TokenOptions{Audiences: []string{"vault", k8sfake.DefaultAudience}}
-	open := func(t *testing.T, mount, role, jwt string) (*Vault, *vaulttest.SyncBuffer, error) {
+	open := func(t *testing.T, mount, role, jwt string) (*Vault, *syncbuf.Buffer, error) {
 		t.Helper()
-		var logs vaulttest.SyncBuffer
+		var logs syncbuf.Buffer
 		log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		v, err := OpenVault(ctx, VaultConfig{Address: c.d.Addr, RetryFor: 2 * time.Second,
 			Auth: VaultAuth{Method: "kubernetes", Mount: mount, Role: role, JWTFile: jwtFile(t, jwt)}}, log)

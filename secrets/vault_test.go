@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-ai/ferry/internal/syncbuf"
+
 	vault "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5"
 
@@ -37,7 +39,7 @@ func TestAppRoleKVAndDenied(t *testing.T) {
 	d.Write(t, "secret/data/ferry/warehouse", map[string]any{"data": map[string]any{"user": "reader", "password": password}})
 	d.Write(t, "secret/data/other/thing", map[string]any{"data": map[string]any{"k": "v"}})
 	cfg, secretID := appRole(t, d, "ferry-kv", `path "secret/data/ferry/*" { capabilities = ["read"] }`)
-	var logs vaulttest.SyncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
 	v, err := OpenVault(ctx, cfg, log)
@@ -187,7 +189,7 @@ func TestDynamicCredentials(t *testing.T) {
 	schema := pgForVault(t)
 	dbEngine(t, d, schema, "ferry-job", "1h", "2h")
 	cfg, secretID := appRole(t, d, "ferry-db", AgentPolicy("database", "ferry-job"))
-	var logs vaulttest.SyncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
 	v, err := OpenVault(ctx, cfg, log)

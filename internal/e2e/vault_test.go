@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/connectors/postgres"
@@ -109,10 +108,7 @@ func TestVaultCredentialsEndToEnd(t *testing.T) {
 			d.Addr, role.RoleID, role.SecretIDFile),
 	})
 	members := func() int {
-		c, err := pgx.Connect(ctx, vaulttest.PostgresDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := vaulttest.Connect(t)
 		defer c.Close(ctx)
 		var n int
 		if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1`, group).Scan(&n); err != nil {
@@ -134,10 +130,7 @@ func TestVaultCredentialsEndToEnd(t *testing.T) {
 
 	job := runJob(t, s.Client, demoQuery, "churn_predictions")
 	t.Run("ReadAndWriteBack", func(t *testing.T) {
-		c, err := pgx.Connect(ctx, vaulttest.PostgresDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := vaulttest.Connect(t)
 		defer c.Close(ctx)
 		var rows, distinct int64
 		var owner string

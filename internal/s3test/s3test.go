@@ -10,10 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-ai/ferry/internal/syncbuf"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -31,7 +32,7 @@ type Server struct {
 	SecretKey string
 
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *syncbuf.Buffer
 	once sync.Once
 }
 
@@ -62,7 +63,7 @@ func Start(ctx context.Context, dir, bucket, accessKey, secretKey string) (*Serv
 	}
 	addr := l.Addr().String()
 	l.Close()
-	s := &Server{Endpoint: "http://" + addr, Addr: addr, Bucket: bucket, AccessKey: accessKey, SecretKey: secretKey, log: &syncBuffer{}}
+	s := &Server{Endpoint: "http://" + addr, Addr: addr, Bucket: bucket, AccessKey: accessKey, SecretKey: secretKey, log: &syncbuf.Buffer{}}
 	s.cmd = exec.Command(bin, "--access", accessKey, "--secret", secretKey, "--port", addr, "posix", dir)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
@@ -136,22 +137,4 @@ func (s *Server) Stop() {
 			_ = s.cmd.Wait()
 		}
 	})
-}
-
-// syncBuffer collects the server's output for error messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -7,7 +7,6 @@
 package vaulttest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,9 +14,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-ai/ferry/internal/syncbuf"
 
 	vault "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5"
@@ -56,7 +56,7 @@ type Server struct {
 	// Root is a client with the root token.
 	Root *vault.Client
 	cmd  *exec.Cmd
-	out  *SyncBuffer
+	out  *syncbuf.Buffer
 }
 
 // Start runs a Vault dev server until the test ends.
@@ -69,7 +69,7 @@ func Start(t testing.TB) *Server {
 	addr := l.Addr().String()
 	l.Close()
 	cmd := exec.Command(Binary(t), "server", "-dev", "-dev-root-token-id=root", "-dev-listen-address="+addr)
-	out := &SyncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "VAULT_DISABLE_MLOCK=true")
 	if err := cmd.Start(); err != nil {
@@ -194,14 +194,22 @@ func EnsureAdmin(t testing.TB) {
 	   CREATE ROLE `+AdminRole+` LOGIN SUPERUSER PASSWORD '`+adminPassword+`'; END IF; END $$`)
 }
 
+// Connect connects to the local PostgreSQL as its superuser; the caller
+// closes the connection.
+func Connect(t testing.TB) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), PostgresDSN)
+	if err != nil {
+		t.Fatalf("PostgreSQL is not reachable (run `make services`): %v", err)
+	}
+	return c
+}
+
 // Exec runs statements on the local PostgreSQL as its superuser.
 func Exec(t testing.TB, stmts ...string) {
 	t.Helper()
 	ctx := context.Background()
-	c, err := pgx.Connect(ctx, PostgresDSN)
-	if err != nil {
-		t.Fatalf("PostgreSQL is not reachable (run `make services`): %v", err)
-	}
+	c := Connect(t)
 	defer c.Close(ctx)
 	for _, s := range stmts {
 		if _, err := c.Exec(ctx, s); err != nil {
@@ -222,10 +230,7 @@ func Name(prefix string) string {
 func RoleExists(t testing.TB, name string) bool {
 	t.Helper()
 	ctx := context.Background()
-	c, err := pgx.Connect(ctx, PostgresDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := Connect(t)
 	defer c.Close(ctx)
 	var n int
 	if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = $1", name).Scan(&n); err != nil {
@@ -238,10 +243,7 @@ func RoleExists(t testing.TB, name string) bool {
 func RolesLike(t testing.TB, prefix string) []string {
 	t.Helper()
 	ctx := context.Background()
-	c, err := pgx.Connect(ctx, PostgresDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := Connect(t)
 	defer c.Close(ctx)
 	rows, err := c.Query(ctx, "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1) ORDER BY 1", prefix)
 	if err != nil {
@@ -268,24 +270,3 @@ func (s *Server) Kill() {
 
 // Log returns what the server has printed.
 func (s *Server) Log() string { return s.out.String() }
-
-// SyncBuffer is an io.Writer safe for concurrent use, for logs written by
-// background goroutines and child processes.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write appends p.
-func (l *SyncBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String returns everything written so far.
-func (l *SyncBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
