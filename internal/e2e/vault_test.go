@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 
@@ -30,8 +31,8 @@ import (
 //   - the job reads the source schema and writes the predictions to the
 //     output schema with its own short-lived user, whose lease (TTL 2 s) is
 //     renewed while the job runs;
-//   - when the job ends its leases are revoked and every user Vault made is
-//     gone from PostgreSQL;
+//   - when the job ends — succeeded, failed or cancelled — its leases are
+//     revoked and every user Vault made is gone from PostgreSQL;
 //   - a Vault policy that no longer allows the role, a sealed Vault and an
 //     unreachable one fail the job cleanly with an error naming Vault and
 //     the path, never a secret;
@@ -166,6 +167,51 @@ func TestVaultCredentialsEndToEnd(t *testing.T) {
 		}
 		if l := leases(); len(l) != 0 {
 			t.Errorf("Vault still holds leases %v", l)
+		}
+	})
+
+	// A job cancelled while it trains: cancelled, and its user revoked all
+	// the same.
+	t.Run("CancelledJobRevokes", func(t *testing.T) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		j, err := s.Client.Submit(cctx, demoQuery, "churn_predictions")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			d, err := s.Client.Get(cctx, j.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Job.State == api.StateTraining {
+				break
+			}
+			if d.Job.State.Terminal() {
+				t.Fatalf("job ended %s before it could be cancelled", d.Job.State)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := members(); n != 1 {
+			t.Errorf("%d users Vault made while the job trains, want its own", n)
+		}
+		if _, err := s.Client.Cancel(cctx, j.ID); err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.Client.Wait(cctx, j.ID, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Job.State != api.StateCancelled {
+			t.Errorf("cancelled job ended %s", d.Job.State)
+		}
+		// The agent revokes before it reports the end; allow the report to
+		// overtake the revocation by a moment.
+		for i := 0; members() != 0 && i < 50; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if n := members(); n != 0 {
+			t.Errorf("%d users left after the cancelled job", n)
 		}
 	})
 
