@@ -305,6 +305,13 @@ func (s *Server) endSession(ss *session, reason string) {
 	if current {
 		delete(s.sessions, ss.agentID)
 	}
+	// The agent is recorded disconnected before its job fails, so whoever
+	// sees the failed job sees the disconnected agent too.
+	if current {
+		if err := s.store.agentDisconnected(ctx, ss.agentID, now); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelError, "recording disconnect failed", slog.String("agent", ss.agentID), slog.String("error", err.Error()))
+		}
+	}
 	if job != "" {
 		from, err := s.store.failRunning(ctx, job, "agent", now, func(from api.JobState) string {
 			return fmt.Sprintf("agent %q disconnected while the job was %s (%s)", ss.agentID, from, reason)
@@ -318,11 +325,6 @@ func (s *Server) endSession(ss *session, reason string) {
 		}
 	}
 	s.mu.Unlock()
-	if current {
-		if err := s.store.agentDisconnected(ctx, ss.agentID, now); err != nil {
-			s.log.LogAttrs(ctx, slog.LevelError, "recording disconnect failed", slog.String("agent", ss.agentID), slog.String("error", err.Error()))
-		}
-	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "agent disconnected", slog.String("agent", ss.agentID), slog.String("reason", reason))
 	s.wake()
 }

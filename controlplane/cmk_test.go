@@ -50,7 +50,7 @@ path "transit/decrypt/%[1]s" { capabilities = ["update"] }`, key))
 // startSealedHarness is startHarness with Config.Sealer set.
 func startSealedHarness(t *testing.T, sealer controlplane.FieldSealer, dataDir string) *harness {
 	t.Helper()
-	return startHarness(t, harnessOptions{dataDir: dataDir, sealer: sealer})
+	return startHarness(t, harnessOptions{dataDir: dataDir, sealer: sealer, sqlite: true})
 }
 
 // dbBytes returns the metadata database's files as written so far (the
@@ -556,7 +556,7 @@ func TestCMKListCost(t *testing.T) {
 func TestCMKPlaintextDatabaseStillReadsIntegration(t *testing.T) {
 	ctx := context.Background()
 	dataDir := t.TempDir()
-	plain := startHarness(t, harnessOptions{dataDir: dataDir})
+	plain := startHarness(t, harnessOptions{dataDir: dataDir, sqlite: true})
 	plain.disconnect(plain.connectAgent(true))
 	old, err := plain.client.Submit(ctx, testQuery, "plain_output")
 	if err != nil {

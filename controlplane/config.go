@@ -59,6 +59,10 @@ type FieldSealer interface {
 type Config struct {
 	// DataDir holds the metadata database (DataDir/ferry.db); created 0700.
 	DataDir string
+	// MetadataDB, when set, is a PostgreSQL URL for the metadata database
+	// instead of DataDir/ferry.db (its password from PGPASSWORD or a
+	// .pgpass file, never the URL).
+	MetadataDB string
 	// APIAddr is the user API's HTTPS listen address (DefaultAPIAddr if
 	// empty; port 0 picks a free port, see Server.Addrs).
 	APIAddr string
@@ -164,7 +168,10 @@ func (cfg *Config) normalize() ([sha256.Size]byte, error) {
 // FileConfig is the YAML configuration file of ferry-controlplane. The API
 // token is never in it: api_token_file names a file holding the token.
 type FileConfig struct {
-	DataDir      string    `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir"`
+	// MetadataDB is a PostgreSQL URL for the metadata database (empty:
+	// SQLite in data_dir).
+	MetadataDB   string    `yaml:"metadata_db"`
 	APIAddr      string    `yaml:"api_addr"`
 	AgentAddr    string    `yaml:"agent_addr"`
 	TLS          pki.Files `yaml:"tls"`

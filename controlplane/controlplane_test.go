@@ -384,7 +384,7 @@ func TestAgentDisconnectFailsJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(agents) != 1 || agents[0].Connected {
-		t.Errorf("agents = %+v, want one disconnected agent", agents)
+		t.Errorf("agents = %+v, want one disconnected agent\n%s", agents, h.logs.String())
 	}
 
 	// The agent reconnects; a job the control plane failed is cancelled if

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/controlplane/metadb"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
 
@@ -49,15 +50,15 @@ var errRevoked = errors.New("agent is revoked")
 
 // createEnrollment stores the hash of a new one-time token.
 func (s *store) createEnrollment(ctx context.Context, id pki.AgentIdentity, tokenHash string, now, expires time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *metadb.Tx) error {
 		var revoked int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM revoked_agents WHERE agent_id = ?`, id.AgentID).Scan(&revoked); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM revoked_agents WHERE agent_id = ?`, id.AgentID).Scan(&revoked); err != nil {
 			return fmt.Errorf("metadata db: %w", err)
 		}
 		if revoked > 0 {
 			return fmt.Errorf("agent %q: %w; enroll it under a new agent ID", id.AgentID, errRevoked)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_tokens (token_hash, agent_id, tenant, created_unix_nanos, expires_unix_nanos) VALUES (?, ?, ?, ?, ?)`,
+		_, err := tx.Exec(ctx, `INSERT INTO enrollment_tokens (token_hash, agent_id, tenant, created_unix_nanos, expires_unix_nanos) VALUES (?, ?, ?, ?, ?)`,
 			tokenHash, id.AgentID, id.Tenant, now.UnixNano(), expires.UnixNano())
 		if err != nil {
 			return fmt.Errorf("metadata db: enrollment: %w", err)
@@ -71,8 +72,8 @@ func (s *store) createEnrollment(ctx context.Context, id pki.AgentIdentity, toke
 // revoked.
 func (s *store) redeemEnrollment(ctx context.Context, tokenHash string, now time.Time) (pki.AgentIdentity, error) {
 	var id pki.AgentIdentity
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `
+	err := s.tx(ctx, func(tx *metadb.Tx) error {
+		err := tx.QueryRow(ctx, `
 UPDATE enrollment_tokens SET used_unix_nanos = ?
 WHERE token_hash = ? AND used_unix_nanos = 0 AND expires_unix_nanos > ?
 	AND agent_id NOT IN (SELECT agent_id FROM revoked_agents)
@@ -90,7 +91,7 @@ RETURNING agent_id, tenant`, now.UnixNano(), tokenHash, now.UnixNano()).Scan(&id
 
 // recordCert remembers an issued certificate (its serial, for revocation).
 func (s *store) recordCert(ctx context.Context, id pki.AgentIdentity, cert *x509.Certificate, how string, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO agent_certs (serial, agent_id, tenant, not_after_unix_nanos, issued_unix_nanos, how) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := s.db.Exec(ctx, `INSERT INTO agent_certs (serial, agent_id, tenant, not_after_unix_nanos, issued_unix_nanos, how) VALUES (?, ?, ?, ?, ?, ?)`,
 		cert.SerialNumber.Text(16), id.AgentID, id.Tenant, cert.NotAfter.UnixNano(), now.UnixNano(), how)
 	if err != nil {
 		return fmt.Errorf("metadata db: record certificate: %w", err)
@@ -102,15 +103,15 @@ func (s *store) recordCert(ctx context.Context, id pki.AgentIdentity, cert *x509
 // issued to it.
 func (s *store) revokeAgent(ctx context.Context, agentID, reason string, now time.Time) (int, error) {
 	var n int
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_agents (agent_id, revoked_unix_nanos, reason) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO NOTHING`,
+	err := s.tx(ctx, func(tx *metadb.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO revoked_agents (agent_id, revoked_unix_nanos, reason) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO NOTHING`,
 			agentID, now.UnixNano(), reason); err != nil {
 			return fmt.Errorf("metadata db: revoke: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE enrollment_tokens SET used_unix_nanos = ? WHERE agent_id = ? AND used_unix_nanos = 0`, now.UnixNano(), agentID); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE enrollment_tokens SET used_unix_nanos = ? WHERE agent_id = ? AND used_unix_nanos = 0`, now.UnixNano(), agentID); err != nil {
 			return fmt.Errorf("metadata db: revoke: %w", err)
 		}
-		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agent_certs WHERE agent_id = ?`, agentID).Scan(&n)
+		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM agent_certs WHERE agent_id = ?`, agentID).Scan(&n)
 	})
 	return n, err
 }
@@ -120,7 +121,7 @@ func (s *store) revokeAgent(ctx context.Context, agentID, reason string, now tim
 // every revocation).
 func (s *store) revocations(ctx context.Context, now time.Time) (agents map[string]bool, serials []pki.RevokedCert, number int64, err error) {
 	agents = map[string]bool{}
-	rows, err := s.db.QueryContext(ctx, `SELECT agent_id FROM revoked_agents`)
+	rows, err := s.db.Query(ctx, `SELECT agent_id FROM revoked_agents`)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("metadata db: revocations: %w", err)
 	}
@@ -133,7 +134,7 @@ func (s *store) revocations(ctx context.Context, now time.Time) (agents map[stri
 		agents[id] = true
 	}
 	rows.Close()
-	rows, err = s.db.QueryContext(ctx, `
+	rows, err = s.db.Query(ctx, `
 SELECT c.serial, r.revoked_unix_nanos FROM agent_certs c JOIN revoked_agents r ON r.agent_id = c.agent_id
 WHERE c.not_after_unix_nanos > ? ORDER BY c.serial`, now.UnixNano())
 	if err != nil {

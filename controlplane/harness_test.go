@@ -23,6 +23,8 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/controlplane/apiclient"
+	"github.com/ferry-ai/ferry/controlplane/metadb"
+	"github.com/ferry-ai/ferry/controlplane/metadb/metadbtest"
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
@@ -115,7 +117,15 @@ type harnessOptions struct {
 	certDir   string
 	heartbeat time.Duration
 	sealer    controlplane.FieldSealer // nil: metadata stored in plaintext
+	// sqlite keeps the metadata in SQLite even when the suite runs on
+	// PostgreSQL, for tests that read the database file itself.
+	sqlite bool
 }
+
+// pgSchemas maps a data directory to its PostgreSQL schema's URL when the
+// suite runs on PostgreSQL (FERRY_TEST_METADB=postgres): a control plane
+// restarted on the same data directory finds its metadata again.
+var pgSchemas sync.Map
 
 func startHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
@@ -143,6 +153,14 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 		HeartbeatInterval: o.heartbeat,
 		ShutdownTimeout:   3 * time.Second,
 		Sealer:            o.sealer,
+	}
+	if metadbtest.FromEnv() == metadb.Postgres && !o.sqlite {
+		u, ok := pgSchemas.Load(h.dataDir)
+		if !ok {
+			u = metadbtest.PostgresSchema(t)
+			pgSchemas.Store(h.dataDir, u)
+		}
+		cfg.MetadataDB = u.(string)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := controlplane.New(ctx, cfg)

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/controlplane/metadb"
+	"github.com/ferry-ai/ferry/controlplane/metadb/metadbtest"
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
@@ -124,48 +125,78 @@ func TestGraphFromProto(t *testing.T) {
 
 func TestMigrations(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	for i := range 2 { // the second open finds the schema current
-		st, err := openStore(ctx, dir)
-		if err != nil {
-			t.Fatalf("open %d: %v", i, err)
+	metadbtest.Each(t, func(t *testing.T, db *metadb.DB) {
+		for i := range 2 { // the second time finds the schema current
+			st, err := newStore(ctx, db)
+			if err != nil {
+				t.Fatalf("open %d: %v", i, err)
+			}
+			if v, err := st.schemaVersion(ctx); err != nil || v != len(migrations) {
+				t.Fatalf("open %d: version %d, %v; want %d", i, v, err, len(migrations))
+			}
 		}
-		v, err := st.schemaVersion(ctx)
-		if err != nil || v != len(migrations) {
-			t.Fatalf("open %d: version %d, %v; want %d", i, v, err, len(migrations))
+		// A database from a newer binary is refused.
+		if _, err := db.Exec(ctx, `UPDATE ferry_migrations SET version = 99 WHERE component = ?`, storeComponent); err != nil {
+			t.Fatal(err)
 		}
-		var mode string
-		if err := st.db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-			t.Errorf("journal mode %q, %v; want wal", mode, err)
+		if _, err := newStore(ctx, db); err == nil || !strings.Contains(err.Error(), "newer than this binary") {
+			t.Errorf("open newer db: %v, want refusal", err)
 		}
-		st.close()
-	}
-	info, err := os.Stat(filepath.Join(dir, DBFile))
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Errorf("db file mode: %v, %v; want 0600", info.Mode(), err)
-	}
+	})
 
-	// A database from a newer binary is refused.
-	db, err := sql.Open("sqlite", filepath.Join(dir, DBFile))
+	// A SQLite file of an earlier release: WAL, 0600, and its
+	// schema_version carried over (only the later migrations run).
+	dir := t.TempDir()
+	path := filepath.Join(dir, DBFile)
+	old, err := metadb.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`UPDATE schema_version SET version = 99`); err != nil {
+	for _, m := range migrations[:3] {
+		if _, err := old.ExecContext(ctx, old.DDL(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.ExecContext(ctx, `CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (3);
+		INSERT INTO jobs (id, query, output_table, tables_json, state, created_unix_nanos, updated_unix_nanos) VALUES ('j-old', 'q', 'o', '[]', 'succeeded', 1, 1)`); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	if _, err := openStore(ctx, dir); err == nil || !strings.Contains(err.Error(), "newer than this binary") {
-		t.Errorf("open newer db: %v, want refusal", err)
-	}
-}
-
-func TestApplyEventOwnership(t *testing.T) {
-	ctx := context.Background()
-	st, err := openStore(ctx, t.TempDir())
+	old.Close()
+	st, err := openStore(ctx, dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.close()
+	if v, err := st.schemaVersion(ctx); err != nil || v != len(migrations) {
+		t.Fatalf("carried over: version %d, %v; want %d", v, err, len(migrations))
+	}
+	if j, err := st.job(ctx, "j-old"); err != nil || j.State != api.StateSucceeded {
+		t.Errorf("the earlier release's job: %+v %v", j, err)
+	}
+	var mode string
+	if err := st.db.QueryRow(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal mode %q, %v; want wal", mode, err)
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("db file mode: %v, %v; want 0600", info.Mode(), err)
+	}
+}
+
+// testStore is a store on a fresh database of the dialect FERRY_TEST_METADB
+// names.
+func testStore(t *testing.T) *store {
+	t.Helper()
+	st, err := newStore(context.Background(), metadbtest.Open(t, metadbtest.FromEnv()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestApplyEventOwnership(t *testing.T) {
+	ctx := context.Background()
+	st := testStore(t)
 	now := time.Now()
 	g := &graph.Graph{Tables: []graph.Table{{Name: "t", Columns: []graph.Column{{Name: "id", Type: "int64"}}}}}
 	for _, id := range []string{"a1", "a2"} {

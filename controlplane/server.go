@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
-	st, err := openStore(ctx, cfg.DataDir)
+	st, err := openStore(ctx, cfg.DataDir, cfg.MetadataDB)
 	if err != nil {
 		return nil, err
 	}

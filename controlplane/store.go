@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,18 +15,18 @@ import (
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/controlplane/metadb"
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/link"
 	"github.com/ferry-ai/ferry/secrets"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // DBFile is the name of the metadata database inside Config.DataDir.
 const DBFile = "ferry.db"
 
-// migrations are applied in order; schema_version holds how many have run.
-// Never edit a released migration: append a new one.
+// migrations are the "jobs" component's, applied in order by metadb (whose
+// tokens give the same SQLite schema as before and a PostgreSQL one).
+// Never change what a released migration does: append a new one.
 var migrations = []string{
 	// 1: the walking skeleton's metadata.
 	`
@@ -35,14 +34,14 @@ CREATE TABLE agents (
 	id                    TEXT PRIMARY KEY,
 	version               TEXT NOT NULL,
 	warehouse_kind        TEXT NOT NULL,
-	connected             INTEGER NOT NULL DEFAULT 0,
-	connected_unix_nanos  INTEGER NOT NULL DEFAULT 0,
-	last_seen_unix_nanos  INTEGER NOT NULL
+	connected             BIGINT NOT NULL DEFAULT 0,
+	connected_unix_nanos  BIGINT NOT NULL DEFAULT 0,
+	last_seen_unix_nanos  BIGINT NOT NULL
 );
 CREATE TABLE graphs (
 	agent_id             TEXT PRIMARY KEY REFERENCES agents(id),
 	graph_json           TEXT NOT NULL,
-	reported_unix_nanos  INTEGER NOT NULL
+	reported_unix_nanos  BIGINT NOT NULL
 );
 CREATE TABLE jobs (
 	id                  TEXT PRIMARY KEY,
@@ -51,30 +50,30 @@ CREATE TABLE jobs (
 	tables_json         TEXT NOT NULL,
 	state               TEXT NOT NULL,
 	agent_id            TEXT NOT NULL DEFAULT '',
-	created_unix_nanos  INTEGER NOT NULL,
-	updated_unix_nanos  INTEGER NOT NULL,
+	created_unix_nanos  BIGINT NOT NULL,
+	updated_unix_nanos  BIGINT NOT NULL,
 	error_stage         TEXT NOT NULL DEFAULT '',
 	error_message       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX jobs_by_state ON jobs(state, created_unix_nanos);
 CREATE INDEX jobs_by_created ON jobs(created_unix_nanos);
 CREATE TABLE job_events (
-	seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
+	seq                  {{id}},
 	job_id               TEXT NOT NULL REFERENCES jobs(id),
 	state                TEXT NOT NULL,
-	at_unix_nanos        INTEGER NOT NULL,
-	reported_unix_nanos  INTEGER NOT NULL DEFAULT 0,
+	at_unix_nanos        BIGINT NOT NULL,
+	reported_unix_nanos  BIGINT NOT NULL DEFAULT 0,
 	note                 TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX job_events_by_job ON job_events(job_id, seq);
 CREATE TABLE table_stats (
 	job_id        TEXT NOT NULL REFERENCES jobs(id),
 	table_name    TEXT NOT NULL,
-	rows          INTEGER NOT NULL,
-	bytes         INTEGER NOT NULL,
-	batches       INTEGER NOT NULL,
+	rows          BIGINT NOT NULL,
+	bytes         BIGINT NOT NULL,
+	batches       BIGINT NOT NULL,
 	columns_json  TEXT NOT NULL,
-	seconds       REAL NOT NULL,
+	seconds       {{float}} NOT NULL,
 	PRIMARY KEY (job_id, table_name)
 );
 CREATE TABLE models (
@@ -82,34 +81,34 @@ CREATE TABLE models (
 	model_id                     TEXT NOT NULL,
 	task_type                    TEXT NOT NULL,
 	metrics_json                 TEXT NOT NULL,
-	train_rows                   INTEGER NOT NULL,
-	validation_rows              INTEGER NOT NULL,
-	test_rows                    INTEGER NOT NULL,
-	num_features                 INTEGER NOT NULL,
-	anchors                      INTEGER NOT NULL,
-	best_iteration               INTEGER NOT NULL,
-	prediction_rows              INTEGER NOT NULL,
-	feature_seconds              REAL NOT NULL,
-	train_seconds                REAL NOT NULL,
-	score_seconds                REAL NOT NULL,
-	test_positive_rate           REAL NOT NULL,
-	scoring_anchor_unix_nanos    INTEGER NOT NULL,
+	train_rows                   BIGINT NOT NULL,
+	validation_rows              BIGINT NOT NULL,
+	test_rows                    BIGINT NOT NULL,
+	num_features                 BIGINT NOT NULL,
+	anchors                      BIGINT NOT NULL,
+	best_iteration               BIGINT NOT NULL,
+	prediction_rows              BIGINT NOT NULL,
+	feature_seconds              {{float}} NOT NULL,
+	train_seconds                {{float}} NOT NULL,
+	score_seconds                {{float}} NOT NULL,
+	test_positive_rate           {{float}} NOT NULL,
+	scoring_anchor_unix_nanos    BIGINT NOT NULL,
 	feature_importance_json      TEXT NOT NULL
 );
 CREATE TABLE purge_reports (
 	job_id               TEXT PRIMARY KEY REFERENCES jobs(id),
 	reason               TEXT NOT NULL,
-	bytes_received       INTEGER NOT NULL,
-	bytes_purged         INTEGER NOT NULL,
-	files_written        INTEGER NOT NULL,
-	storage_write_bytes  INTEGER NOT NULL,
-	purged_unix_nanos    INTEGER NOT NULL
+	bytes_received       BIGINT NOT NULL,
+	bytes_purged         BIGINT NOT NULL,
+	files_written        BIGINT NOT NULL,
+	storage_write_bytes  BIGINT NOT NULL,
+	purged_unix_nanos    BIGINT NOT NULL
 );
 CREATE TABLE write_reports (
 	job_id      TEXT PRIMARY KEY REFERENCES jobs(id),
 	table_name  TEXT NOT NULL,
-	rows        INTEGER NOT NULL,
-	seconds     REAL NOT NULL
+	rows        BIGINT NOT NULL,
+	seconds     {{float}} NOT NULL
 );
 `,
 	// 2: agent enrollment, certificates and revocation (issue 5).
@@ -118,28 +117,34 @@ CREATE TABLE enrollment_tokens (
 	token_hash          TEXT PRIMARY KEY,
 	agent_id            TEXT NOT NULL,
 	tenant              TEXT NOT NULL,
-	created_unix_nanos  INTEGER NOT NULL,
-	expires_unix_nanos  INTEGER NOT NULL,
-	used_unix_nanos     INTEGER NOT NULL DEFAULT 0
+	created_unix_nanos  BIGINT NOT NULL,
+	expires_unix_nanos  BIGINT NOT NULL,
+	used_unix_nanos     BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE agent_certs (
 	serial                TEXT PRIMARY KEY,
 	agent_id              TEXT NOT NULL,
 	tenant                TEXT NOT NULL,
-	not_after_unix_nanos  INTEGER NOT NULL,
-	issued_unix_nanos     INTEGER NOT NULL,
+	not_after_unix_nanos  BIGINT NOT NULL,
+	issued_unix_nanos     BIGINT NOT NULL,
 	how                   TEXT NOT NULL
 );
 CREATE INDEX agent_certs_by_agent ON agent_certs(agent_id);
 CREATE TABLE revoked_agents (
 	agent_id            TEXT PRIMARY KEY,
-	revoked_unix_nanos  INTEGER NOT NULL,
+	revoked_unix_nanos  BIGINT NOT NULL,
 	reason              TEXT NOT NULL
 );
 `,
 	// 3: a job's training options (issue 6).
 	`ALTER TABLE jobs ADD COLUMN options_json TEXT NOT NULL DEFAULT '{}';`,
+	// 4: table statistics in the order they were reported (PostgreSQL has
+	// no rowid).
+	`ALTER TABLE table_stats ADD COLUMN reported_unix_nanos BIGINT NOT NULL DEFAULT 0;`,
 }
+
+// storeComponent names the store's migrations in metadb.
+const storeComponent = "jobs"
 
 // Errors of the metadata store.
 var (
@@ -171,7 +176,7 @@ func (e *ownerError) Error() string {
 // With a sealer, the customer's sensitive fields are sealed at rest (see
 // sealedPrefix).
 type store struct {
-	db *sql.DB
+	db *metadb.DB
 	// sealer seals the sensitive fields (nil: plaintext).
 	sealer FieldSealer
 	// log receives what the store decides on its own (nil: discarded).
@@ -319,29 +324,32 @@ func (s *store) logger() *slog.Logger {
 	return s.log
 }
 
-// openStore opens (creating if needed) DataDir/ferry.db and migrates it.
-func openStore(ctx context.Context, dir string) (*store, error) {
-	if strings.ContainsAny(dir, "?#") {
-		return nil, fmt.Errorf("metadata db: data dir %q must not contain '?' or '#'", dir)
+// openStore opens (creating if needed) the metadata database — target, a
+// PostgreSQL URL, or DataDir/ferry.db when it is empty — and migrates it.
+func openStore(ctx context.Context, dir, target string) (*store, error) {
+	if target == "" {
+		if strings.ContainsAny(dir, "?#") {
+			return nil, fmt.Errorf("metadata db: data dir %q must not contain '?' or '#'", dir)
+		}
+		target = filepath.Join(dir, DBFile)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("metadata db: %w", err)
-	}
-	path := filepath.Join(dir, DBFile)
-	dsn := "file:" + path + "?_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=1&_synchronous=NORMAL&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	db, err := metadb.Open(ctx, target)
 	if err != nil {
-		return nil, fmt.Errorf("metadata db: open %s: %w", path, err)
+		return nil, err
 	}
-	db.SetMaxOpenConns(4)
-	s := &store{db: db}
-	if err := s.migrate(ctx); err != nil {
+	s, err := newStore(ctx, db)
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("metadata db: %w", err)
+	return s, nil
+}
+
+// newStore migrates db and returns the store on it.
+func newStore(ctx context.Context, db *metadb.DB) (*store, error) {
+	s := &store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -353,60 +361,40 @@ func (s *store) close() error {
 	return nil
 }
 
-// migrate brings the schema to len(migrations).
+// migrate brings the store's tables to len(migrations). A SQLite file made
+// before metadb kept its version in schema_version: that count is carried
+// over once.
 func (s *store) migrate(ctx context.Context) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
-			return fmt.Errorf("metadata db: migrate: %w", err)
-		}
-		var version int
-		err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
-				return fmt.Errorf("metadata db: migrate: %w", err)
-			}
-		case err != nil:
-			return fmt.Errorf("metadata db: migrate: read version: %w", err)
-		}
-		if version > len(migrations) {
-			return fmt.Errorf("metadata db: schema version %d is newer than this binary supports (%d)", version, len(migrations))
-		}
-		for i := version; i < len(migrations); i++ {
-			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-				return fmt.Errorf("metadata db: migration %d: %w", i+1, err)
+	if s.db.Dialect == metadb.SQLite {
+		var legacy int
+		err := s.db.QueryRow(ctx, `SELECT version FROM schema_version`).Scan(&legacy)
+		if err == nil {
+			err = s.db.InTx(ctx, func(tx *metadb.Tx) error {
+				if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS ferry_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)`); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `INSERT INTO ferry_migrations (component, version) VALUES (?, ?)`, storeComponent, legacy); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, `DROP TABLE schema_version`)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("metadata db: carry over schema version %d: %w", legacy, err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations)); err != nil {
-			return fmt.Errorf("metadata db: migrate: %w", err)
-		}
-		return nil
-	})
+	}
+	return s.db.Migrate(ctx, storeComponent, migrations)
 }
 
 // schemaVersion returns the applied migration count.
 func (s *store) schemaVersion(ctx context.Context) (int, error) {
-	var v int
-	if err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("metadata db: schema version: %w", err)
-	}
-	return v, nil
+	return s.db.Version(ctx, storeComponent)
 }
 
-// tx runs fn in a write transaction (BEGIN IMMEDIATE).
-func (s *store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("metadata db: begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("metadata db: commit: %w", err)
-	}
-	return nil
+// tx runs fn in a write transaction.
+func (s *store) tx(ctx context.Context, fn func(*metadb.Tx) error) error {
+	return s.db.InTx(ctx, fn)
 }
 
 // agentRecord is what a Hello tells about an agent.
@@ -424,9 +412,9 @@ func (s *store) agentConnected(ctx context.Context, a agentRecord, g *graph.Grap
 	if err != nil {
 		return fmt.Errorf("metadata db: agent %s graph: %w", a.ID, err)
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *metadb.Tx) error {
 		n := now.UnixNano()
-		if _, err := tx.ExecContext(ctx, `
+		if _, err := tx.Exec(ctx, `
 INSERT INTO agents (id, version, warehouse_kind, connected, connected_unix_nanos, last_seen_unix_nanos)
 VALUES (?, ?, ?, 1, ?, ?)
 ON CONFLICT (id) DO UPDATE SET version = excluded.version, warehouse_kind = excluded.warehouse_kind,
@@ -434,7 +422,7 @@ ON CONFLICT (id) DO UPDATE SET version = excluded.version, warehouse_kind = excl
 			a.ID, a.Version, a.WarehouseKind, n, n); err != nil {
 			return fmt.Errorf("metadata db: record agent: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `
+		if _, err := tx.Exec(ctx, `
 INSERT INTO graphs (agent_id, graph_json, reported_unix_nanos) VALUES (?, ?, ?)
 ON CONFLICT (agent_id) DO UPDATE SET graph_json = excluded.graph_json, reported_unix_nanos = excluded.reported_unix_nanos`,
 			a.ID, gj, n); err != nil {
@@ -446,7 +434,7 @@ ON CONFLICT (agent_id) DO UPDATE SET graph_json = excluded.graph_json, reported_
 
 // agentSeen updates an agent's last-seen time.
 func (s *store) agentSeen(ctx context.Context, id string, now time.Time) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE agents SET last_seen_unix_nanos = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
+	if _, err := s.db.Exec(ctx, `UPDATE agents SET last_seen_unix_nanos = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
 		return fmt.Errorf("metadata db: agent seen: %w", err)
 	}
 	return nil
@@ -454,7 +442,7 @@ func (s *store) agentSeen(ctx context.Context, id string, now time.Time) error {
 
 // agentDisconnected marks an agent disconnected.
 func (s *store) agentDisconnected(ctx context.Context, id string, now time.Time) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE agents SET connected = 0, last_seen_unix_nanos = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
+	if _, err := s.db.Exec(ctx, `UPDATE agents SET connected = 0, last_seen_unix_nanos = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
 		return fmt.Errorf("metadata db: agent disconnected: %w", err)
 	}
 	return nil
@@ -462,7 +450,7 @@ func (s *store) agentDisconnected(ctx context.Context, id string, now time.Time)
 
 // listAgents returns every known agent, most recently seen first.
 func (s *store) listAgents(ctx context.Context) ([]api.Agent, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.db.Query(ctx, `
 SELECT a.id, a.version, a.warehouse_kind, a.connected, a.connected_unix_nanos, a.last_seen_unix_nanos, COALESCE(g.graph_json, '')
 FROM agents a LEFT JOIN graphs g ON g.agent_id = a.id
 ORDER BY a.last_seen_unix_nanos DESC, a.id`)
@@ -518,7 +506,7 @@ ORDER BY a.last_seen_unix_nanos DESC, a.id`)
 // agents, or errNoGraph.
 func (s *store) latestGraph(ctx context.Context) (*graph.Graph, string, error) {
 	var agentID, stored string
-	err := s.db.QueryRowContext(ctx, `
+	err := s.db.QueryRow(ctx, `
 SELECT g.agent_id, g.graph_json FROM graphs g JOIN agents a ON a.id = g.agent_id
 ORDER BY a.connected DESC, g.reported_unix_nanos DESC LIMIT 1`).Scan(&agentID, &stored)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -560,9 +548,9 @@ func (s *store) insertJob(ctx context.Context, j newJob) error {
 	if err != nil {
 		return fmt.Errorf("metadata db: job %s query: %w", j.ID, err)
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *metadb.Tx) error {
 		n := j.Created.UnixNano()
-		if _, err := tx.ExecContext(ctx, `
+		if _, err := tx.Exec(ctx, `
 INSERT INTO jobs (id, query, output_table, tables_json, options_json, state, created_unix_nanos, updated_unix_nanos)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, j.ID, q, j.OutputTable, string(tj), string(oj), api.StateQueued, n, n); err != nil {
 			return fmt.Errorf("metadata db: insert job: %w", err)
@@ -573,8 +561,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, j.ID, q, j.OutputTable, string(tj), string(oj)
 
 // insertEvent records a state change; note is in its stored form (see
 // sealNote).
-func insertEvent(ctx context.Context, tx *sql.Tx, job string, state api.JobState, at time.Time, reported int64, note string) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO job_events (job_id, state, at_unix_nanos, reported_unix_nanos, note) VALUES (?, ?, ?, ?, ?)`,
+func insertEvent(ctx context.Context, tx *metadb.Tx, job string, state api.JobState, at time.Time, reported int64, note string) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO job_events (job_id, state, at_unix_nanos, reported_unix_nanos, note) VALUES (?, ?, ?, ?, ?)`,
 		job, state, at.UnixNano(), reported, note); err != nil {
 		return fmt.Errorf("metadata db: insert job event: %w", err)
 	}
@@ -629,7 +617,7 @@ func (o *opener) openJob(j *api.Job) {
 }
 
 func (s *store) queryJobs(ctx context.Context, query string, args ...any) ([]api.Job, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("metadata db: list jobs: %w", err)
 	}
@@ -693,7 +681,7 @@ func (s *store) queuedJobs(ctx context.Context, limit int) ([]api.Job, error) {
 
 // job returns one job, or errJobNotFound.
 func (s *store) job(ctx context.Context, id string) (api.Job, error) {
-	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+	j, err := scanJob(s.db.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return api.Job{}, errJobNotFound
 	}
@@ -713,7 +701,7 @@ func (s *store) jobDetail(ctx context.Context, id string) (api.JobDetail, error)
 	d := api.JobDetail{Job: j, History: []api.StateChange{}, TableStats: []api.TableStats{}}
 	wrap := func(what string, err error) error { return fmt.Errorf("metadata db: job %s %s: %w", id, what, err) }
 
-	rows, err := s.db.QueryContext(ctx, `SELECT state, at_unix_nanos, note FROM job_events WHERE job_id = ? ORDER BY seq`, id)
+	rows, err := s.db.Query(ctx, `SELECT state, at_unix_nanos, note FROM job_events WHERE job_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return api.JobDetail{}, wrap("history", err)
 	}
@@ -742,7 +730,7 @@ func (s *store) jobDetail(ctx context.Context, id string) (api.JobDetail, error)
 		}
 	}
 
-	rows, err = s.db.QueryContext(ctx, `SELECT table_name, rows, bytes, batches, columns_json, seconds FROM table_stats WHERE job_id = ? ORDER BY rowid`, id)
+	rows, err = s.db.Query(ctx, `SELECT table_name, rows, bytes, batches, columns_json, seconds FROM table_stats WHERE job_id = ? ORDER BY reported_unix_nanos, table_name`, id)
 	if err != nil {
 		return api.JobDetail{}, wrap("table stats", err)
 	}
@@ -779,7 +767,7 @@ func (s *store) jobDetail(ctx context.Context, id string) (api.JobDetail, error)
 		mj, fij    string
 		anchorNano int64
 	)
-	err = s.db.QueryRowContext(ctx, `
+	err = s.db.QueryRow(ctx, `
 SELECT model_id, task_type, metrics_json, train_rows, validation_rows, test_rows, num_features, anchors, best_iteration,
 	prediction_rows, feature_seconds, train_seconds, score_seconds, test_positive_rate, scoring_anchor_unix_nanos, feature_importance_json
 FROM models WHERE job_id = ?`, id).Scan(&m.ModelID, &m.TaskType, &mj, &m.TrainRows, &m.ValidationRows, &m.TestRows, &m.NumFeatures,
@@ -811,7 +799,7 @@ FROM models WHERE job_id = ?`, id).Scan(&m.ModelID, &m.TaskType, &mj, &m.TrainRo
 
 	var p api.PurgeReport
 	var purged int64
-	err = s.db.QueryRowContext(ctx, `SELECT reason, bytes_received, bytes_purged, files_written, storage_write_bytes, purged_unix_nanos FROM purge_reports WHERE job_id = ?`, id).
+	err = s.db.QueryRow(ctx, `SELECT reason, bytes_received, bytes_purged, files_written, storage_write_bytes, purged_unix_nanos FROM purge_reports WHERE job_id = ?`, id).
 		Scan(&p.Reason, &p.BytesReceived, &p.BytesPurged, &p.FilesWritten, &p.StorageWriteBytes, &purged)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -823,7 +811,7 @@ FROM models WHERE job_id = ?`, id).Scan(&m.ModelID, &m.TaskType, &mj, &m.TrainRo
 	}
 
 	var w api.WriteReport
-	err = s.db.QueryRowContext(ctx, `SELECT table_name, rows, seconds FROM write_reports WHERE job_id = ?`, id).Scan(&w.Table, &w.Rows, &w.Seconds)
+	err = s.db.QueryRow(ctx, `SELECT table_name, rows, seconds FROM write_reports WHERE job_id = ?`, id).Scan(&w.Table, &w.Rows, &w.Seconds)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
@@ -850,8 +838,8 @@ type storedMetrics struct {
 func (s *store) assignJob(ctx context.Context, id, agentID string, now time.Time) (bool, error) {
 	assigned := false
 	note := s.sealNote(ctx, id, api.StateAssigned, now, "assigned to agent "+agentID)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, agent_id = ?, updated_unix_nanos = ? WHERE id = ? AND state = ?`,
+	err := s.tx(ctx, func(tx *metadb.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE jobs SET state = ?, agent_id = ?, updated_unix_nanos = ? WHERE id = ? AND state = ?`,
 			api.StateAssigned, agentID, now.UnixNano(), id, api.StateQueued)
 		if err != nil {
 			return fmt.Errorf("metadata db: assign job %s: %w", id, err)
@@ -870,8 +858,8 @@ func (s *store) assignJob(ctx context.Context, id, agentID string, now time.Time
 func (s *store) cancelQueued(ctx context.Context, id string, now time.Time) (bool, error) {
 	cancelled := false
 	note := s.sealNote(ctx, id, api.StateCancelled, now, "cancelled by user before assignment")
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ? WHERE id = ? AND state = ?`,
+	err := s.tx(ctx, func(tx *metadb.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ? WHERE id = ? AND state = ?`,
 			api.StateCancelled, now.UnixNano(), id, api.StateQueued)
 		if err != nil {
 			return fmt.Errorf("metadata db: cancel job %s: %w", id, err)
@@ -895,7 +883,7 @@ func (s *store) cancelQueued(ctx context.Context, id string, now time.Time) (boo
 func (s *store) failRunning(ctx context.Context, id, stage string, now time.Time, msg func(from api.JobState) string) (api.JobState, error) {
 	for attempt := 0; ; attempt++ {
 		var state api.JobState
-		err := s.db.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&state)
+		err := s.db.QueryRow(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
 			return "", errJobNotFound
 		}
@@ -927,8 +915,8 @@ func (s *store) failFrom(ctx context.Context, id string, from api.JobState, stag
 	stored := s.sealOwn(ctx, msg, fieldAAD("jobs", "error_message", id))
 	note := s.sealNote(ctx, id, api.StateFailed, now, msg)
 	done := false
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ?, error_stage = ?, error_message = ? WHERE id = ? AND state = ?`,
+	err := s.tx(ctx, func(tx *metadb.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ?, error_stage = ?, error_message = ? WHERE id = ? AND state = ?`,
 			api.StateFailed, now.UnixNano(), stage, stored, id, from)
 		if err != nil {
 			return fmt.Errorf("metadata db: fail job %s: %w", id, err)
@@ -944,7 +932,7 @@ func (s *store) failFrom(ctx context.Context, id string, from api.JobState, stag
 
 // runningJobs returns the ids of every assigned or running job.
 func (s *store) runningJobs(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM jobs WHERE state IN (?, ?, ?, ?) ORDER BY created_unix_nanos`,
+	rows, err := s.db.Query(ctx, `SELECT id FROM jobs WHERE state IN (?, ?, ?, ?) ORDER BY created_unix_nanos`,
 		api.StateAssigned, api.StateReading, api.StateTraining, api.StateWriting)
 	if err != nil {
 		return nil, fmt.Errorf("metadata db: running jobs: %w", err)
@@ -966,7 +954,7 @@ func (s *store) runningJobs(ctx context.Context) ([]string, error) {
 
 // markAllDisconnected marks every agent disconnected (at startup).
 func (s *store) markAllDisconnected(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE agents SET connected = 0`); err != nil {
+	if _, err := s.db.Exec(ctx, `UPDATE agents SET connected = 0`); err != nil {
 		return fmt.Errorf("metadata db: reset agents: %w", err)
 	}
 	return nil
@@ -1014,10 +1002,10 @@ func (s *store) applyEvent(ctx context.Context, agentID string, ev *agentapi.Job
 		return eventResult{}, err
 	}
 	var res eventResult
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *metadb.Tx) error {
 		var from api.JobState
 		var owner, errStage string
-		err := tx.QueryRowContext(ctx, `SELECT state, agent_id, error_stage FROM jobs WHERE id = ?`, ev.GetJobId()).Scan(&from, &owner, &errStage)
+		err := tx.QueryRow(ctx, `SELECT state, agent_id, error_stage FROM jobs WHERE id = ?`, ev.GetJobId()).Scan(&from, &owner, &errStage)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("job %s: %w", ev.GetJobId(), errJobNotFound)
 		}
@@ -1032,7 +1020,7 @@ func (s *store) applyEvent(ctx context.Context, agentID string, ev *agentapi.Job
 		}
 		res = eventResult{From: from, To: to}
 		if from != to {
-			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ? WHERE id = ?`, to, now.UnixNano(), id); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE jobs SET state = ?, updated_unix_nanos = ? WHERE id = ?`, to, now.UnixNano(), id); err != nil {
 				return fmt.Errorf("metadata db: job %s state: %w", id, err)
 			}
 			if err := insertEvent(ctx, tx, id, to, now, ev.GetAtUnixNanos(), ""); err != nil {
@@ -1040,7 +1028,7 @@ func (s *store) applyEvent(ctx context.Context, agentID string, ev *agentapi.Job
 			}
 		}
 		if to == api.StateFailed && errStage == "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET error_stage = ?, error_message = ? WHERE id = ?`, stage, storedMsg, id); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE jobs SET error_stage = ?, error_message = ? WHERE id = ?`, stage, storedMsg, id); err != nil {
 				return fmt.Errorf("metadata db: job %s error: %w", id, err)
 			}
 		}
@@ -1052,7 +1040,7 @@ func (s *store) applyEvent(ctx context.Context, agentID string, ev *agentapi.Job
 // prepareDetail encodes and seals the detail of a job event and returns the
 // write that stores it, replacing an earlier report of the same kind (and
 // table).
-func (s *store) prepareDetail(ctx context.Context, id string, ev *agentapi.JobEvent) (func(*sql.Tx) error, error) {
+func (s *store) prepareDetail(ctx context.Context, id string, ev *agentapi.JobEvent) (func(*metadb.Tx) error, error) {
 	wrap := func(what string, err error) error { return fmt.Errorf("metadata db: job %s %s: %w", id, what, err) }
 	switch d := ev.GetDetail().(type) {
 	case *agentapi.JobEvent_TableStats:
@@ -1070,12 +1058,12 @@ func (s *store) prepareDetail(ctx context.Context, id string, ev *agentapi.JobEv
 		if err != nil {
 			return nil, wrap("table stats", err)
 		}
-		return func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `
-INSERT INTO table_stats (job_id, table_name, rows, bytes, batches, columns_json, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
+		return func(tx *metadb.Tx) error {
+			if _, err := tx.Exec(ctx, `
+INSERT INTO table_stats (job_id, table_name, rows, bytes, batches, columns_json, seconds, reported_unix_nanos) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (job_id, table_name) DO UPDATE SET rows = excluded.rows, bytes = excluded.bytes, batches = excluded.batches,
 	columns_json = excluded.columns_json, seconds = excluded.seconds`,
-				id, table, t.GetRows(), t.GetBytes(), t.GetBatches(), cj, t.GetSeconds()); err != nil {
+				id, table, t.GetRows(), t.GetBytes(), t.GetBatches(), cj, t.GetSeconds(), time.Now().UnixNano()); err != nil {
 				return wrap("table stats", err)
 			}
 			return nil
@@ -1110,9 +1098,13 @@ ON CONFLICT (job_id, table_name) DO UPDATE SET rows = excluded.rows, bytes = exc
 		if err != nil {
 			return nil, wrap("feature importance", err)
 		}
-		return func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `
-INSERT OR REPLACE INTO models (job_id, model_id, task_type, metrics_json, train_rows, validation_rows, test_rows, num_features,
+		return func(tx *metadb.Tx) error {
+			// A report sent again replaces the first (INSERT OR REPLACE, in SQL both databases speak).
+			if _, err := tx.Exec(ctx, `DELETE FROM models WHERE job_id = ?`, id); err != nil {
+				return wrap("metrics", err)
+			}
+			if _, err := tx.Exec(ctx, `
+INSERT INTO models (job_id, model_id, task_type, metrics_json, train_rows, validation_rows, test_rows, num_features,
 	anchors, best_iteration, prediction_rows, feature_seconds, train_seconds, score_seconds, test_positive_rate,
 	scoring_anchor_unix_nanos, feature_importance_json)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -1125,9 +1117,13 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		}, nil
 	case *agentapi.JobEvent_Purge:
 		p := d.Purge
-		return func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `
-INSERT OR REPLACE INTO purge_reports (job_id, reason, bytes_received, bytes_purged, files_written, storage_write_bytes, purged_unix_nanos)
+		return func(tx *metadb.Tx) error {
+			// A report sent again replaces the first (INSERT OR REPLACE, in SQL both databases speak).
+			if _, err := tx.Exec(ctx, `DELETE FROM purge_reports WHERE job_id = ?`, id); err != nil {
+				return wrap("purge report", err)
+			}
+			if _, err := tx.Exec(ctx, `
+INSERT INTO purge_reports (job_id, reason, bytes_received, bytes_purged, files_written, storage_write_bytes, purged_unix_nanos)
 VALUES (?, ?, ?, ?, ?, ?, ?)`, id, clip(p.GetReason(), maxNameLen), p.GetBytesReceived(), p.GetBytesPurged(), p.GetFilesWritten(),
 				p.GetStorageWriteBytes(), p.GetPurgedUnixNanos()); err != nil {
 				return wrap("purge report", err)
@@ -1136,15 +1132,19 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`, id, clip(p.GetReason(), maxNameLen), p.GetBytesRe
 		}, nil
 	case *agentapi.JobEvent_Write:
 		w := d.Write
-		return func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO write_reports (job_id, table_name, rows, seconds) VALUES (?, ?, ?, ?)`,
+		return func(tx *metadb.Tx) error {
+			// A report sent again replaces the first (INSERT OR REPLACE, in SQL both databases speak).
+			if _, err := tx.Exec(ctx, `DELETE FROM write_reports WHERE job_id = ?`, id); err != nil {
+				return wrap("write report", err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO write_reports (job_id, table_name, rows, seconds) VALUES (?, ?, ?, ?)`,
 				id, clip(w.GetTable(), maxNameLen), w.GetRows(), w.GetSeconds()); err != nil {
 				return wrap("write report", err)
 			}
 			return nil
 		}, nil
 	}
-	return func(*sql.Tx) error { return nil }, nil
+	return func(*metadb.Tx) error { return nil }, nil
 }
 
 func metricFromProto(m *agentapi.Metric) *api.Metric {

@@ -137,6 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	err = controlplane.Run(ctx, controlplane.Config{
 		DataDir:           fc.DataDir,
+		MetadataDB:        fc.MetadataDB,
 		APIAddr:           fc.APIAddr,
 		AgentAddr:         fc.AgentAddr,
 		TLS:               fc.TLS,

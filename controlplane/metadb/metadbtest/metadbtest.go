@@ -39,6 +39,20 @@ func Open(t testing.TB, d metadb.Dialect) *metadb.DB {
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
+	db, err := metadb.Open(ctx, PostgresSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// PostgresSchema creates an empty schema of the test's own on the local
+// PostgreSQL, dropped when the test ends, and returns the URL that opens
+// it (search_path set to it).
+func PostgresSchema(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "ferry_metadb_" + hex.EncodeToString(b[:])
@@ -57,12 +71,17 @@ func Open(t testing.TB, d metadb.Dialect) *metadb.DB {
 			c.Close(context.Background())
 		}
 	})
-	db, err := metadb.Open(ctx, PostgresURL()+"&search_path="+schema)
-	if err != nil {
-		t.Fatal(err)
+	return PostgresURL() + "&search_path=" + schema
+}
+
+// FromEnv is the dialect the FERRY_TEST_METADB environment variable names
+// ("postgres", or SQLite by default): a package's whole suite runs on
+// PostgreSQL with FERRY_TEST_METADB=postgres (make test runs both).
+func FromEnv() metadb.Dialect {
+	if os.Getenv("FERRY_TEST_METADB") == "postgres" {
+		return metadb.Postgres
 	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return metadb.SQLite
 }
 
 // Each runs fn as a subtest on a fresh database of each dialect.
