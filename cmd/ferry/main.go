@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"grants":    {"print the statements or policy that give the agent least privilege", runGrants},
 		"check":     {"preflight: can the agent's credentials do the job, and nothing more?", runCheck},
 		"agent":     {"agent check: the same as check", runAgent},
+		"audit":     {"verify or export the control plane's audit log: audit verify|export", runAudit},
 	}
 }
 
