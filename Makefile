@@ -10,7 +10,7 @@ export GOTOOLCHAIN := local
 # pages in their symbol tables at start (about 8 MB less RSS per process).
 export GOFLAGS     := -mod=readonly -tags=$(TAGS) -ldflags=-extldflags=-Wl,--exclude-libs,ALL
 
-.PHONY: all deps services build demo test test-short conformance bench fuzz lint proto clean help f1 f1-predict
+.PHONY: all deps services build demo test test-short conformance bench loadtest fuzz lint proto clean help f1 f1-predict
 
 all: build
 
@@ -58,6 +58,9 @@ conformance: deps services ## run the connector conformance suite against real s
 bench: build ## print throughput tables: connectors, agent->engine Flight vs raw TLS, engine features/training/jobs at scale 1 and 10, XGBoost vs its C API
 	$(GO) run ./internal/bench
 	$(GO) test -run '^$$' -bench TrainVsCAPI -benchtime 3x ./engine/xgboost
+
+loadtest: ## 1,000 simulated agents (own certificate each, mTLS 1.3) heartbeating against ferry-controlplane while 100 jobs are dispatched: its CPU, memory and dispatch p50/p99 (internal/loadtest)
+	$(GO) run ./internal/loadtest/cmd/loadtest -agents 1000 -jobs 100
 
 fuzz: ## run each fuzz target for 60 s (the corpus is kept in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./engine/pql
