@@ -376,3 +376,30 @@ func (s *Service) ListTokens(ctx context.Context, tenant, userID string) ([]Toke
 	}
 	return out, rows.Err()
 }
+
+// DeleteTenant deletes every row of the tenant in every auth table (users,
+// sessions, tokens, sign-in flows, groups, memberships) in one transaction
+// — account closure — and returns the rows deleted per table.
+func (s *Service) DeleteTenant(ctx context.Context, tenant string) (map[string]int64, error) {
+	if tenant == "" {
+		return nil, fmt.Errorf("auth: delete tenant: %w: tenant is required", ErrInvalid)
+	}
+	out := map[string]int64{}
+	err := s.db.InTx(ctx, func(tx *metadb.Tx) error {
+		for _, table := range tenantTables {
+			r, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant = ?`, tenant)
+			if err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+			out[table], _ = r.RowsAffected()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: delete tenant %s: %w", tenant, err)
+	}
+	actor, remote := actorOf(ctx, "")
+	s.emit(Event{Tenant: tenant, Actor: actor, Action: ActionTenantDelete, Outcome: OutcomeSuccess, Remote: remote, Target: tenant,
+		Reason: fmt.Sprintf("account closed: %v rows deleted", out)})
+	return out, nil
+}

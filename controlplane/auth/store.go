@@ -19,10 +19,9 @@ import (
 const component = "auth"
 
 // migrations are the "auth" component's tables. Never change a released
-// step: append one. SCIM adds its groups and memberships as a new step
-// (auth_groups(tenant, id, external_id, display_name, …) and
-// auth_group_members(tenant, group_id, user_id)); a user's role then
-// follows their groups as it follows the group claim at sign-in.
+// step: append one. Step 2 is SCIM's (Directory): the user's userName and
+// name, groups and memberships; a user's role then follows their groups as
+// it follows the group claim at sign-in.
 var migrations = []string{
 	// 1: users, sessions, API tokens, sign-in flows.
 	`
@@ -75,7 +74,42 @@ CREATE TABLE auth_flows (
 	expires_unix_nanos  BIGINT NOT NULL
 );
 `,
+	// 2: SCIM: a user's userName (unique per tenant case-insensitively,
+	// through user_name_key = its lower case) and name; groups and their
+	// members.
+	`
+ALTER TABLE auth_users ADD COLUMN user_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE auth_users ADD COLUMN user_name_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE auth_users ADD COLUMN given_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE auth_users ADD COLUMN family_name TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX auth_users_user_name ON auth_users (tenant, user_name_key) WHERE user_name_key <> '';
+CREATE INDEX auth_users_email ON auth_users (tenant, lower(email));
+CREATE TABLE auth_groups (
+	tenant              TEXT NOT NULL,
+	id                  TEXT NOT NULL,
+	external_id         TEXT NOT NULL DEFAULT '',
+	display_name        TEXT NOT NULL,
+	created_unix_nanos  BIGINT NOT NULL,
+	updated_unix_nanos  BIGINT NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE UNIQUE INDEX auth_groups_external_id ON auth_groups (tenant, external_id) WHERE external_id <> '';
+CREATE INDEX auth_groups_display_name ON auth_groups (tenant, display_name);
+CREATE TABLE auth_group_members (
+	tenant    TEXT NOT NULL,
+	group_id  TEXT NOT NULL,
+	user_id   TEXT NOT NULL,
+	PRIMARY KEY (tenant, group_id, user_id),
+	FOREIGN KEY (tenant, group_id) REFERENCES auth_groups (tenant, id) ON DELETE CASCADE,
+	FOREIGN KEY (tenant, user_id) REFERENCES auth_users (tenant, id) ON DELETE CASCADE
+);
+CREATE INDEX auth_group_members_user ON auth_group_members (tenant, user_id);
+`,
 }
+
+// tenantTables are the auth tables, children first: what DeleteTenant
+// empties of a tenant.
+var tenantTables = []string{"auth_group_members", "auth_groups", "auth_sessions", "auth_tokens", "auth_flows", "auth_users"}
 
 // touchEvery is how stale a session's last use (or a token's) may be
 // before a request records it again: one write a minute, not one a
