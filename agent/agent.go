@@ -2,8 +2,9 @@
 // plane (gRPC, mutual TLS 1.3) and waits for jobs; for each job it reads the
 // tables the query needs from its warehouse as Arrow, streams them to the
 // engine over Arrow Flight (mutual TLS 1.3), receives the predictions and
-// writes them back into the warehouse atomically. It never listens on a
-// port: every connection is outbound. What it reports to the control plane
+// writes them back into the warehouse atomically. It listens on no port
+// (unless its operator turns on metrics_addr, on loopback by default): every
+// connection to Ferry is outbound. What it reports to the control plane
 // is metadata only (counts, types, metrics, states, scrubbed errors).
 package agent
 
@@ -27,6 +28,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/internal/link"
 	"github.com/ferry-ai/ferry/internal/pki"
+	"github.com/ferry-ai/ferry/internal/telemetry"
 	"github.com/ferry-ai/ferry/secrets"
 )
 
@@ -39,6 +41,8 @@ type Options struct {
 	Connectors *connectors.Mux
 	// Logger receives JSON logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics is the agent's metrics registry; nil makes one.
+	Metrics *telemetry.Registry
 }
 
 // Agent is a configured agent.
@@ -55,6 +59,8 @@ type Agent struct {
 	identity atomic.Pointer[pki.Identity]
 	// vault is signed in when the warehouse's credentials come from it.
 	vault *secrets.Vault
+	// metrics are served on cfg.MetricsAddr when it is set.
+	metrics *agentMetrics
 }
 
 // New checks the configuration and loads the TLS material.
@@ -70,6 +76,11 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		log = slog.Default()
 	}
 	a := &Agent{cfg: cfg, mux: opts.Connectors, log: log.With("agent_id", cfg.AgentID)}
+	reg := opts.Metrics
+	if reg == nil {
+		reg = telemetry.New(&telemetry.Options{Logger: a.log})
+	}
+	a.metrics = newAgentMetrics(reg)
 	// Vault, when the credentials come from it, is the one more endpoint
 	// the agent dials.
 	vaultAddr := ""
@@ -114,6 +125,22 @@ func New(cfg Config, opts Options) (*Agent, error) {
 // reconnecting with exponential backoff and jitter. It returns nil on a clean
 // shutdown.
 func (a *Agent) Run(ctx context.Context) error {
+	ln, err := a.listenMetrics(ctx)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if ln != nil {
+		mctx, stop := context.WithCancel(ctx)
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			if err := telemetry.ServeListener(mctx, ln, a.metrics.reg.Handler(), nil); err != nil {
+				a.log.Error("metrics listener stopped", "error", err.Error())
+			}
+		}()
+		defer func() { stop(); <-served }()
+		a.log.Info("agent metrics listening", "addr", ln.Addr().String())
+	}
 	if err := a.openVault(ctx); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -160,7 +187,7 @@ func (a *Agent) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := a.egress.client(a.cfg.ControlPlane, grpc.WithTransportCredentials(a.tls))
+	conn, err := a.egress.client(a.cfg.ControlPlane, append(a.rpcOptions(), grpc.WithTransportCredentials(a.tls))...)
 	if err != nil {
 		return fmt.Errorf("dial control plane %s: %w", a.cfg.ControlPlane, err)
 	}
@@ -182,6 +209,8 @@ func (a *Agent) session(ctx context.Context) error {
 		return errors.New("control plane did not answer hello with welcome")
 	}
 	a.log.Info("connected to control plane", "addr", a.cfg.ControlPlane, "tables", len(hello.Tables))
+	a.metrics.setConnected(true)
+	defer a.metrics.setConnected(false)
 
 	// One goroutine owns stream.Send.
 	out := make(chan *agentapi.AgentMessage, 64)
@@ -236,6 +265,7 @@ func (a *Agent) session(ctx context.Context) error {
 			asg := msg.Assignment
 			if !a.busy.TryLock() {
 				a.log.Warn("assignment refused: a job is running", "job_id", asg.JobId)
+				a.metrics.jobEnded(outcomeRefused)
 				emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_FAILED,
 					Detail: &agentapi.JobEvent_Error{Error: &agentapi.JobError{Stage: "agent", Message: "agent is busy with another job"}}})
 				continue

@@ -57,6 +57,12 @@ type Config struct {
 	// Dev allows development-only settings (credentials.file); it comes
 	// from the --dev flag, never from the file.
 	Dev bool `yaml:"-"`
+	// MetricsAddr, when set, serves /metrics, /healthz and /readyz over
+	// plain HTTP on this host:port. It must be a loopback address unless
+	// MetricsAllowNonLoopback is set: the agent accepts no connection from
+	// outside its host unless the customer says so (see telemetry.go).
+	MetricsAddr             string `yaml:"metrics_addr"`
+	MetricsAllowNonLoopback bool   `yaml:"metrics_allow_non_loopback"`
 	// GCPercent is the Go garbage collector's target for the agent process
 	// (GOGC; default DefaultGCPercent). The GOGC environment variable, when
 	// set, takes precedence.
@@ -202,6 +208,11 @@ func (c *Config) Validate() error {
 	}
 	if c.GCPercent < 0 {
 		return fmt.Errorf("gc_percent %d must be positive", c.GCPercent)
+	}
+	if c.MetricsAddr != "" {
+		if err := checkMetricsAddr(c.MetricsAddr, c.MetricsAllowNonLoopback); err != nil {
+			return err
+		}
 	}
 	if c.Compression == "none" {
 		c.Compression = CompressionNone

@@ -38,6 +38,7 @@ func (a *Agent) openVault(ctx context.Context) error {
 	}
 	cfg := *c.Vault
 	cfg.Dial = func(ctx context.Context, _, addr string) (net.Conn, error) { return a.egress.dial(ctx, addr) }
+	cfg.OnLeaseRenewed = a.metrics.leaseRenewed
 	v, err := secrets.OpenVault(ctx, cfg, a.log)
 	if err != nil {
 		return err

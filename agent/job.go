@@ -55,6 +55,7 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 	var scrub *scrubber
 	err := func() (jobErr error) {
 		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_READING})
+		stageStart := time.Now()
 		w, err := a.openWarehouse(ctx, log)
 		if err != nil {
 			return stage("read", err)
@@ -94,8 +95,8 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 			spec.Tables = append(spec.Tables, t.Table)
 		}
 
-		cc, err := a.egress.client(a.cfg.Engine, grpc.WithTransportCredentials(a.tls),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		cc, err := a.egress.client(a.cfg.Engine, append(a.rpcOptions(), grpc.WithTransportCredentials(a.tls),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))...)
 		if err != nil {
 			return stage("stream", fmt.Errorf("dial engine %s: %w", a.cfg.Engine, err))
 		}
@@ -130,6 +131,8 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 			log.Info("engine purged job", "bytes_received", att.BytesReceived, "bytes_purged", att.BytesPurged, "files_written", att.FilesWritten)
 		}()
 
+		a.metrics.stage("read", time.Since(stageStart).Seconds())
+		stageStart = time.Now()
 		for _, t := range spec.Tables {
 			st, err := a.upload(ctx, w, eng, asg.JobId, t)
 			if err != nil {
@@ -139,11 +142,14 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 			log.Info("table streamed", "table", t.Name, "rows", st.Rows, "bytes", st.Bytes, "seconds", st.Seconds)
 		}
 
+		a.metrics.stage("stream", time.Since(stageStart).Seconds())
 		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_TRAINING})
+		stageStart = time.Now()
 		var res link.TrainResult
 		if err := doAction(ctx, eng, link.ActionTrain, link.JobRef{JobID: asg.JobId}, &res); err != nil {
 			return stage("train", err)
 		}
+		a.metrics.stage("train", time.Since(stageStart).Seconds())
 		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_TRAINING, Detail: &agentapi.JobEvent_Metrics{Metrics: metricsProto(&res)}})
 
 		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_WRITING})
@@ -154,6 +160,7 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 		}
 		emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_WRITING, Detail: &agentapi.JobEvent_Write{Write: &agentapi.WriteReport{
 			Table: asg.OutputTable, Rows: n, Seconds: time.Since(wstart).Seconds()}}})
+		a.metrics.stage("writeback", time.Since(wstart).Seconds())
 		log.Info("predictions written", "table", asg.OutputTable, "rows", n)
 		return nil
 	}()
@@ -164,17 +171,19 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 			st = se.stage
 		}
 		msg := scrub.scrub(err.Error())
-		state := agentapi.JobState_JOB_STATE_FAILED
+		state, outcome := agentapi.JobState_JOB_STATE_FAILED, outcomeFailed
 		if ctx.Err() != nil {
-			state = agentapi.JobState_JOB_STATE_CANCELLED
+			state, outcome = agentapi.JobState_JOB_STATE_CANCELLED, outcomeCancelled
 			msg = "cancelled: " + msg
 		}
+		a.metrics.jobEnded(outcome)
 		log.Error("job failed", "stage", st, "error", msg)
 		log.Debug("job failed (unscrubbed, local only)", "error", err.Error())
 		emit(&agentapi.JobEvent{JobId: asg.JobId, State: state, Detail: &agentapi.JobEvent_Error{Error: &agentapi.JobError{Stage: st, Message: msg}}})
 		return
 	}
 	emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_SUCCEEDED})
+	a.metrics.jobEnded(outcomeSucceeded)
 	log.Info("job succeeded", "seconds", time.Since(started).Seconds())
 }
 
@@ -186,10 +195,11 @@ func (a *Agent) upload(ctx context.Context, w *warehouse, eng flight.Client, job
 		return nil, err
 	}
 	defer r.Release()
-	ack, err := StreamTable(ctx, eng, jobID, t.Name, r, StreamOptions{
+	ack, err := StreamTable(ctx, eng, jobID, t.Name, a.metrics.countRows(r), StreamOptions{
 		Compression: a.cfg.Compression, WindowBatches: a.cfg.WindowBatches, WindowBytes: a.cfg.WindowBytes,
 		ResumeTimeout: a.cfg.ResumeTimeout,
 		Logger:        a.log.With("job_id", jobID),
+		Sent:          a.metrics.sent,
 	})
 	if err != nil {
 		return nil, err

@@ -162,6 +162,7 @@ func (r *resumingReader) resume(cause error) error {
 			return fmt.Errorf("read %q: the table's columns changed while resuming at row %d", r.table, r.rows)
 		}
 		r.r = next
+		r.w.a.metrics.readResumed()
 		r.log.Info("warehouse read resumed", "table", r.table, "from_row", r.rows)
 		return nil
 	}

@@ -75,6 +75,9 @@ type StreamOptions struct {
 	ResumeTimeout time.Duration
 	// Logger receives a line per reconnect; nil discards them.
 	Logger *slog.Logger
+	// Sent, when set, is told the size of each batch written to the
+	// stream (resent batches too).
+	Sent func(bytes int64)
 }
 
 // StreamTable uploads the records of r as one table of a job with Flight
@@ -199,6 +202,13 @@ type sent struct {
 	size int64
 }
 
+// sent reports a written batch to StreamOptions.Sent.
+func (u *upload) sent(bytes int64) {
+	if u.opts.Sent != nil {
+		u.opts.Sent(bytes)
+	}
+}
+
 func (u *upload) ackedBatches() int64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -281,6 +291,7 @@ func (u *upload) attempt(ctx context.Context) (link.PutAck, error) {
 		if err := w.Write(s.rec); err != nil {
 			return u.acked, sendErr(s.seq, err)
 		}
+		u.sent(s.size)
 	}
 	for !u.eof {
 		// Back-pressure: read the next batch only when the window has room.
@@ -308,6 +319,7 @@ func (u *upload) attempt(ctx context.Context) (link.PutAck, error) {
 		if err := w.Write(rec); err != nil {
 			return u.acked, sendErr(s.seq, err)
 		}
+		u.sent(s.size)
 	}
 	if err := w.Close(); err != nil {
 		return u.acked, sendErr(u.next, err)

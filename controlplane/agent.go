@@ -219,7 +219,7 @@ func (s *Server) handleAgentMessage(ctx context.Context, log *slog.Logger, ss *s
 // handleJobEvent applies a job event. A refused event (unknown job, another
 // agent's job, illegal transition) is logged and dropped; the session goes on.
 func (s *Server) handleJobEvent(ctx context.Context, log *slog.Logger, ss *session, ev *agentapi.JobEvent, now time.Time) {
-	log = log.With(slog.String("job", clip(ev.GetJobId(), maxNameLen)))
+	log = log.With(slog.String("job_id", clip(ev.GetJobId(), maxNameLen)))
 	res, err := s.store.applyEvent(ctx, ss.agentID, ev, now)
 	var terr *transitionError
 	var oerr *ownerError
@@ -244,6 +244,7 @@ func (s *Server) handleJobEvent(ctx context.Context, log *slog.Logger, ss *sessi
 		log.LogAttrs(ctx, slog.LevelError, "job event not recorded", slog.String("error", err.Error()))
 		return
 	}
+	s.transitioned(ctx, ev.GetJobId(), res.From, res.To, now)
 	attrs := []slog.Attr{slog.String("from", string(res.From)), slog.String("to", string(res.To)), slog.String("detail", detailKind(ev))}
 	if e := ev.GetError(); e != nil {
 		// The message is stored, never logged: only its stage is.
@@ -318,10 +319,11 @@ func (s *Server) endSession(ss *session, reason string) {
 		})
 		switch {
 		case err != nil:
-			s.log.LogAttrs(ctx, slog.LevelError, "failing job of disconnected agent failed", slog.String("job", job), slog.String("error", err.Error()))
+			s.log.LogAttrs(ctx, slog.LevelError, "failing job of disconnected agent failed", slog.String("job_id", job), slog.String("error", err.Error()))
 		case from != "":
+			s.transitioned(ctx, job, from, api.StateFailed, now)
 			s.log.LogAttrs(ctx, slog.LevelWarn, "job failed: agent disconnected",
-				slog.String("job", job), slog.String("agent", ss.agentID), slog.String("from", string(from)))
+				slog.String("job_id", job), slog.String("agent", ss.agentID), slog.String("from", string(from)))
 		}
 	}
 	s.mu.Unlock()

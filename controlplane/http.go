@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/internal/graph"
+	"github.com/ferry-ai/ferry/internal/telemetry"
 	"github.com/ferry-ai/ferry/secrets"
 )
 
@@ -41,6 +42,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc(api.PathAgents, s.handleAgents)
 	mux.HandleFunc(api.PathEnrollments, s.handleEnrollments)
 	mux.HandleFunc(api.PathAgents+"/{id}/revoke", s.handleRevoke)
+	mux.Handle(telemetry.PathMetrics, s.metrics.reg.MetricsHandler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	})
@@ -53,6 +55,7 @@ func (s *Server) apiHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	root.Handle(telemetry.PathReadyz, s.metrics.reg.ReadyzHandler())
 	// An enrolling agent's token is its credential; a revocation list is
 	// public and signed.
 	root.HandleFunc(api.PathEnroll, s.handleEnroll)
@@ -84,8 +87,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
+		s.observeRequest(r, rec.status, time.Since(start))
 		level := slog.LevelInfo
-		if r.URL.Path == api.PathHealthz {
+		if quietPath(r.URL.Path) {
 			level = slog.LevelDebug
 		}
 		s.log.LogAttrs(r.Context(), level, "api request",
@@ -231,7 +235,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	}
 	// The query text is the user's, not row data, but it may quote filter
 	// literals: log its size only.
-	s.log.LogAttrs(ctx, slog.LevelInfo, "job queued", slog.String("job", id), slog.String("output_table", req.OutputTable),
+	s.log.LogAttrs(ctx, slog.LevelInfo, "job queued", slog.String("job_id", id), slog.String("output_table", req.OutputTable),
 		slog.Any("tables", tables), slog.Int("query_bytes", len(req.Query)), slog.String("planned_against", agentID))
 	s.wake()
 	j, err := s.store.job(ctx, id)
@@ -270,7 +274,8 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "job cancelled before assignment", slog.String("job", id))
+		s.metrics.transitions.Inc(string(api.StateQueued), string(api.StateCancelled))
+		s.log.LogAttrs(ctx, slog.LevelInfo, "job cancelled before assignment", slog.String("job_id", id))
 		writeJSON(w, http.StatusOK, j)
 		return
 	}
@@ -290,7 +295,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("job %s is %s but its agent is not connected", id, j.State))
 		return
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "job cancellation sent to agent", slog.String("job", id), slog.String("agent", j.AgentID))
+	s.log.LogAttrs(ctx, slog.LevelInfo, "job cancellation sent to agent", slog.String("job_id", id), slog.String("agent", j.AgentID))
 	writeJSON(w, http.StatusAccepted, j)
 }
 

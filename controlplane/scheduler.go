@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
+	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/internal/link"
 )
 
@@ -75,19 +76,20 @@ func (s *Server) schedule(ctx context.Context) {
 		}
 		i := slices.IndexFunc(idle, func(ss *session) bool { return ss.hasTables(j.Tables) })
 		if i < 0 {
-			s.log.LogAttrs(ctx, slog.LevelDebug, "scheduler: no idle agent has the job's tables", slog.String("job", j.ID))
+			s.log.LogAttrs(ctx, slog.LevelDebug, "scheduler: no idle agent has the job's tables", slog.String("job_id", j.ID))
 			continue
 		}
 		ss := idle[i]
 		ok, err := s.store.assignJob(ctx, j.ID, ss.agentID, time.Now())
 		if err != nil {
-			s.log.LogAttrs(ctx, slog.LevelError, "scheduler: assigning job failed", slog.String("job", j.ID), slog.String("error", err.Error()))
+			s.log.LogAttrs(ctx, slog.LevelError, "scheduler: assigning job failed", slog.String("job_id", j.ID), slog.String("error", err.Error()))
 			return
 		}
 		if !ok {
 			continue // cancelled meanwhile
 		}
 		ss.job = j.ID
+		s.metrics.transitions.Inc(string(api.StateQueued), string(api.StateAssigned))
 		idle = slices.Delete(idle, i, i+1)
 		s.send(ss, &agentapi.ControlMessage{Msg: &agentapi.ControlMessage_Assignment{Assignment: &agentapi.JobAssignment{
 			JobId:            j.ID,
@@ -97,7 +99,7 @@ func (s *Server) schedule(ctx context.Context) {
 			CreatedUnixNanos: j.CreatedAt.UnixNano(),
 			OptionsJson:      optionsJSON(j.Options),
 		}}})
-		s.log.LogAttrs(ctx, slog.LevelInfo, "job assigned", slog.String("job", j.ID), slog.String("agent", ss.agentID))
+		s.log.LogAttrs(ctx, slog.LevelInfo, "job assigned", slog.String("job_id", j.ID), slog.String("agent", ss.agentID))
 	}
 }
 

@@ -42,6 +42,7 @@ type Server struct {
 	apiLn, agentLn net.Listener
 	httpSrv        *http.Server
 	grpcSrv        *grpc.Server
+	metrics        *cpMetrics
 
 	// stopping is closed when Serve begins shutting down; agent sessions
 	// end on it.
@@ -102,6 +103,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		stopping:  make(chan struct{}),
 		poke:      make(chan struct{}, 1),
 		sessions:  map[string]*session{},
+		metrics:   newMetrics(cfg.Logger),
 	}
 	if err := s.recover(ctx); err != nil {
 		st.close()
@@ -124,6 +126,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.close()
 		return nil, fmt.Errorf("agent service: listen: %w", err)
 	}
+	s.registerTelemetry()
 
 	s.httpSrv = &http.Server{
 		Handler:           s.apiHandler(),
@@ -142,8 +145,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WaitForHandlers(true),
-		grpc.ChainUnaryInterceptor(grpcrecover.Unary(s.log)),
-		grpc.ChainStreamInterceptor(grpcrecover.Stream(s.log)),
+		grpc.ChainUnaryInterceptor(s.metrics.rpcErrors.UnaryServer(), grpcrecover.Unary(s.log)),
+		grpc.ChainStreamInterceptor(s.metrics.rpcErrors.StreamServer(), grpcrecover.Stream(s.log)),
 	)
 	agentapi.RegisterAgentServiceServer(s.grpcSrv, &agentService{s: s})
 	return s, nil
@@ -168,7 +171,8 @@ func (s *Server) recover(ctx context.Context) error {
 			return err
 		}
 		if from != "" {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "job failed: control plane restarted", slog.String("job", id), slog.String("from", string(from)))
+			s.transitioned(ctx, id, from, api.StateFailed, now)
+			s.log.LogAttrs(ctx, slog.LevelWarn, "job failed: control plane restarted", slog.String("job_id", id), slog.String("from", string(from)))
 		}
 	}
 	return nil

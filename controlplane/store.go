@@ -665,7 +665,7 @@ func (s *store) queuedJobs(ctx context.Context, limit int) ([]api.Job, error) {
 			runnable = append(runnable, j)
 			continue
 		}
-		log := s.logger().With(slog.String("job", j.ID), slog.String("reason", j.Unreadable.Reason))
+		log := s.logger().With(slog.String("job_id", j.ID), slog.String("reason", j.Unreadable.Reason))
 		if !permanent(j.Unreadable.Reason) {
 			log.LogAttrs(ctx, slog.LevelWarn, "scheduler: a queued job's query cannot be opened now; it stays queued")
 			continue

@@ -30,6 +30,9 @@ type FileConfig struct {
 	// agents, and refuses every agent while it holds no current list.
 	CRLURL     string        `yaml:"crl_url"`
 	CRLRefresh time.Duration `yaml:"crl_refresh"`
+	// MetricsAddr is the listen address of /metrics, /healthz and /readyz
+	// over HTTPS (empty: off).
+	MetricsAddr string `yaml:"metrics_addr"`
 }
 
 // LoadFileConfig reads a YAML configuration; unknown keys are errors.

@@ -11,6 +11,7 @@ func TestLoadFileConfig(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"minimal", "addr: 127.0.0.1:8815\n", ""},
 		{"gpu build", "addr: 127.0.0.1:8815\ndevice: cuda\n", ""},
+		{"metrics listener", "addr: 127.0.0.1:8815\nmetrics_addr: 127.0.0.1:9465\n", ""},
 		{"unknown device", "addr: 127.0.0.1:8815\ndevice: tpu\n", `device: `},
 		{"no addr", "threads: 2\n", "addr is required"},
 		{"negative threads", "addr: x:1\nthreads: -1\n", "must not be negative"},

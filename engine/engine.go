@@ -60,6 +60,10 @@ type Config struct {
 	// current list is held (fail closed).
 	CRLURL     string
 	CRLRefresh time.Duration
+	// MetricsAddr, when set, is the listen address of /metrics, /healthz
+	// and /readyz (HTTPS with the engine's certificate, no client
+	// certificate asked for); "" serves none.
+	MetricsAddr string
 }
 
 // Server is a running engine.
@@ -75,6 +79,10 @@ type Server struct {
 	// revocations is followed from CRLURL (nil without one).
 	revocations *pki.Revocations
 	crlClient   *http.Client
+	// metrics, and their listener (nil without Config.MetricsAddr).
+	metrics    *engineMetrics
+	metricsLn  net.Listener
+	metricsTLS *tls.Config
 }
 
 // New prepares an engine and binds its listener.
@@ -108,6 +116,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.metrics = s.newMetrics()
+	if err := s.listenMetrics(); err != nil {
+		lis.Close()
+		return nil, err
+	}
 	framePool := &flightcodec.ZeroingBufferPool{}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
@@ -116,8 +129,8 @@ func New(cfg Config) (*Server, error) {
 		// them (not when it reuses them).
 		grpc.ForceServerCodecV2(flightcodec.Codec{Bodies: s.bodies, Pool: framePool}),
 		experimental.BufferPool(framePool),
-		grpc.ChainUnaryInterceptor(grpcrecover.Unary(log)),
-		grpc.ChainStreamInterceptor(grpcrecover.Stream(log)),
+		grpc.ChainUnaryInterceptor(s.metrics.rpcErrors.UnaryServer(), grpcrecover.Unary(log)),
+		grpc.ChainStreamInterceptor(s.metrics.rpcErrors.StreamServer(), grpcrecover.Stream(log)),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
@@ -139,6 +152,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		go s.revocations.Follow(fctx, s.crlClient, s.cfg.CRLURL, refresh, s.log)
 	}
+	// The metrics listener stops with the engine.
+	mctx, stopMetrics := context.WithCancel(ctx)
+	metricsDone := s.serveMetrics(mctx)
+	defer metricsDone()
+	defer stopMetrics()
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(s.lis) }()
 	s.log.Info("engine listening", "addr", s.lis.Addr().String(), "tls_min", "1.3", "client_auth", "required")
@@ -160,6 +178,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			for _, att := range s.store.Expire() {
+				s.purged(att)
 				s.log.Info("job purged", "job_id", att.JobID, "reason", att.Reason,
 					"bytes_received", att.BytesReceived, "bytes_purged", att.BytesPurged, "files_written", att.FilesWritten)
 			}
@@ -180,6 +199,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 func (s *Server) purgeAll(reason string) {
 	for _, att := range s.store.PurgeAll(reason) {
+		s.purged(att)
 		s.log.Info("job purged", "job_id", att.JobID, "reason", att.Reason,
 			"bytes_received", att.BytesReceived, "bytes_purged", att.BytesPurged, "files_written", att.FilesWritten)
 	}

@@ -117,6 +117,7 @@ func (f *flightService) DoAction(a *flight.Action, stream flight.FlightService_D
 		if err != nil {
 			return storeErr(err)
 		}
+		f.s.purged(att)
 		f.s.log.Info("job purged", "job_id", att.JobID, "reason", att.Reason, "bytes_received", att.BytesReceived,
 			"bytes_purged", att.BytesPurged, "files_written", att.FilesWritten, "storage_write_bytes", att.StorageWriteBytes)
 		return sendJSON(stream, att)
@@ -163,6 +164,9 @@ func (s *Server) train(ctx context.Context, jobID, owner string) (*link.TrainRes
 	}
 	out.Result.JobID = jobID
 	j.SetResult(&out.Result, out.Predictions)
+	s.metrics.stages.Observe(out.Result.FeatureSeconds, "features")
+	s.metrics.stages.Observe(out.Result.TrainSeconds, "train")
+	s.metrics.stages.Observe(out.Result.ScoreSeconds, "score")
 	s.log.Info("job trained", "job_id", jobID, "model_id", out.Result.ModelID, "seconds", time.Since(start).Seconds(),
 		"test_auroc", out.Result.Test.AUROC, "prediction_rows", out.Result.PredictionRows)
 	return &out.Result, nil
@@ -229,11 +233,16 @@ func (f *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 		if err := validateBatch(rec); err != nil {
 			return status.Errorf(codes.InvalidArgument, "do_put %s/%s: batch %d is malformed: %v", d.JobID, d.Table, seq, err)
 		}
-		p, kept, err := j.AppendBatch(d.Table, seq, rec, util.TotalRecordSize(rec))
+		size := util.TotalRecordSize(rec)
+		p, kept, err := j.AppendBatch(d.Table, seq, rec, size)
 		if err != nil {
 			return storeErr(err)
 		}
-		if !kept {
+		if kept {
+			f.s.metrics.rows.Add(float64(rec.NumRows()))
+			f.s.metrics.bytes.Add(float64(size))
+			f.s.metrics.batches.Add(1)
+		} else {
 			skipped++
 		}
 		seq++

@@ -113,6 +113,9 @@ func (s *Session) keep(path string, sec *vault.Secret, onReplace func(DBCredenti
 				break renew
 			case r := <-w.RenewCh():
 				s.v.log.Debug("vault: lease renewed", "path", path, "lease_id", sec.LeaseID, "ttl", time.Duration(r.Secret.LeaseDuration)*time.Second)
+				if f := s.v.cfg.OnLeaseRenewed; f != nil {
+					f()
+				}
 			case err := <-w.DoneCh():
 				w.Stop()
 				if err != nil {

@@ -32,6 +32,9 @@ type VaultConfig struct {
 	// Dial, when set, makes every connection to Vault (the agent's egress
 	// allowlist).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error) `yaml:"-"`
+	// OnLeaseRenewed, when set, is called after each renewal of a lease
+	// (the agent's metrics).
+	OnLeaseRenewed func() `yaml:"-"`
 }
 
 // VaultAuth is an auth method and what it needs. Secrets are read from

@@ -29,6 +29,8 @@ Runs the Ferry agent. Configuration keys (YAML):
   enroll once with a one-time token, renew before expiry), heartbeat,
   batch_rows, window_batches, window_bytes, resume_timeout,
   compression (none, lz4 or zstd), gc_percent, log_level,
+  metrics_addr (serve /metrics, /healthz and /readyz over HTTP there; a
+  loopback address unless metrics_allow_non_loopback: true; empty: off),
   credentials: {vault: {address, ca_cert, auth: {method (approle,
   kubernetes or token), mount, role_id, secret_id_file, role, jwt_file,
   token_file}}, database: {mount, role} | kv: {mount, path}}, or, for

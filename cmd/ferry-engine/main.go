@@ -23,7 +23,9 @@ Runs the Ferry engine. Configuration keys (YAML):
   addr, tls: {cert, key, ca}, quota_bytes, max_quota_bytes, job_ttl,
   threads, max_rounds, device (cpu, or cuda with a GPU build of
   libxgboost), log_level, crl_url (the control plane's
-  https://host:port/v1/pki/crl: refuse revoked agents), crl_refresh
+  https://host:port/v1/pki/crl: refuse revoked agents), crl_refresh,
+  metrics_addr (serve /metrics, /healthz and /readyz over HTTPS there;
+  empty: off)
 
 Flags:
 `
@@ -52,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	s, err := engine.New(engine.Config{
 		Addr: fc.Addr, TLS: fc.TLS, QuotaBytes: fc.QuotaBytes, MaxQuotaBytes: fc.MaxQuotaBytes,
 		JobTTL: fc.JobTTL, Threads: fc.Threads, MaxRounds: fc.MaxRounds, Device: fc.Device, Logger: log,
-		CRLURL: fc.CRLURL, CRLRefresh: fc.CRLRefresh,
+		CRLURL: fc.CRLURL, CRLRefresh: fc.CRLRefresh, MetricsAddr: fc.MetricsAddr,
 	})
 	if err != nil {
 		return err

@@ -8,10 +8,13 @@ package devstack
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,6 +86,12 @@ type Stack struct {
 	ControlPlane *Proc
 	Engine       *Proc
 	Agent        *Proc
+
+	// MetricsURLs are the base URLs of each process's /metrics, /healthz
+	// and /readyz, by process name: the control plane's user API (its
+	// /metrics needs Token), the engine's metrics listener (HTTPS, the
+	// development CA) and the agent's (plain HTTP on loopback). See Scrape.
+	MetricsURLs map[string]string
 }
 
 // Start writes certificates and configuration into opts.Dir and starts the
@@ -103,12 +112,17 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if err := os.WriteFile(tokenFile, []byte(s.Token+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("devstack: %w", err)
 	}
-	ports, err := freePorts(3)
+	ports, err := freePorts(5)
 	if err != nil {
 		return nil, fmt.Errorf("devstack: %w", err)
 	}
-	apiAddr, agentAddr, engineAddr := ports[0], ports[1], ports[2]
+	apiAddr, agentAddr, engineAddr, engineMetrics, agentMetrics := ports[0], ports[1], ports[2], ports[3], ports[4]
 	s.APIURL = "https://" + apiAddr
+	s.MetricsURLs = map[string]string{
+		"ferry-controlplane": s.APIURL,
+		"ferry-engine":       "https://" + engineMetrics,
+		"ferry-agent":        "http://" + agentMetrics,
+	}
 	s.AgentAddr = agentAddr
 	s.EngineAddr = engineAddr
 	s.DataDir = filepath.Join(opts.Dir, "controlplane")
@@ -137,10 +151,10 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	files := map[string]string{
 		"controlplane.yaml": fmt.Sprintf("data_dir: %q\napi_addr: %q\nagent_addr: %q\napi_token_file: %q\nca_key: %q\nheartbeat_interval: 1s\nlog_level: %s\n%s",
 			s.DataDir, apiAddr, agentAddr, tokenFile, filepath.Join(s.Certs, pki.CAKeyFile), level, tlsYAML("controlplane")),
-		"engine.yaml": fmt.Sprintf("addr: %q\nthreads: %d\nmax_rounds: %d\nlog_level: %s\ncrl_url: %q\ncrl_refresh: 2s\n%s",
-			engineAddr, opts.EngineThreads, opts.EngineMaxRounds, level, s.APIURL+api.PathCRL, tlsYAML("engine")),
-		"agent.yaml": fmt.Sprintf("agent_id: %q\ncontrol_plane: %q\nengine: %q\nwarehouse: %q\nheartbeat: 1s\nresume_timeout: 5s\nlog_level: %s\ntls:\n  ca: %q\nenrollment:\n  api: %q\n  token_file: %q\n  state_dir: %q\n",
-			AgentID, agentAddr, engineAddr, opts.Warehouse, level, caFile, apiAddr, enrollTokenFile, s.AgentState) + opts.AgentYAML,
+		"engine.yaml": fmt.Sprintf("addr: %q\nmetrics_addr: %q\nthreads: %d\nmax_rounds: %d\nlog_level: %s\ncrl_url: %q\ncrl_refresh: 2s\n%s",
+			engineAddr, engineMetrics, opts.EngineThreads, opts.EngineMaxRounds, level, s.APIURL+api.PathCRL, tlsYAML("engine")),
+		"agent.yaml": fmt.Sprintf("agent_id: %q\ncontrol_plane: %q\nengine: %q\nmetrics_addr: %q\nwarehouse: %q\nheartbeat: 1s\nresume_timeout: 5s\nlog_level: %s\ntls:\n  ca: %q\nenrollment:\n  api: %q\n  token_file: %q\n  state_dir: %q\n",
+			AgentID, agentAddr, engineAddr, agentMetrics, opts.Warehouse, level, caFile, apiAddr, enrollTokenFile, s.AgentState) + opts.AgentYAML,
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(opts.Dir, name), []byte(body), 0o600); err != nil {
@@ -197,6 +211,37 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Scrape GETs path (/metrics, /healthz or /readyz) from the named process
+// (ferry-controlplane, ferry-engine or ferry-agent) and returns the status
+// and body. It trusts the development CA and sends the API token to the
+// control plane only.
+func (s *Stack) Scrape(ctx context.Context, name, path string) (int, []byte, error) {
+	base, ok := s.MetricsURLs[name]
+	if !ok {
+		return 0, nil, fmt.Errorf("devstack: no metrics endpoint for %q", name)
+	}
+	pool, err := pki.LoadCAPool(filepath.Join(s.Certs, pki.CAFile))
+	if err != nil {
+		return 0, nil, err
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if name == "ferry-controlplane" {
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("devstack: scrape %s%s: %w", name, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
 }
 
 // enrollAgent waits for the control plane's API and writes a one-time

@@ -6,13 +6,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -20,6 +24,7 @@ import (
 
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/connectors/duckdb"
+	"github.com/ferry-ai/ferry/internal/devstack"
 )
 
 const (
@@ -30,8 +35,10 @@ const (
 
 // TestCanaryNoRowDataInControlPlane seeds unique marker strings into every
 // text column and marker numbers into every numeric non-key column, runs a
-// job, and proves no marker reaches the control plane's metadata database or
-// any log line of the three processes (invariant 1).
+// job, and proves no marker reaches the control plane's metadata database,
+// any log line of the three processes, or what their /metrics, /healthz and
+// /readyz serve (invariant 1). The metrics show the job (checkJobMetrics),
+// and every log line about the job names it (checkJobLogLines).
 func TestCanaryNoRowDataInControlPlane(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "canary.db")
 	markers := seedCanaries(t, baseDB, db)
@@ -43,9 +50,12 @@ func TestCanaryNoRowDataInControlPlane(t *testing.T) {
 	if d.Purge == nil || d.Model == nil {
 		t.Fatal("job reported no metadata; the canary check would prove little")
 	}
+	scraped := scrapeAll(t, s)
+	checkJobMetrics(t, scraped, d.Job.ID)
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	checkJobLogLines(t, s, d.Job.ID)
 
 	needles := [][]byte{[]byte(canaryPrefix), []byte(strconv.Itoa(canaryInt))}
 	var fb [8]byte
@@ -65,6 +75,7 @@ func TestCanaryNoRowDataInControlPlane(t *testing.T) {
 	})
 	files = append(files, s.ControlPlane.LogPath, s.Engine.LogPath, s.Agent.LogPath)
 	sawDB := false
+	contents := map[string][]byte{}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -73,6 +84,12 @@ func TestCanaryNoRowDataInControlPlane(t *testing.T) {
 		if filepath.Base(f) == "ferry.db" && len(data) > 0 {
 			sawDB = true
 		}
+		contents[f] = data
+	}
+	for name, data := range scraped {
+		contents[name] = data
+	}
+	for f, data := range contents {
 		for _, n := range needles {
 			if i := bytes.Index(data, n); i >= 0 {
 				lo, hi := max(0, i-80), min(len(data), i+80)
@@ -89,6 +106,116 @@ func TestCanaryNoRowDataInControlPlane(t *testing.T) {
 	wal, _ := os.ReadFile(filepath.Join(s.DataDir, "ferry.db-wal"))
 	if !bytes.Contains(append(data, wal...), []byte("order_items")) {
 		t.Fatal("the search does not find even the table names in the metadata DB; it cannot be trusted")
+	}
+}
+
+// scrapeAll returns what /metrics, /healthz and /readyz of the three
+// processes serve, by "process path".
+func scrapeAll(t *testing.T, s *devstack.Stack) map[string][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := map[string][]byte{}
+	for _, name := range []string{"ferry-controlplane", "ferry-engine", "ferry-agent"} {
+		for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+			code, body, err := s.Scrape(ctx, name, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != http.StatusOK {
+				t.Errorf("%s %s: %d %s", name, path, code, body)
+			}
+			out[name+" "+path] = body
+		}
+	}
+	return out
+}
+
+// checkJobMetrics checks that the scraped metrics show a job that
+// succeeded: the control plane counts it in jobs{state="succeeded"} with
+// the agent connected, the engine received its rows and purged it, the
+// agent read and sent rows and counted it; and that no metric carries the
+// job's ID.
+func checkJobMetrics(t *testing.T, scraped map[string][]byte, jobID string) {
+	t.Helper()
+	for _, c := range []struct {
+		process, series string
+		min             float64
+	}{
+		{"ferry-controlplane", `ferry_controlplane_jobs{state="succeeded"}`, 1},
+		{"ferry-controlplane", `ferry_controlplane_agents_connected`, 1},
+		{"ferry-controlplane", `ferry_controlplane_job_transitions_total{from="writing",to="succeeded"}`, 1},
+		{"ferry-controlplane", `ferry_controlplane_stage_duration_seconds_count{stage="training"}`, 1},
+		{"ferry-engine", `ferry_engine_rows_received_total`, 1},
+		{"ferry-engine", `ferry_engine_bytes_received_total`, 1},
+		{"ferry-engine", `ferry_engine_purges_total{reason="completed"}`, 1},
+		{"ferry-engine", `ferry_engine_stage_duration_seconds_count{stage="train"}`, 1},
+		{"ferry-agent", `ferry_agent_rows_read_total`, 1},
+		{"ferry-agent", `ferry_agent_bytes_sent_total`, 1},
+		{"ferry-agent", `ferry_agent_jobs_total{outcome="succeeded"}`, 1},
+		{"ferry-agent", `ferry_agent_connected`, 1},
+	} {
+		v, ok := metricValue(string(scraped[c.process+" /metrics"]), c.series)
+		if !ok || v < c.min {
+			t.Errorf("%s: %s = %v (found %v), want at least %v", c.process, c.series, v, ok, c.min)
+		}
+	}
+	for name, body := range scraped {
+		if bytes.Contains(body, []byte(jobID)) {
+			t.Errorf("%s carries the job ID %s", name, jobID)
+		}
+	}
+}
+
+// metricValue returns the value of one series (name and labels exactly as
+// Prometheus's text format writes them) in a scrape.
+func metricValue(body, series string) (float64, bool) {
+	for _, line := range strings.Split(body, "\n") {
+		rest, ok := strings.CutPrefix(line, series+" ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
+// checkJobLogLines checks that every log line of the three processes about
+// a job — its message starts with "job", or it has a table or stage field
+// — carries job_id (the one key for it everywhere), and that each process
+// logged lines with this job's ID.
+func checkJobLogLines(t *testing.T, s *devstack.Stack, jobID string) {
+	t.Helper()
+	for _, p := range []*devstack.Proc{s.ControlPlane, s.Engine, s.Agent} {
+		data, err := os.ReadFile(p.LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ofJob := 0
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				continue // not a log record (a panic, a library's own line)
+			}
+			msg, _ := rec["msg"].(string)
+			_, hasTable := rec["table"]
+			_, hasStage := rec["stage"]
+			_, oldKey := rec["job"]
+			id, hasID := rec["job_id"]
+			switch {
+			case oldKey:
+				t.Errorf("%s: a line keyed job, not job_id: %s", p.Name, line)
+			case (strings.HasPrefix(msg, "job") || hasTable || hasStage) && !hasID:
+				t.Errorf("%s: a line about a job without job_id: %s", p.Name, line)
+			}
+			if id == jobID {
+				ofJob++
+			}
+		}
+		if ofJob < 2 {
+			t.Errorf("%s logged %d lines with job_id %s; the check would prove little", p.Name, ofJob, jobID)
+		}
 	}
 }
 
