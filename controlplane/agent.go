@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -43,6 +44,10 @@ type session struct {
 	kicked   chan struct{}
 	kickOnce sync.Once
 	reason   string
+
+	// seen is when the agent last heartbeated (Unix nanoseconds), written to
+	// the metadata database in batches by the server's flusher.
+	seen atomic.Int64
 
 	// Guarded by Server.mu.
 	job    string
@@ -86,9 +91,15 @@ func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error
 	handlerDone := make(chan struct{})
 	defer close(handlerDone)
 	in := make(chan received)
+	// When the reader last received a message: the watchdog measures
+	// silence from it, not from when the session loop got round to the
+	// message (a loop stalled on the database is not the agent's silence).
+	var lastRecv atomic.Int64
+	lastRecv.Store(time.Now().UnixNano())
 	go func() {
 		for {
 			m, err := stream.Recv()
+			lastRecv.Store(time.Now().UnixNano())
 			select {
 			case in <- received{m, err}:
 			case <-handlerDone:
@@ -151,7 +162,6 @@ func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error
 	s.wake()
 
 	timeout := 3 * s.cfg.HeartbeatInterval
-	lastSeen := time.Now()
 	watchdog := time.NewTicker(s.cfg.HeartbeatInterval / 2)
 	defer watchdog.Stop()
 	for {
@@ -165,7 +175,7 @@ func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-watchdog.C:
-			if since := time.Since(lastSeen); since > timeout {
+			if since := time.Since(time.Unix(0, lastRecv.Load())); since > timeout {
 				reason = fmt.Sprintf("no message for %s", since.Round(time.Millisecond))
 				log.LogAttrs(ctx, slog.LevelWarn, "agent timed out", slog.Duration("silent", since))
 				return status.Errorf(codes.DeadlineExceeded, "no heartbeat for %s", since.Round(time.Millisecond))
@@ -182,7 +192,6 @@ func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error
 				}
 				return r.err
 			}
-			lastSeen = time.Now()
 			if err := s.handleAgentMessage(ctx, log, ss, r.msg); err != nil {
 				reason = err.Error()
 				return err
@@ -197,14 +206,17 @@ func (s *Server) handleAgentMessage(ctx context.Context, log *slog.Logger, ss *s
 	now := time.Now()
 	switch msg := m.GetMsg().(type) {
 	case *agentapi.AgentMessage_Heartbeat:
-		if err := s.store.agentSeen(ctx, ss.agentID, now); err != nil {
-			log.LogAttrs(ctx, slog.LevelError, "recording heartbeat failed", slog.String("error", err.Error()))
-		}
-		s.mu.Lock()
-		job := ss.job
-		s.mu.Unlock()
-		if running := msg.Heartbeat.GetRunningJobId(); running != job {
-			log.LogAttrs(ctx, slog.LevelDebug, "heartbeat running job differs", slog.String("reported", running), slog.String("assigned", job))
+		// Recorded in memory; the flusher writes last-seen times in one
+		// transaction per interval, so heartbeats never wait on the
+		// database or on the server's lock.
+		ss.seen.Store(now.UnixNano())
+		if log.Enabled(ctx, slog.LevelDebug) {
+			s.mu.Lock()
+			job := ss.job
+			s.mu.Unlock()
+			if running := msg.Heartbeat.GetRunningJobId(); running != job {
+				log.LogAttrs(ctx, slog.LevelDebug, "heartbeat running job differs", slog.String("reported", running), slog.String("assigned", job))
+			}
 		}
 	case *agentapi.AgentMessage_JobEvent:
 		s.handleJobEvent(ctx, log, ss, msg.JobEvent, now)

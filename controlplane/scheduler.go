@@ -3,8 +3,10 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
@@ -42,29 +44,29 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 }
 
 // schedule runs one pass: each queued job, oldest first, goes to an idle
-// connected agent whose schema has every table the job needs. An agent runs
-// one job at a time.
+// connected agent whose schema has every table the job needs; an agent
+// runs one job at a time, and the agents take turns. The server's lock is
+// held only to read and claim sessions, never across the database: a
+// thousand agents heartbeating and connecting do not queue behind a pass.
 func (s *Server) schedule(ctx context.Context) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	var idle []*session
 	for _, ss := range s.sessions {
 		if !ss.closed && ss.job == "" {
 			idle = append(idle, ss)
 		}
 	}
+	start := s.nextAgent
+	s.mu.Unlock()
 	if len(idle) == 0 {
 		return
 	}
-	slices.SortFunc(idle, func(a, b *session) int {
-		switch {
-		case a.agentID < b.agentID:
-			return -1
-		case a.agentID > b.agentID:
-			return 1
-		}
-		return 0
-	})
+	// Agent ID order, starting after the agent that got the last job, so
+	// that equivalent agents share the work.
+	slices.SortFunc(idle, func(a, b *session) int { return strings.Compare(a.agentID, b.agentID) })
+	if k := slices.IndexFunc(idle, func(ss *session) bool { return ss.agentID > start }); k > 0 {
+		idle = append(idle[k:], idle[:k]...)
+	}
 	jobs, err := s.store.queuedJobs(ctx, scheduleBatch)
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "scheduler: listing queued jobs failed", slog.String("error", err.Error()))
@@ -80,17 +82,47 @@ func (s *Server) schedule(ctx context.Context) {
 			continue
 		}
 		ss := idle[i]
-		ok, err := s.store.assignJob(ctx, j.ID, ss.agentID, time.Now())
-		if err != nil {
-			s.log.LogAttrs(ctx, slog.LevelError, "scheduler: assigning job failed", slog.String("job_id", j.ID), slog.String("error", err.Error()))
-			return
+		idle = slices.Delete(idle, i, i+1)
+		// Claim the session, then record the assignment.
+		s.mu.Lock()
+		claimed := !ss.closed && ss.job == ""
+		if claimed {
+			ss.job = j.ID
 		}
-		if !ok {
+		s.mu.Unlock()
+		if !claimed {
+			continue
+		}
+		ok, err := s.store.assignJob(ctx, j.ID, ss.agentID, time.Now())
+		if err != nil || !ok {
+			s.mu.Lock()
+			if ss.job == j.ID {
+				ss.job = ""
+			}
+			s.mu.Unlock()
+			if err != nil {
+				s.log.LogAttrs(ctx, slog.LevelError, "scheduler: assigning job failed", slog.String("job_id", j.ID), slog.String("error", err.Error()))
+				return
+			}
 			continue // cancelled meanwhile
 		}
-		ss.job = j.ID
+		s.mu.Lock()
+		gone := ss.closed
+		if !gone {
+			s.nextAgent = ss.agentID
+		}
+		s.mu.Unlock()
+		if gone {
+			// The session ended between the claim and the assignment: the
+			// job fails as any job of a disconnected agent does.
+			if _, err := s.store.failRunning(ctx, j.ID, "agent", time.Now(), func(from api.JobState) string {
+				return fmt.Sprintf("agent %q disconnected while the job was %s", ss.agentID, from)
+			}); err != nil {
+				s.log.LogAttrs(ctx, slog.LevelError, "scheduler: failing job of a session that ended", slog.String("job_id", j.ID), slog.String("error", err.Error()))
+			}
+			continue
+		}
 		s.metrics.transitions.Inc(string(api.StateQueued), string(api.StateAssigned))
-		idle = slices.Delete(idle, i, i+1)
 		s.send(ss, &agentapi.ControlMessage{Msg: &agentapi.ControlMessage_Assignment{Assignment: &agentapi.JobAssignment{
 			JobId:            j.ID,
 			Query:            j.Query,
@@ -100,6 +132,40 @@ func (s *Server) schedule(ctx context.Context) {
 			OptionsJson:      optionsJSON(j.Options),
 		}}})
 		s.log.LogAttrs(ctx, slog.LevelInfo, "job assigned", slog.String("job_id", j.ID), slog.String("agent", ss.agentID))
+	}
+}
+
+// seenLoop writes the agents' last heartbeats to the metadata database
+// once per heartbeat interval, in one transaction, until ctx is done.
+func (s *Server) seenLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	written := map[*session]int64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		batch := map[string]int64{}
+		live := map[*session]bool{}
+		for _, ss := range s.sessions {
+			live[ss] = true
+			if n := ss.seen.Load(); n > written[ss] {
+				batch[ss.agentID] = n
+				written[ss] = n
+			}
+		}
+		s.mu.Unlock()
+		for ss := range written {
+			if !live[ss] {
+				delete(written, ss)
+			}
+		}
+		if err := s.store.agentsSeen(ctx, batch); err != nil && ctx.Err() == nil {
+			s.log.LogAttrs(ctx, slog.LevelError, "recording heartbeats failed", slog.Int("agents", len(batch)), slog.String("error", err.Error()))
+		}
 	}
 }
 

@@ -54,7 +54,10 @@ type Server struct {
 	// serializes the scheduler's assignments with session teardown.
 	mu       sync.Mutex
 	sessions map[string]*session
-	served   bool
+	// nextAgent is the agent that got the last job: the scheduler starts
+	// after it (guarded by mu).
+	nextAgent string
+	served    bool
 
 	// ca signs agents' certificates and the revocation list (nil: no
 	// enrollment).
@@ -219,6 +222,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	schedDone := make(chan struct{})
 	go func() {
 		defer close(schedDone)
+		go s.seenLoop(schedCtx)
 		s.scheduleLoop(schedCtx)
 	}()
 

@@ -432,12 +432,20 @@ ON CONFLICT (agent_id) DO UPDATE SET graph_json = excluded.graph_json, reported_
 	})
 }
 
-// agentSeen updates an agent's last-seen time.
-func (s *store) agentSeen(ctx context.Context, id string, now time.Time) error {
-	if _, err := s.db.Exec(ctx, `UPDATE agents SET last_seen_unix_nanos = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
-		return fmt.Errorf("metadata db: agent seen: %w", err)
+// agentsSeen records agents' last heartbeats (agent ID to Unix
+// nanoseconds) in one transaction, never moving a time backwards.
+func (s *store) agentsSeen(ctx context.Context, seen map[string]int64) error {
+	if len(seen) == 0 {
+		return nil
 	}
-	return nil
+	return s.tx(ctx, func(tx *metadb.Tx) error {
+		for id, n := range seen {
+			if _, err := tx.Exec(ctx, `UPDATE agents SET last_seen_unix_nanos = ? WHERE id = ? AND last_seen_unix_nanos < ?`, n, id, n); err != nil {
+				return fmt.Errorf("metadata db: agents seen: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // agentDisconnected marks an agent disconnected.
