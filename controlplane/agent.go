@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/controlplane/audit"
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
@@ -150,6 +151,7 @@ func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error
 	s.register(ss)
 	reason := "connection lost"
 	defer func() { s.endSession(ss, reason) }()
+	s.auditAgent(ctx, ss.agentID, "agent.connect", "agent/"+ss.agentID, audit.Success, map[string]string{"version": rec.Version})
 	log.LogAttrs(ctx, slog.LevelInfo, "agent connected",
 		slog.String("version", rec.Version), slog.String("warehouse_kind", rec.WarehouseKind), slog.Int("tables", len(g.Tables)))
 
@@ -263,6 +265,7 @@ func (s *Server) handleJobEvent(ctx context.Context, log *slog.Logger, ss *sessi
 		attrs = append(attrs, slog.String("error_stage", clip(e.GetStage(), maxNameLen)))
 	}
 	if res.From != res.To {
+		s.auditAgent(ctx, ss.agentID, "job.state", "job/"+clip(ev.GetJobId(), maxNameLen), audit.Success, map[string]string{"from": string(res.From), "to": string(res.To)})
 		log.LogAttrs(ctx, slog.LevelInfo, "job state changed", attrs...)
 	} else {
 		log.LogAttrs(ctx, slog.LevelDebug, "job report recorded", attrs...)
@@ -339,6 +342,7 @@ func (s *Server) endSession(ss *session, reason string) {
 		}
 	}
 	s.mu.Unlock()
+	s.auditAgent(ctx, ss.agentID, "agent.disconnect", "agent/"+ss.agentID, audit.Success, map[string]string{"reason": clip(reason, 200)})
 	s.log.LogAttrs(ctx, slog.LevelInfo, "agent disconnected", slog.String("agent", ss.agentID), slog.String("reason", reason))
 	s.wake()
 }

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ferry-ai/ferry/controlplane/auth"
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/pki"
 	"github.com/ferry-ai/ferry/secrets"
@@ -103,6 +104,17 @@ type Config struct {
 	// database written without a Sealer still reads with one: values are
 	// sealed as they are written.
 	Sealer FieldSealer
+	// Auth configures sign-in (OpenID Connect per tenant, sessions, API
+	// tokens, the break-glass admin). Nil: API tokens and the operator's
+	// token only, no browser sign-in.
+	Auth *auth.Config
+	// AuditKey, when set (at least 32 bytes), makes the audit log's hash
+	// chain HMAC-SHA256 under it, so that someone who can write the
+	// metadata database but has not the key cannot rewrite it unseen.
+	AuditKey []byte
+	// AuditRetention is how long audit entries are kept
+	// (audit.DefaultRetention, 12 months, if zero).
+	AuditRetention time.Duration
 }
 
 // HashToken returns the hex SHA-256 of a bearer token, the form
@@ -185,6 +197,14 @@ type FileConfig struct {
 	// Encryption turns on customer-managed keys for the sensitive
 	// metadata fields (Config.Sealer).
 	Encryption *EncryptionConfig `yaml:"encryption"`
+	// Auth configures sign-in: OpenID Connect per tenant, sessions, API
+	// token limits, the break-glass admin (auth.Config).
+	Auth *auth.Config `yaml:"auth"`
+	// AuditKeyFile names a file (0600) of at least 32 bytes that keys the
+	// audit log's hash chain (HMAC-SHA256); AuditRetention is how long
+	// entries are kept (12 months if zero).
+	AuditKeyFile   string        `yaml:"audit_key_file"`
+	AuditRetention time.Duration `yaml:"audit_retention"`
 }
 
 // EncryptionConfig names the customer's Transit key in Vault that wraps the

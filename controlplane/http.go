@@ -3,8 +3,6 @@ package controlplane
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,20 +31,10 @@ const (
 	maxListLimit      = 1000
 )
 
-// apiHandler returns the user API's routes behind logging and bearer auth.
+// apiHandler returns the user API: the probes, enrollment and the
+// revocation list without a token, sign-in under /auth/, and every other
+// route behind authentication, roles and the audit log (access.go).
 func (s *Server) apiHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc(api.PathJobs, s.handleJobs)
-	mux.HandleFunc(api.PathJobs+"/{id}", s.handleJob)
-	mux.HandleFunc(api.PathJobs+"/{id}/cancel", s.handleCancel)
-	mux.HandleFunc(api.PathAgents, s.handleAgents)
-	mux.HandleFunc(api.PathEnrollments, s.handleEnrollments)
-	mux.HandleFunc(api.PathAgents+"/{id}/revoke", s.handleRevoke)
-	mux.Handle(telemetry.PathMetrics, s.metrics.reg.MetricsHandler())
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
-	})
-	authed := s.requireToken(mux)
 	root := http.NewServeMux()
 	root.HandleFunc(api.PathHealthz, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -60,7 +48,9 @@ func (s *Server) apiHandler() http.Handler {
 	// public and signed.
 	root.HandleFunc(api.PathEnroll, s.handleEnroll)
 	root.HandleFunc(api.PathCRL, s.handleCRL)
-	root.Handle("/", authed)
+	root.HandleFunc("GET "+api.PathOpenAPI, s.handleOpenAPI)
+	root.Handle("/auth/", s.auth.Handler())
+	root.Handle("/", s.accessHandler())
 	return s.logRequests(root)
 }
 
@@ -83,6 +73,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		var route string
+		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, &route))
 		next.ServeHTTP(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
@@ -95,27 +87,6 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		s.log.LogAttrs(r.Context(), level, "api request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.status),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000), slog.String("remote", r.RemoteAddr))
-	})
-}
-
-// requireToken refuses requests without the configured bearer token. The
-// presented token is hashed and compared in constant time.
-func (s *Server) requireToken(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
-			writeError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
-			return
-		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
-			s.log.LogAttrs(r.Context(), slog.LevelWarn, "api request with a wrong token refused", slog.String("remote", r.RemoteAddr))
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ferry", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "invalid bearer token")
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
 }
 

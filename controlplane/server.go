@@ -24,6 +24,8 @@ import (
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/controlplane/audit"
+	"github.com/ferry-ai/ferry/controlplane/auth"
 	"github.com/ferry-ai/ferry/internal/grpcrecover"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
@@ -38,6 +40,12 @@ type Server struct {
 	log       *slog.Logger
 	store     *store
 	tokenHash [sha256.Size]byte
+	// auth authenticates users (sessions, API tokens); operatorID is the
+	// auth user the operator's token acts as.
+	auth       *auth.Service
+	operatorID string
+	// audit is the tamper-evident audit log in the metadata database.
+	audit *audit.Log
 
 	apiLn, agentLn net.Listener
 	httpSrv        *http.Server
@@ -107,6 +115,26 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		poke:      make(chan struct{}, 1),
 		sessions:  map[string]*session{},
 		metrics:   newMetrics(cfg.Logger),
+	}
+	acfg := auth.Config{}
+	if cfg.Auth != nil {
+		acfg = *cfg.Auth
+	}
+	if acfg.Logger == nil {
+		acfg.Logger = cfg.Logger
+	}
+	acfg.OnEvent = s.authEvent
+	if s.auth, err = auth.New(ctx, st.db, acfg); err != nil {
+		st.close()
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if s.audit, err = audit.Open(ctx, st.db, &audit.Options{Key: cfg.AuditKey, Retention: cfg.AuditRetention}); err != nil {
+		st.close()
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	if err := s.ensureOperator(ctx); err != nil {
+		st.close()
+		return nil, err
 	}
 	if err := s.recover(ctx); err != nil {
 		st.close()

@@ -103,12 +103,20 @@ func (s *Server) transitioned(ctx context.Context, job string, from, to api.JobS
 // the ServeMux that routed it; "unmatched" when none did).
 func (s *Server) observeRequest(r *http.Request, status int, took time.Duration) {
 	route := r.Pattern
+	if h, ok := r.Context().Value(routeKey{}).(*string); ok && *h != "" {
+		route = *h // set by the route that served it, below the authentication
+	}
 	if route == "" {
 		route = "unmatched"
 	}
 	s.metrics.requests.Inc(route, strconv.Itoa(status))
 	s.metrics.durations.Observe(took.Seconds(), route)
 }
+
+// routeKey holds, in a request's context, the route pattern that served
+// it: requests reach the routes as copies (with the principal in their
+// context), so the pattern the inner mux sets is not on the outer request.
+type routeKey struct{}
 
 // quietPath reports whether a request is a probe or a scrape, logged at
 // debug level only.

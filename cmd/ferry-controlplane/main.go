@@ -135,6 +135,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.LogAttrs(ctx, slog.LevelInfo, "metadata fields sealed under the customer-managed key",
 			slog.String("transit_mount", mount), slog.String("key", fc.Encryption.Key), slog.Duration("cache_ttl", cmp.Or(fc.Encryption.CacheTTL, secrets.DefaultKeyCacheTTL)))
 	}
+	var auditKey []byte
+	if fc.AuditKeyFile != "" {
+		st, err := os.Stat(fc.AuditKeyFile)
+		if err == nil && st.Mode().Perm()&0o077 != 0 {
+			err = fmt.Errorf("mode %v: want 0600 or stricter", st.Mode().Perm())
+		}
+		if err == nil {
+			auditKey, err = os.ReadFile(fc.AuditKeyFile)
+		}
+		if err == nil && len(auditKey) < 32 {
+			err = fmt.Errorf("%d bytes: want at least 32", len(auditKey))
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry-controlplane: audit_key_file %s: %v\n", fc.AuditKeyFile, err)
+			return 2
+		}
+	}
 	err = controlplane.Run(ctx, controlplane.Config{
 		DataDir:           fc.DataDir,
 		MetadataDB:        fc.MetadataDB,
@@ -148,6 +165,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		CAKey:             fc.CAKey,
 		AgentCertValidity: fc.AgentCertValidity,
 		Sealer:            sealer,
+		Auth:              fc.Auth,
+		AuditKey:          auditKey,
+		AuditRetention:    fc.AuditRetention,
 	})
 	switch {
 	case err == nil || errors.Is(err, context.Canceled):

@@ -13,6 +13,9 @@ import (
 // Paths of the user API.
 const (
 	PathJobs    = "/v1/jobs"
+	PathTokens  = "/v1/tokens"
+	PathAudit   = "/v1/audit"
+	PathOpenAPI = "/openapi.json"
 	PathAgents  = "/v1/agents"
 	PathHealthz = "/healthz"
 	// PathEnrollments (bearer token) issues one-time enrollment tokens.
@@ -275,4 +278,20 @@ type AgentList struct {
 // Error is the body of every error response.
 type Error struct {
 	Error string `json:"error"`
+}
+
+// CreateTokenRequest asks for an API token of the caller's own.
+type CreateTokenRequest struct {
+	// Name says what the token is for.
+	Name string `json:"name"`
+	// Role is viewer, editor or admin, at most the caller's.
+	Role string `json:"role"`
+	// TTL is the token's lifetime, e.g. "720h" (default 30 days).
+	TTL string `json:"ttl,omitempty"`
+}
+
+// CreatedToken is a new API token: Secret is shown this once, never again.
+type CreatedToken struct {
+	Token  any    `json:"token"`
+	Secret string `json:"secret"`
 }

@@ -1,0 +1,370 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/controlplane/audit"
+	"github.com/ferry-ai/ferry/controlplane/auth"
+	"github.com/ferry-ai/ferry/internal/telemetry"
+)
+
+// DefaultTenant is the tenant of the operator's API token (api_token_file)
+// and of jobs until tenants are assigned per agent.
+const DefaultTenant = "default"
+
+// operatorUser is the external ID of the auth user the operator's API
+// token acts as: an admin of DefaultTenant, so it can mint API tokens of its
+// own.
+const operatorUser = "ferry-operator"
+
+// route is one endpoint of the user API: who may call it and what it does.
+// The table of routes is the single source of the mux, the role checks,
+// the audit action and the OpenAPI document.
+type route struct {
+	method, path string
+	// role is the least role allowed.
+	role auth.Role
+	// action names the call in the audit log (e.g. "job.submit").
+	action  string
+	summary string
+	handler http.HandlerFunc
+}
+
+// routes is the user API behind authentication.
+func (s *Server) routes() []route {
+	return []route{
+		{"GET", api.PathJobs, auth.Viewer, "job.list", "List jobs, newest first (?limit=)", s.handleJobs},
+		{"POST", api.PathJobs, auth.Editor, "job.submit", "Submit a predictive query", s.handleJobs},
+		{"GET", api.PathJobs + "/{id}", auth.Viewer, "job.get", "A job with its history, table statistics, model metrics, write and purge reports", s.handleJob},
+		{"POST", api.PathJobs + "/{id}/cancel", auth.Editor, "job.cancel", "Cancel a job", s.handleCancel},
+		{"GET", api.PathAgents, auth.Viewer, "agent.list", "Agents: connected, last seen, tables", s.handleAgents},
+		{"POST", api.PathEnrollments, auth.Admin, "agent.enroll_token", "Create a one-time enrollment token for an agent", s.handleEnrollments},
+		{"POST", api.PathAgents + "/{id}/revoke", auth.Admin, "agent.revoke", "Revoke an agent's certificates", s.handleRevoke},
+		{"GET", api.PathTokens, auth.Viewer, "token.list", "Your API tokens (never the tokens themselves)", s.handleListTokens},
+		{"POST", api.PathTokens, auth.Viewer, "token.create", "Create an API token (role at most yours); it is shown once", s.handleCreateToken},
+		{"DELETE", api.PathTokens + "/{id}", auth.Viewer, "token.revoke", "Revoke one of your API tokens (an admin: any of the tenant's)", s.handleRevokeToken},
+		{"GET", api.PathAudit, auth.Admin, "audit.list", "The audit log (?actor=&action=&outcome=&since=&until=&after=&limit=)", s.handleAudit},
+		{"GET", telemetry.PathMetrics, auth.Viewer, "metrics.scrape", "Prometheus metrics", s.metrics.reg.MetricsHandler().ServeHTTP},
+	}
+}
+
+// accessHandler serves the routes: the caller is authenticated (the
+// operator's token, an API token or a session), its role checked against
+// the route's, and the call audited — refusals included.
+func (s *Server) accessHandler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.method+" "+rt.path, s.audited(rt, auth.Require(rt.role)(rt.handler)))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := s.operator(r); ok {
+			mux.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), p)))
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		s.auth.Authenticate(mux).ServeHTTP(rec, r)
+		if rec.status == http.StatusUnauthorized || (rec.status == http.StatusForbidden && !hasPrincipal(r)) {
+			// Refused before any route ran: audit the attempt.
+			s.appendAudit(r.Context(), audit.Entry{ActorKind: audit.User, Action: "api.unauthenticated",
+				Target: r.Method + " " + clip(r.URL.Path, 200), Outcome: audit.Denied, Remote: r.RemoteAddr})
+		}
+	})
+}
+
+func hasPrincipal(r *http.Request) bool { _, ok := auth.FromContext(r.Context()); return ok }
+
+// operator recognises the operator's API token (api_token_file), compared
+// by SHA-256 in constant time: an admin of DefaultTenant.
+func (s *Server) operator(r *http.Request) (auth.Principal, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.HasPrefix(token, auth.TokenPrefix) {
+		return auth.Principal{}, false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	if subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
+		return auth.Principal{}, false
+	}
+	return auth.Principal{Tenant: DefaultTenant, UserID: s.operatorID, Role: auth.Admin, Via: auth.ViaToken, TokenID: "operator"}, true
+}
+
+// audited appends an audit entry for every call of rt once it is answered:
+// who (the principal), what (the route's action and its target), when,
+// from where and the outcome (by status: < 400 success, 401/403 denied,
+// else failed).
+func (s *Server) audited(rt route, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := r.Context().Value(routeKey{}).(*string); ok {
+			*h = rt.path
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rt.method == http.MethodGet && rt.action == "metrics.scrape" {
+			return // scrapes every few seconds are not user actions
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		outcome := audit.Success
+		switch {
+		case status == http.StatusUnauthorized || status == http.StatusForbidden:
+			outcome = audit.Denied
+		case status >= 400:
+			outcome = audit.Failed
+		}
+		p, _ := auth.FromContext(r.Context())
+		kind := audit.User
+		if p.Via == auth.ViaBreakGlass || p.TokenID == "operator" {
+			kind = audit.Admin
+		}
+		target := rt.path
+		if id := r.PathValue("id"); id != "" {
+			target = strings.Replace(rt.path, "{id}", clip(id, maxNameLen), 1)
+		}
+		s.appendAudit(r.Context(), audit.Entry{Tenant: p.Tenant, ActorKind: kind, Actor: p.UserID, Action: rt.action,
+			Target: target, Outcome: outcome, Remote: r.RemoteAddr, Details: map[string]string{"status": strconv.Itoa(status), "via": string(p.Via)}})
+	})
+}
+
+// appendAudit records e; an audit log that cannot be written is logged as
+// an error (the request has already been answered).
+func (s *Server) appendAudit(ctx context.Context, e audit.Entry) {
+	if s.audit == nil {
+		return
+	}
+	if host, _, err := net.SplitHostPort(e.Remote); err == nil && e.Remote != "" {
+		e.Remote = host
+	}
+	if e.Actor == "" {
+		// Someone not (yet) known: an unauthenticated caller, or the
+		// control plane acting on its own.
+		e.Actor = "anonymous"
+		if e.ActorKind == audit.System {
+			e.Actor = "controlplane"
+		}
+	}
+	if _, err := s.audit.Append(context.WithoutCancel(ctx), e); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelError, "audit log append failed", slog.String("action", e.Action), slog.String("error", err.Error()))
+	}
+}
+
+// authEvent records an auth.Event (sign-in, token, user changes) in the
+// audit log.
+func (s *Server) authEvent(e auth.Event) {
+	outcome := audit.Success
+	if e.Outcome != auth.OutcomeSuccess {
+		outcome = audit.Denied
+	}
+	kind := audit.User
+	switch {
+	case e.Action == auth.ActionBreakGlass:
+		kind = audit.Admin
+	case e.Actor == "":
+		kind = audit.System
+	}
+	d := map[string]string{}
+	if e.Reason != "" {
+		d["reason"] = clip(e.Reason, 200)
+	}
+	s.appendAudit(context.Background(), audit.Entry{Tenant: e.Tenant, ActorKind: kind, Actor: e.Actor, Action: e.Action,
+		Target: e.Target, Outcome: outcome, Remote: e.Remote, Details: d})
+}
+
+// auditAgent records an agent's action (connect, disconnect, a job's state
+// change) in the audit log.
+func (s *Server) auditAgent(ctx context.Context, agentID, action, target string, outcome audit.Outcome, details map[string]string) {
+	s.appendAudit(ctx, audit.Entry{Tenant: DefaultTenant, ActorKind: audit.Agent, Actor: agentID, Action: action, Target: target, Outcome: outcome, Details: details})
+}
+
+// ensureOperator makes (or finds) the auth user the operator's token acts
+// as, and remembers its ID.
+func (s *Server) ensureOperator(ctx context.Context) error {
+	u, err := s.auth.UpsertUser(ctx, auth.User{Tenant: DefaultTenant, ExternalID: operatorUser, DisplayName: "operator (api_token_file)", Active: true, Role: auth.Admin})
+	if err != nil {
+		return fmt.Errorf("operator account: %w", err)
+	}
+	s.operatorID = u.ID
+	return nil
+}
+
+// --- tokens -----------------------------------------------------------
+
+func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	toks, err := s.auth.ListTokens(r.Context(), p.Tenant, p.UserID)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "listing tokens failed")
+		return
+	}
+	writeJSON(w, http.StatusOK, toks)
+}
+
+func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	var req api.CreateTokenRequest
+	if status, err := decodeBody(w, r, &req); err != nil {
+		writeError(w, status, err.Error())
+		return
+	}
+	role, err := auth.ParseRole(req.Role)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("role %q: want viewer, editor or admin", req.Role))
+		return
+	}
+	ttl, err := time.ParseDuration(req.TTL)
+	if req.TTL == "" {
+		ttl, err = 30*24*time.Hour, nil
+	}
+	if err != nil || ttl <= 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl %q: want a duration such as 720h", req.TTL))
+		return
+	}
+	tok, secret, err := s.auth.CreateToken(r.Context(), p.Tenant, p.UserID, role, req.Name, ttl)
+	switch {
+	case errors.Is(err, auth.ErrRoleTooHigh):
+		writeError(w, http.StatusForbidden, fmt.Sprintf("a token's role cannot exceed yours (%s)", p.Role))
+		return
+	case errors.Is(err, auth.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "creating the token failed")
+		return
+	}
+	writeJSON(w, http.StatusCreated, api.CreatedToken{Token: tok, Secret: secret.Reveal()})
+}
+
+func (s *Server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	id := r.PathValue("id")
+	if p.Role != auth.Admin {
+		// Not an admin: only one's own tokens.
+		toks, err := s.auth.ListTokens(r.Context(), p.Tenant, p.UserID)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "listing tokens failed")
+			return
+		}
+		mine := false
+		for _, t := range toks {
+			mine = mine || t.ID == id
+		}
+		if !mine {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("token %s not found", clip(id, maxNameLen)))
+			return
+		}
+	}
+	err := s.auth.RevokeToken(r.Context(), p.Tenant, id)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("token %s not found", clip(id, maxNameLen)))
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "revoking the token failed")
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// --- audit ------------------------------------------------------------
+
+func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	q := r.URL.Query()
+	tenant := p.Tenant
+	if p.TokenID == "operator" {
+		tenant = q.Get("tenant") // the provider's operator sees every tenant, and requests refused before one was known
+	}
+	f := audit.Filter{Tenant: tenant, Actor: q.Get("actor"), Action: q.Get("action"), Outcome: audit.Outcome(q.Get("outcome")), Limit: 100}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %q: want an RFC 3339 time", name, v))
+				return
+			}
+			*dst = t
+		}
+	}
+	f.Newest = true
+	for name, dst := range map[string]*int64{"after": &f.AfterSeq, "limit": nil} {
+		v := q.Get(name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %q: want a non-negative number", name, v))
+			return
+		}
+		if dst != nil {
+			*dst = n
+		} else {
+			f.Limit = int(min(n, maxListLimit))
+		}
+	}
+	entries, err := s.audit.List(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "reading the audit log failed")
+		return
+	}
+	writeJSON(w, http.StatusOK, entries)
+}
+
+// --- OpenAPI ----------------------------------------------------------
+
+// openAPI is the OpenAPI 3.1 document of the user API, made from the
+// route table: every path, its methods, the least role (x-ferry-role) and
+// the bearer or session security.
+func (s *Server) openAPI() map[string]any {
+	paths := map[string]map[string]any{}
+	for _, rt := range s.routes() {
+		if paths[rt.path] == nil {
+			paths[rt.path] = map[string]any{}
+		}
+		op := map[string]any{
+			"operationId": rt.action, "summary": rt.summary, "x-ferry-role": string(rt.role),
+			"security":  []map[string][]string{{"bearer": {}}, {"session": {}}},
+			"responses": map[string]any{"200": map[string]string{"description": "OK"}, "401": map[string]string{"description": "not signed in"}, "403": map[string]string{"description": "role " + string(rt.role) + " or higher required"}},
+		}
+		if strings.Contains(rt.path, "{id}") {
+			op["parameters"] = []map[string]any{{"name": "id", "in": "path", "required": true, "schema": map[string]string{"type": "string"}}}
+		}
+		paths[rt.path][strings.ToLower(rt.method)] = op
+	}
+	for _, p := range []struct{ path, summary string }{
+		{api.PathHealthz, "Liveness (no token)"}, {telemetry.PathReadyz, "Readiness: metadata DB and agent port (no token)"},
+		{api.PathCRL, "The agents' certificate revocation list, signed (no token)"},
+	} {
+		paths[p.path] = map[string]any{"get": map[string]any{"summary": p.summary, "security": []any{}, "responses": map[string]any{"200": map[string]string{"description": "OK"}}}}
+	}
+	return map[string]any{
+		"openapi": "3.1.0",
+		"info":    map[string]string{"title": "Ferry control plane", "version": "1"},
+		"paths":   paths,
+		"components": map[string]any{"securitySchemes": map[string]any{
+			"bearer":  map[string]string{"type": "http", "scheme": "bearer", "description": "an API token (ferry_…) or the operator's token"},
+			"session": map[string]string{"type": "apiKey", "in": "cookie", "name": auth.SessionCookie, "description": "a browser session after sign-in at /auth/login"},
+		}},
+	}
+}
+
+func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(s.openAPI())
+}
