@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/controlplane/audit"
 	"github.com/ferry-ai/ferry/controlplane/auth"
+	"github.com/ferry-ai/ferry/controlplane/scim"
 	"github.com/ferry-ai/ferry/internal/telemetry"
 )
 
@@ -86,6 +87,27 @@ func (s *Server) accessHandler() http.Handler {
 	})
 }
 
+// scimHandler serves SCIM 2.0 provisioning (controlplane/scim) for the
+// tenant of the caller's admin API token — the token a tenant's admin
+// creates (POST /v1/tokens, role admin) and gives to the identity provider.
+// Users and groups land in the auth tables (auth.Directory): roles follow
+// group membership at once, and deprovisioning ends sessions and tokens.
+func (s *Server) scimHandler() http.Handler {
+	h := scim.Handler(api.PathSCIM, s.auth.Directory(), func(r *http.Request) string {
+		p, _ := auth.FromContext(r.Context())
+		return p.Tenant
+	}, s.log)
+	rt := route{method: "ANY", path: api.PathSCIM + "/", role: auth.Admin, action: "scim.request"}
+	inner := s.audited(rt, auth.Require(auth.Admin)(h))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := s.operator(r); ok {
+			inner.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), p)))
+			return
+		}
+		s.auth.Authenticate(inner).ServeHTTP(w, r)
+	})
+}
+
 func hasPrincipal(r *http.Request) bool { _, ok := auth.FromContext(r.Context()); return ok }
 
 // operator recognises the operator's API token (api_token_file), compared
@@ -133,6 +155,9 @@ func (s *Server) audited(rt route, next http.Handler) http.Handler {
 			kind = audit.Admin
 		}
 		target := rt.path
+		if rt.method == "ANY" {
+			target = r.Method + " " + clip(r.URL.Path, 200)
+		}
 		if id := r.PathValue("id"); id != "" {
 			target = strings.Replace(rt.path, "{id}", clip(id, maxNameLen), 1)
 		}

@@ -50,6 +50,7 @@ func (s *Server) apiHandler() http.Handler {
 	root.HandleFunc(api.PathCRL, s.handleCRL)
 	root.HandleFunc("GET "+api.PathOpenAPI, s.handleOpenAPI)
 	root.Handle("/auth/", s.auth.Handler())
+	root.Handle(api.PathSCIM+"/", s.scimHandler())
 	root.Handle("/", s.accessHandler())
 	return s.logRequests(root)
 }

@@ -14,6 +14,7 @@ import (
 const (
 	PathJobs    = "/v1/jobs"
 	PathTokens  = "/v1/tokens"
+	PathSCIM    = "/scim/v2"
 	PathAudit   = "/v1/audit"
 	PathOpenAPI = "/openapi.json"
 	PathAgents  = "/v1/agents"
