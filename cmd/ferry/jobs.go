@@ -50,14 +50,14 @@ func (a *apiFlags) client() (*apiclient.Client, error) {
 }
 
 func runJobs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "ferry jobs submit|status|list [flags]"
+	const synopsis = "ferry jobs submit|status|list|cancel|logs [flags]"
 	if len(args) == 0 {
 		return cli.Usagef("usage: %s", synopsis)
 	}
 	var af apiFlags
 	switch args[0] {
 	case "-h", "--help":
-		fmt.Fprintf(stdout, "Usage: %s\n  submit --query Q --output TABLE [--options JSON] [--wait]\n  status <job id>\n  list\n", synopsis)
+		fmt.Fprintf(stdout, "Usage: %s\n  submit --query Q --output TABLE [--options JSON] [--wait]\n  status <job id>\n  list\n  cancel <job id>\n  logs <job id> [--follow]\n", synopsis)
 		return nil
 	case "submit":
 		fs := flag.NewFlagSet("ferry jobs submit", flag.ContinueOnError)
@@ -138,6 +138,45 @@ func runJobs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.CreatedAt.Format(time.RFC3339), j.OutputTable, j.Query)
 		}
 		return tw.Flush()
+	case "cancel", "logs":
+		fs := flag.NewFlagSet("ferry jobs "+args[0], flag.ContinueOnError)
+		af.register(fs)
+		followFlag := fs.Bool("follow", false, "logs: keep printing until the job ends")
+		if err := parse(fs, args[1:], "ferry jobs "+args[0]+" <job id>", stdout); err != nil {
+			return done(err)
+		}
+		if fs.NArg() != 1 {
+			return cli.Usagef("ferry jobs %s takes one job id", args[0])
+		}
+		c, err := af.client()
+		if err != nil {
+			return err
+		}
+		if args[0] == "cancel" {
+			j, err := c.Cancel(ctx, fs.Arg(0))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s %s\n", j.ID, j.State)
+			return nil
+		}
+		// The job's log is its state history with the control plane's
+		// notes: metadata only (rows never reach the control plane).
+		if *followFlag {
+			_, err := follow(ctx, c, fs.Arg(0), stdout)
+			return err
+		}
+		d, err := c.Get(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		for _, h := range d.History {
+			fmt.Fprintf(stdout, "%s  %-10s %s\n", h.At.Format(time.RFC3339Nano), h.State, h.Note)
+		}
+		if d.Job.Error != nil {
+			fmt.Fprintf(stdout, "error at %s: %s\n", d.Job.Error.Stage, d.Job.Error.Message)
+		}
+		return nil
 	default:
 		return cli.Usagef("unknown jobs subcommand %q (usage: %s)", args[0], synopsis)
 	}

@@ -140,6 +140,30 @@ func (c *Client) Revoke(ctx context.Context, agentID, reason string) (*api.Revoc
 	return &r, nil
 }
 
+// CreateToken creates an API token of the caller's own (role at most the
+// caller's); its secret is in the answer, this once.
+func (c *Client) CreateToken(ctx context.Context, name, role, ttl string) (*api.CreatedToken, error) {
+	var out api.CreatedToken
+	if err := c.do(ctx, http.MethodPost, api.PathTokens, api.CreateTokenRequest{Name: name, Role: role, TTL: ttl}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Tokens lists the caller's API tokens (never the tokens themselves).
+func (c *Client) Tokens(ctx context.Context) ([]map[string]any, error) {
+	var out []map[string]any
+	if err := c.do(ctx, http.MethodGet, api.PathTokens, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RevokeToken revokes an API token by its ID.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, api.PathTokens+"/"+url.PathEscape(id), nil, nil)
+}
+
 // Wait polls a job every interval until it reaches a terminal state. When
 // ctx ends first it returns the last detail it got with ctx's error.
 func (c *Client) Wait(ctx context.Context, id string, interval time.Duration) (*api.JobDetail, error) {
@@ -209,6 +233,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 			msg = http.StatusText(resp.StatusCode)
 		}
 		return &StatusError{StatusCode: resp.StatusCode, Message: msg}
+	}
+	if out == nil {
+		return nil // an answer without a body (204) or one not wanted
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("decode response: %w", err)

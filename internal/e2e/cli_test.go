@@ -21,11 +21,12 @@ func TestHelpEverywhere(t *testing.T) {
 		{"ferry-engine", "--help"},
 		{"ferry-controlplane", "--help"},
 	}
-	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "agents", "pql", "demo"} {
+	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "agents", "pql", "demo", "tokens"} {
 		cases = append(cases, []string{"ferry", sub, "--help"})
 	}
 	cases = append(cases, []string{"ferry", "dev", "certs", "--help"}, []string{"ferry", "jobs", "submit", "--help"},
 		[]string{"ferry", "jobs", "status", "--help"}, []string{"ferry", "jobs", "list", "--help"},
+		[]string{"ferry", "jobs", "cancel", "--help"}, []string{"ferry", "jobs", "logs", "--help"}, []string{"ferry", "tokens", "create", "--help"},
 		[]string{"ferry", "agents", "list", "--help"}, []string{"ferry", "agents", "enroll", "--help"}, []string{"ferry", "agents", "revoke", "--help"})
 	for _, args := range cases {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

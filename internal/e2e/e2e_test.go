@@ -182,6 +182,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("MTLS", func(t *testing.T) { checkMTLS(t, s) })
 	t.Run("BadInput", func(t *testing.T) { checkBadInput(t, s, db) })
+	t.Run("CLI", func(t *testing.T) { checkCLI(t, s, d.Job.ID) })
 
 	// A re-run of the same query replaces the table with the same entities and
 	// scores (deterministic training), never appending.
@@ -319,6 +320,52 @@ func grpcCall(service, addr string, cfg *tls.Config) error {
 		return nil // reached the service
 	}
 	return err
+}
+
+// checkCLI: the operator mints a viewer token with `ferry tokens create`;
+// with it `ferry jobs list` and `ferry jobs logs` work and `ferry jobs
+// submit` is refused for the role; `ferry tokens revoke` ends it.
+func checkCLI(t *testing.T, s *devstack.Stack, jobID string) {
+	base := []string{"FERRY_API=" + s.APIURL, "FERRY_CA=" + filepath.Join(s.Certs, pki.CAFile)}
+	operator := append(base, "FERRY_TOKEN_FILE="+filepath.Join(s.Opts.Dir, "api-token"))
+	code, secret, stderr := ferry(t, operator, "tokens", "create", "--name", "e2e-viewer", "--role", "viewer", "--ttl", "1h")
+	secret = strings.TrimSpace(secret)
+	if code != 0 || !strings.HasPrefix(secret, "ferry_") {
+		t.Fatalf("tokens create: exit %d, %q %s", code, secret, stderr)
+	}
+	file := filepath.Join(t.TempDir(), "viewer-token")
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	viewer := append(base, "FERRY_TOKEN_FILE="+file)
+	if code, out, stderr := ferry(t, viewer, "jobs", "list"); code != 0 || !strings.Contains(out, jobID) {
+		t.Errorf("jobs list as a viewer: exit %d %s %s", code, out, stderr)
+	}
+	if code, out, stderr := ferry(t, viewer, "jobs", "logs", jobID); code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(out, "training") {
+		t.Errorf("jobs logs: exit %d %s %s", code, out, stderr)
+	}
+	if code, _, stderr := ferry(t, viewer, "jobs", "submit", "--query", demoQuery, "--output", "p"); code == 0 || !strings.Contains(stderr, "editor") {
+		t.Errorf("jobs submit as a viewer: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := ferry(t, viewer, "jobs", "cancel", jobID); code == 0 || !strings.Contains(stderr, "editor") {
+		t.Errorf("jobs cancel as a viewer: exit %d %s", code, stderr)
+	}
+	code, out, _ := ferry(t, viewer, "tokens", "list")
+	var id string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "e2e-viewer" {
+			id = f[0]
+		}
+	}
+	if code != 0 || id == "" {
+		t.Fatalf("tokens list: exit %d %s", code, out)
+	}
+	if code, out, stderr := ferry(t, viewer, "tokens", "revoke", id); code != 0 {
+		t.Fatalf("tokens revoke: exit %d %s %s", code, out, stderr)
+	}
+	if code, _, stderr := ferry(t, viewer, "jobs", "list"); code == 0 || !strings.Contains(stderr, "revoked") {
+		t.Errorf("a revoked token still lists jobs: exit %d %s", code, stderr)
+	}
 }
 
 // checkBadInput: malformed queries, unknown names and hostile table names get
