@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/audit"
 	"github.com/ferry-ai/ferry/controlplane/auth"
 	"github.com/ferry-ai/ferry/controlplane/scim"
+	"github.com/ferry-ai/ferry/controlplane/support"
 	"github.com/ferry-ai/ferry/internal/telemetry"
 )
 
@@ -51,11 +52,13 @@ func (s *Server) routes() []route {
 		{"GET", api.PathJobs + "/{id}", auth.Viewer, "job.get", "A job with its history, table statistics, model metrics, write and purge reports", s.handleJob},
 		{"POST", api.PathJobs + "/{id}/cancel", auth.Editor, "job.cancel", "Cancel a job", s.handleCancel},
 		{"GET", api.PathAgents, auth.Viewer, "agent.list", "Agents: connected, last seen, tables", s.handleAgents},
+		{"GET", pathGraph, auth.Viewer, "graph.get", "The schema queries are planned against: tables, columns, primary and foreign keys (the latest an agent reported)", s.handleGraph},
 		{"POST", api.PathEnrollments, auth.Admin, "agent.enroll_token", "Create a one-time enrollment token for an agent", s.handleEnrollments},
 		{"POST", api.PathAgents + "/{id}/revoke", auth.Admin, "agent.revoke", "Revoke an agent's certificates", s.handleRevoke},
 		{"GET", api.PathTokens, auth.Viewer, "token.list", "Your API tokens (never the tokens themselves)", s.handleListTokens},
 		{"POST", api.PathTokens, auth.Viewer, "token.create", "Create an API token (role at most yours); it is shown once", s.handleCreateToken},
 		{"DELETE", api.PathTokens + "/{id}", auth.Viewer, "token.revoke", "Revoke one of your API tokens (an admin: any of the tenant's)", s.handleRevokeToken},
+		{"DELETE", api.PathTenants + "/{id}", auth.Admin, "tenant.delete_request", "Close a tenant's account: delete all its metadata now and report what was deleted", s.handleDeleteTenant},
 		{"GET", api.PathAudit, auth.Admin, "audit.list", "The audit log (?actor=&action=&outcome=&since=&until=&after=&limit=)", s.handleAudit},
 		{"GET", telemetry.PathMetrics, auth.Viewer, "metrics.scrape", "Prometheus metrics", s.metrics.reg.MetricsHandler().ServeHTTP},
 	}
@@ -208,6 +211,26 @@ func (s *Server) authEvent(e auth.Event) {
 	}
 	s.appendAudit(context.Background(), audit.Entry{Tenant: e.Tenant, ActorKind: kind, Actor: e.Actor, Action: e.Action,
 		Target: e.Target, Outcome: outcome, Remote: e.Remote, Details: d})
+}
+
+// supportEvent records a support-access step in the audit log.
+func (s *Server) supportEvent(ctx context.Context, e support.Event) {
+	outcome := audit.Success
+	if e.Outcome != "success" {
+		outcome = audit.Denied
+	}
+	d := map[string]string{}
+	if e.Detail != "" {
+		d["reason"] = clip(e.Detail, 200)
+	}
+	kind := audit.Support
+	if e.Action == "support.approve" || e.Action == "support.deny" || e.Action == "support.revoke" {
+		kind = audit.Admin
+	}
+	if e.Actor == "" {
+		kind = audit.System
+	}
+	s.appendAudit(ctx, audit.Entry{Tenant: e.Tenant, ActorKind: kind, Actor: e.Actor, Action: e.Action, Target: "support/" + e.Request, Outcome: outcome, Details: d})
 }
 
 // auditAgent records an agent's action (connect, disconnect, a job's state

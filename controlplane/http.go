@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
+	"github.com/ferry-ai/ferry/controlplane/console"
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/telemetry"
 	"github.com/ferry-ai/ferry/secrets"
@@ -50,6 +51,7 @@ func (s *Server) apiHandler() http.Handler {
 	root.HandleFunc(api.PathCRL, s.handleCRL)
 	root.HandleFunc("GET "+api.PathOpenAPI, s.handleOpenAPI)
 	root.Handle("/auth/", s.auth.Handler())
+	root.Handle(console.Prefix, console.Handler())
 	root.Handle(api.PathSCIM+"/", s.scimHandler())
 	root.Handle("/", s.accessHandler())
 	return s.logRequests(root)

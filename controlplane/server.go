@@ -26,6 +26,8 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/controlplane/audit"
 	"github.com/ferry-ai/ferry/controlplane/auth"
+	"github.com/ferry-ai/ferry/controlplane/catalog"
+	"github.com/ferry-ai/ferry/controlplane/support"
 	"github.com/ferry-ai/ferry/internal/grpcrecover"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
@@ -46,6 +48,10 @@ type Server struct {
 	operatorID string
 	// audit is the tamper-evident audit log in the metadata database.
 	audit *audit.Log
+	// support is just-in-time support access; catalog the tenants,
+	// connections and saved queries.
+	support *support.Service
+	catalog *catalog.Catalog
 
 	apiLn, agentLn net.Listener
 	httpSrv        *http.Server
@@ -131,6 +137,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.audit, err = audit.Open(ctx, st.db, &audit.Options{Key: cfg.AuditKey, Retention: cfg.AuditRetention}); err != nil {
 		st.close()
 		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	if s.support, err = support.New(ctx, st.db, support.Options{OnEvent: s.supportEvent}); err != nil {
+		st.close()
+		return nil, err
+	}
+	if s.catalog, err = catalog.Open(ctx, st.db, nil); err != nil {
+		st.close()
+		return nil, err
 	}
 	if err := s.ensureOperator(ctx); err != nil {
 		st.close()

@@ -15,6 +15,7 @@ const (
 	PathJobs    = "/v1/jobs"
 	PathTokens  = "/v1/tokens"
 	PathSCIM    = "/scim/v2"
+	PathTenants = "/v1/tenants"
 	PathAudit   = "/v1/audit"
 	PathOpenAPI = "/openapi.json"
 	PathAgents  = "/v1/agents"
@@ -295,4 +296,12 @@ type CreateTokenRequest struct {
 type CreatedToken struct {
 	Token  any    `json:"token"`
 	Secret string `json:"secret"`
+}
+
+// TenantDeletion reports an account closure: the rows deleted per table
+// and the audit entries whose identifying fields were removed.
+type TenantDeletion struct {
+	Tenant        string           `json:"tenant"`
+	Deleted       map[string]int64 `json:"deleted"`
+	AuditRedacted int64            `json:"audit_redacted"`
 }

@@ -73,7 +73,9 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("metadata db: %w", err)
 	}
-	dsn := "file:" + path + "?_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=1&_synchronous=NORMAL&_txlock=immediate"
+	// secure_delete: deleted rows are overwritten, not left in free pages
+	// (account closure must leave nothing of a tenant in the file).
+	dsn := "file:" + path + "?_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=1&_synchronous=NORMAL&_txlock=immediate&_pragma=secure_delete(1)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("metadata db: open %s: %w", path, err)
@@ -236,6 +238,27 @@ func (db *DB) Migrate(ctx context.Context, component string, steps []string) err
 		}
 		return nil
 	})
+}
+
+// Scrub makes deleted rows unrecoverable from the database's own files, as
+// far as the database allows: SQLite (secure_delete is on) checkpoints and
+// truncates its write-ahead log, which still holds the pages as they were;
+// PostgreSQL rewrites the tables (VACUUM FULL), so their old files — with
+// the dead rows — are removed (the file system may keep the freed blocks:
+// encrypted storage, and the customer-managed key, cover that).
+func (db *DB) Scrub(ctx context.Context, tables ...string) error {
+	if db.Dialect == SQLite {
+		if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			return fmt.Errorf("metadata db: scrub: %w", err)
+		}
+		return nil
+	}
+	for _, t := range tables {
+		if _, err := db.ExecContext(ctx, `VACUUM FULL `+t); err != nil {
+			return fmt.Errorf("metadata db: scrub %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 // Version returns the number of component's migrations applied (0 for a
