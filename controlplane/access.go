@@ -22,6 +22,10 @@ import (
 	"github.com/ferry-ai/ferry/internal/telemetry"
 )
 
+// DefaultSupportTenant is the tenant of the provider's support staff
+// unless Config.SupportTenant names another.
+const DefaultSupportTenant = "ferry-support"
+
 // DefaultTenant is the tenant of the operator's API token (api_token_file)
 // and of jobs until tenants are assigned per agent.
 const DefaultTenant = "default"
@@ -59,6 +63,11 @@ func (s *Server) routes() []route {
 		{"POST", api.PathTokens, auth.Viewer, "token.create", "Create an API token (role at most yours); it is shown once", s.handleCreateToken},
 		{"DELETE", api.PathTokens + "/{id}", auth.Viewer, "token.revoke", "Revoke one of your API tokens (an admin: any of the tenant's)", s.handleRevokeToken},
 		{"DELETE", api.PathTenants + "/{id}", auth.Admin, "tenant.delete_request", "Close a tenant's account: delete all its metadata now and report what was deleted", s.handleDeleteTenant},
+		{"POST", api.PathSupport, auth.Viewer, "support.request", "Support staff: ask for time-bounded access to a tenant ({tenant, reason, duration})", s.handleSupportRequest},
+		{"GET", api.PathSupport, auth.Admin, "support.list", "The tenant's support-access requests and grants", s.handleSupportList},
+		{"POST", api.PathSupport + "/{id}/approve", auth.Admin, "support.approve", "Approve a support-access request (not your own)", s.handleSupportDecision},
+		{"POST", api.PathSupport + "/{id}/deny", auth.Admin, "support.deny", "Deny a support-access request", s.handleSupportDecision},
+		{"POST", api.PathSupport + "/{id}/revoke", auth.Admin, "support.revoke", "End a support-access grant now", s.handleSupportDecision},
 		{"GET", api.PathAudit, auth.Admin, "audit.list", "The audit log (?actor=&action=&outcome=&since=&until=&after=&limit=)", s.handleAudit},
 		{"GET", telemetry.PathMetrics, auth.Viewer, "metrics.scrape", "Prometheus metrics", s.metrics.reg.MetricsHandler().ServeHTTP},
 	}
@@ -70,7 +79,7 @@ func (s *Server) routes() []route {
 func (s *Server) accessHandler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
-		mux.Handle(rt.method+" "+rt.path, s.audited(rt, auth.Require(rt.role)(rt.handler)))
+		mux.Handle(rt.method+" "+rt.path, s.supportScope(s.audited(rt, auth.Require(rt.role)(rt.handler))))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -109,6 +118,120 @@ func (s *Server) scimHandler() http.Handler {
 		}
 		s.auth.Authenticate(inner).ServeHTTP(w, r)
 	})
+}
+
+// SupportHeader names the tenant a support engineer acts on.
+const SupportHeader = "X-Ferry-Tenant"
+
+// supportScope lets a support engineer (a user of the support tenant) act
+// on the tenant named by SupportHeader — read-only, as a viewer, and only
+// while they hold an approved, unexpired grant for it (controlplane/support);
+// without one they see nothing of the tenant. Anyone else naming a tenant
+// other than their own is refused.
+func (s *Server) supportScope(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.Header.Get(SupportHeader)
+		p, ok := auth.FromContext(r.Context())
+		if target == "" || !ok || target == p.Tenant {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if p.Tenant != s.supportTenant() {
+			writeError(w, http.StatusForbidden, "only support staff act on another tenant")
+			return
+		}
+		grant, ok, err := s.support.Access(r.Context(), target, p.UserID)
+		switch {
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, "checking support access failed")
+			return
+		case !ok:
+			writeError(w, http.StatusForbidden, fmt.Sprintf("no approved, unexpired support grant for tenant %s: request one (POST %s)", clip(target, maxNameLen), api.PathSupport))
+			return
+		}
+		sp := auth.Principal{Tenant: target, UserID: "support:" + p.UserID, Role: auth.Viewer, Via: "support", TokenID: grant.ID}
+		next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), sp)))
+	})
+}
+
+// supportTenant is the tenant whose users are the provider's support staff.
+func (s *Server) supportTenant() string {
+	if s.cfg.SupportTenant != "" {
+		return s.cfg.SupportTenant
+	}
+	return DefaultSupportTenant
+}
+
+func (s *Server) handleSupportRequest(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	if p.Tenant != s.supportTenant() {
+		writeError(w, http.StatusForbidden, "only support staff request support access")
+		return
+	}
+	var req api.SupportRequest
+	if status, err := decodeBody(w, r, &req); err != nil {
+		writeError(w, status, err.Error())
+		return
+	}
+	d, err := time.ParseDuration(req.Duration)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("duration %q: want e.g. 1h", req.Duration))
+		return
+	}
+	out, err := s.support.Request(r.Context(), req.Tenant, p.UserID, req.Reason, d)
+	if errors.Is(err, support.ErrInvalid) {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "recording the request failed")
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) handleSupportList(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	list, err := s.support.List(r.Context(), p.Tenant)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "listing support requests failed")
+		return
+	}
+	if list == nil {
+		list = []support.Request{}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// handleSupportDecision approves, denies or revokes a request of the
+// admin's own tenant (the last path element says which).
+func (s *Server) handleSupportDecision(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	if p.Via == "support" {
+		writeError(w, http.StatusForbidden, "support staff cannot decide support requests")
+		return
+	}
+	id := r.PathValue("id")
+	var out support.Request
+	var err error
+	switch r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:] {
+	case "approve":
+		out, err = s.support.Approve(r.Context(), p.Tenant, id, p.UserID)
+	case "deny":
+		out, err = s.support.Deny(r.Context(), p.Tenant, id, p.UserID)
+	default:
+		out, err = s.support.Revoke(r.Context(), p.Tenant, id, p.UserID)
+	}
+	switch {
+	case errors.Is(err, support.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, support.ErrSelfApproval), errors.Is(err, support.ErrNotPending):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "recording the decision failed")
+	default:
+		writeJSON(w, http.StatusOK, out)
+	}
 }
 
 func hasPrincipal(r *http.Request) bool { _, ok := auth.FromContext(r.Context()); return ok }
@@ -238,6 +361,10 @@ func (s *Server) supportEvent(ctx context.Context, e support.Event) {
 func (s *Server) auditAgent(ctx context.Context, agentID, action, target string, outcome audit.Outcome, details map[string]string) {
 	s.appendAudit(ctx, audit.Entry{Tenant: DefaultTenant, ActorKind: audit.Agent, Actor: agentID, Action: action, Target: target, Outcome: outcome, Details: details})
 }
+
+// Auth returns the server's identity service: for provisioning tools and
+// tests that make users and tokens without an identity provider.
+func (s *Server) Auth() *auth.Service { return s.auth }
 
 // ensureOperator makes (or finds) the auth user the operator's token acts
 // as, and remembers its ID.

@@ -115,6 +115,10 @@ type Config struct {
 	// AuditRetention is how long audit entries are kept
 	// (audit.DefaultRetention, 12 months, if zero).
 	AuditRetention time.Duration
+	// SupportTenant is the tenant whose users are the provider's support
+	// staff (DefaultSupportTenant if empty): they see a customer's tenant
+	// only with an approved, unexpired grant.
+	SupportTenant string
 }
 
 // HashToken returns the hex SHA-256 of a bearer token, the form

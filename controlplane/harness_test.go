@@ -100,6 +100,7 @@ const testQuery = "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.c
 
 // harness is a running control plane with dev certificates.
 type harness struct {
+	srv      *controlplane.Server
 	t        *testing.T
 	certDir  string
 	dataDir  string
@@ -168,6 +169,7 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 		cancel()
 		t.Fatal(err)
 	}
+	h.srv = srv
 	apiAddr, agentAddr := srv.Addrs()
 	h.apiURL = "https://" + apiAddr.String()
 	h.agentAdr = agentAddr.String()

@@ -16,6 +16,7 @@ const (
 	PathTokens  = "/v1/tokens"
 	PathSCIM    = "/scim/v2"
 	PathTenants = "/v1/tenants"
+	PathSupport = "/v1/support/requests"
 	PathAudit   = "/v1/audit"
 	PathOpenAPI = "/openapi.json"
 	PathAgents  = "/v1/agents"
@@ -304,4 +305,11 @@ type TenantDeletion struct {
 	Tenant        string           `json:"tenant"`
 	Deleted       map[string]int64 `json:"deleted"`
 	AuditRedacted int64            `json:"audit_redacted"`
+}
+
+// SupportRequest is a support engineer's request for access to a tenant.
+type SupportRequest struct {
+	Tenant   string `json:"tenant"`
+	Reason   string `json:"reason"`
+	Duration string `json:"duration"` // e.g. "1h" (5m to 8h)
 }

@@ -146,7 +146,7 @@ export default {
     const all = h('input', {type: 'checkbox', id: 'all-columns', onchange: () => clear(holder).append(diagram(g, {all: all.checked}))});
     holder.append(diagram(g));
     ctx.main.append(
-      h('p', {class: 'muted'}, `${tables.length} tables and ${fks} foreign keys, as agent ${g.agent_id} last reported them; queries are planned against this schema.`),
+      h('p', {class: 'muted'}, `${tables.length} table${tables.length === 1 ? '' : 's'} and ${fks} foreign key${fks === 1 ? '' : 's'}, as agent ${g.agent_id} last reported them; queries are planned against this schema.`),
       h('p', {}, h('label', {class: 'check'}, all, ' Show every column')),
       section('Tables and keys', {id: 'graph'}, holder,
         h('p', {class: 'legend-line'}, h('span', {class: 'tag tag-pk'}, 'PK'), ' primary key ', h('span', {class: 'tag tag-fk'}, 'FK'), ' foreign key (arrow to the table it references) ',
