@@ -7,6 +7,8 @@
 #   - Vault, built once from source by scripts/vault.sh into
 #     $FERRY_CACHE/vault-1.21.4 (about 20-35 minutes cold); the secrets tests
 #     start it in dev mode on free loopback ports.
+#   - Chromium (Debian's package), which the web console's browser test
+#     (controlplane/console) drives headless.
 # Idempotent: what is installed or running already is left alone.
 set -euo pipefail
 
@@ -34,6 +36,13 @@ if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname
   psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" postgres
 fi
 
+# Chromium for the console's browser test.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "services: installing chromium" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
 # versitygw (S3-compatible server), cached outside the repository.
 if [ ! -x "$cache/bin/versitygw" ]; then
   echo "services: building versitygw v1.8.0 into $cache/bin (once; about 5 minutes)" >&2
@@ -42,4 +51,4 @@ fi
 # Vault (the real server, built from source once; the secrets tests start it
 # in dev mode on loopback).
 FERRY_CACHE="$cache" bash "$(dirname "$0")/vault.sh"
-echo "services: PostgreSQL on 127.0.0.1:5432; versitygw at $cache/bin/versitygw; Vault at $cache/vault-1.21.4/vault" >&2
+echo "services: PostgreSQL on 127.0.0.1:5432; versitygw at $cache/bin/versitygw; Vault at $cache/vault-1.21.4/vault; Chromium at $(command -v chromium)" >&2

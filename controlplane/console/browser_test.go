@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -341,9 +342,13 @@ func eval[T any](tb *tab, what, expr string) T {
 	return v
 }
 
-// shot keeps a full-page PNG screenshot.
+// shot keeps a full-page PNG screenshot, after checking that the page
+// shows no value that was never filled in.
 func (tb *tab) shot(name string) {
 	tb.b.t.Helper()
+	if bad := eval[string](tb, "unfilled values", `(document.body.innerText.match(/\b(null|undefined|NaN)\b|\[object Object\]/) || [''])[0]`); bad != "" {
+		tb.b.t.Errorf("%s: the page shows %q", name, bad)
+	}
 	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -543,20 +548,49 @@ func TestConsoleBrowserIntegration(t *testing.T) {
 	}
 	ad.shot("12-audit-filtered")
 
+	// An API token made in the console (a POST with the CSRF header), its
+	// secret shown once.
+	ad.do("create an API token", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`#nav a[data-nav=tokens]`)),
+		chromedp.WaitVisible(chromedp.ID("token-form")),
+		chromedp.SendKeys(chromedp.ID("token-name"), "ci"),
+		chromedp.Click(chromedp.CSS(`#token-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("token-secret")),
+		chromedp.WaitVisible(chromedp.CSS(`#tokens tr[data-token]`)))
+	if secret := eval[string](ad, "token", `document.getElementById('token-secret').textContent`); !strings.HasPrefix(secret, auth.TokenPrefix) {
+		t.Errorf("the new token's secret is %q", secret)
+	}
+	if ttl := eval[string](ad, "form reset", `document.getElementById('token-ttl').value`); ttl != "720h" {
+		t.Errorf("after creating a token the form's expiry is %q, want its default 720h", ttl)
+	}
+	ad.shot("13-tokens")
+
 	if errs := b.errs(); len(errs) > 0 {
 		t.Errorf("the browser reported errors:\n%s", strings.Join(errs, "\n"))
 	}
 
 	// The browser enforces the console's policy: an HTML string into the
 	// DOM (the way script injection starts) and eval are refused.
-	refused := eval[map[string]string](ad, "the CSP in force", `(() => {
+	// (Runtime.evaluate lets DevTools eval past the CSP unless told not to.)
+	ctx, cancel := context.WithTimeout(ad.ctx, 10*time.Second)
+	defer cancel()
+	refused, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`(() => {
 		const out = {};
 		try { document.body.insertAdjacentHTML('beforeend', '<img src=x>'); out.html = 'allowed'; } catch (e) { out.html = e.name; }
 		try { (0, eval)('1'); out.eval = 'allowed'; } catch (e) { out.eval = e.name; }
 		return out;
-	})()`)
+	})()`, func(p *runtime.EvaluateParams) { p.AllowUnsafeEvalBlockedByCSP = new(false) }))
+	if err != nil {
+		ad.fail("the CSP in force", err)
+	}
 	if refused["html"] != "TypeError" || refused["eval"] != "EvalError" {
 		t.Errorf("the page allowed what its policy forbids: %v (want HTML refused with a TypeError, eval with an EvalError)", refused)
+	}
+	// Those refusals reach the listener that found no error before: it
+	// works.
+	time.Sleep(200 * time.Millisecond)
+	if errs := b.errs(); !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, "TrustedHTML") }) {
+		t.Errorf("the browser's refusal of an HTML string was not reported to the test (the error listener is broken): %v", errs)
 	}
 	t.Logf("browser test took %v; screenshots in %s", time.Since(start).Round(time.Millisecond), shots)
 }

@@ -7,7 +7,7 @@
 // New pages (connections, saved queries, support access) slot in by adding
 // a module to the pages list below.
 
-import {h, clear} from './dom.js';
+import {h, add, clear} from './dom.js';
 import * as api from './api.js';
 import jobs from './pages/jobs.js';
 import job from './pages/job.js';
@@ -76,7 +76,7 @@ function renderWho() {
   const who = clear(document.getElementById('who'));
   if (!state.me) return;
   const me = state.me;
-  who.append(
+  add(who, 
     h('span', {class: 'user', id: 'who-user'}, me.email || me.user_id),
     h('span', {class: `role role-${me.role}`, id: 'who-role', title: `tenant ${me.tenant}`}, me.role),
     h('button', {type: 'button', class: 'link', id: 'signout', onclick: signOut}, 'Sign out'));
@@ -88,7 +88,7 @@ function renderNav(current) {
   for (const p of pages) {
     if (!p.nav || !allows(state.me.role, p.role)) continue;
     const active = current && current.path === p.path;
-    nav.append(h('a', {href: '#' + p.path, class: active ? 'active' : null, 'aria-current': active ? 'page' : null, 'data-nav': p.path.slice(1)}, p.title));
+    add(nav, h('a', {href: '#' + p.path, class: active ? 'active' : null, 'aria-current': active ? 'page' : null, 'data-nav': p.path.slice(1)}, p.title));
   }
 }
 
@@ -130,14 +130,14 @@ async function route() {
   const main = document.getElementById('main');
   if (!page) {
     renderNav(null);
-    clear(main).append(h('h1', {}, 'Not found'), h('p', {}, 'No such page: ', h('code', {}, loc.path), '. ', h('a', {href: '#/jobs'}, 'Jobs')));
+    add(clear(main), h('h1', {}, 'Not found'), h('p', {}, 'No such page: ', h('code', {}, loc.path), '. ', h('a', {href: '#/jobs'}, 'Jobs')));
     return;
   }
   if (!page.public && !state.me) {
     try {
       await loadMe();
     } catch (e) {
-      clear(main).append(errorBox(e));
+      add(clear(main), errorBox(e));
       return;
     }
     if (seq !== state.seq) return;
@@ -152,7 +152,7 @@ async function route() {
   clear(main);
   main.dataset.page = page.path;
   if (!page.public && !allows(state.me.role, page.role)) {
-    main.append(h('h1', {}, page.title), h('div', {class: 'alert alert-denied', role: 'alert', id: 'role-refused'},
+    add(main, h('h1', {}, page.title), h('div', {class: 'alert alert-denied', role: 'alert', id: 'role-refused'},
       `This page needs the ${page.role} role; you are signed in as ${state.me.role}.`));
     return;
   }
@@ -194,7 +194,7 @@ async function route() {
   try {
     await page.render(ctx);
   } catch (e) {
-    if (seq === state.seq) main.append(errorBox(e));
+    if (seq === state.seq) add(main, errorBox(e));
   }
 }
 

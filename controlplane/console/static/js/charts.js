@@ -1,6 +1,6 @@
 // Charts drawn as SVG from metadata: horizontal bars, a stacked bar of
 // counts and a timeline of states. Colors come from classes in console.css.
-import {s, h} from './dom.js';
+import {s, add, h} from './dom.js';
 
 // The states of a job, in the order a successful job passes them.
 export const STATES = ['queued', 'assigned', 'reading', 'training', 'writing', 'succeeded', 'failed', 'cancelled'];
@@ -16,7 +16,7 @@ export function bars(items, {max, width = 560, label = 200, row = 22, title = ''
   items.forEach((it, i) => {
     const y = i * row + 3;
     const w = Math.max(1, (Math.max(0, it.value || 0) / top) * plot);
-    svg.append(
+    add(svg, 
       s('text', {x: label - 8, y: y + row / 2 + 4, 'text-anchor': 'end', class: 'label'}, it.label),
       s('rect', {x: label, y: y + 3, width: w, height: row - 8, rx: 2, class: ['bar', it.cls]}, s('title', {}, `${it.label}: ${it.text ?? it.value}`)),
       s('text', {x: label + w + 6, y: y + row / 2 + 4, class: 'value'}, it.text ?? String(it.value)));
@@ -30,14 +30,14 @@ export function stacked(parts, {width = 560, height = 18} = {}) {
   const svg = s('svg', {class: 'chart stacked', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img',
     'aria-label': parts.map((p) => `${p.label} ${p.value}`).join(', ')});
   if (total === 0) {
-    svg.append(s('rect', {x: 0, y: 0, width, height, rx: 3, class: 'empty'}));
+    add(svg, s('rect', {x: 0, y: 0, width, height, rx: 3, class: 'empty'}));
     return svg;
   }
   let x = 0;
   for (const p of parts) {
     if (!p.value) continue;
     const w = (p.value / total) * width;
-    svg.append(s('rect', {x, y: 0, width: w, height, class: ['seg', p.cls]}, s('title', {}, `${p.label}: ${p.value}`)));
+    add(svg, s('rect', {x, y: 0, width: w, height, class: ['seg', p.cls]}, s('title', {}, `${p.label}: ${p.value}`)));
     x += w;
   }
   return svg;
@@ -66,11 +66,11 @@ export function timeline(history, {width = 760, now = Date.now()} = {}) {
     const x = ((t0 - times[0]) / span) * (width - minW);
     const w = Math.max(minW, ((t1 - t0) / span) * (width - minW));
     const secs = (t1 - t0) / 1000;
-    svg.append(s('rect', {x, y: 4, width: w, height: 20, class: ['seg', `st-${c.state}`]},
+    add(svg, s('rect', {x, y: 4, width: w, height: 20, class: ['seg', `st-${c.state}`]},
       s('title', {}, `${c.state}: ${secs.toFixed(2)} s${c.note ? ' — ' + c.note : ''}`)));
-    if (w > 54) svg.append(s('text', {x: x + 4, y: 18, class: 'seg-label'}, c.state));
+    if (w > 54) add(svg, s('text', {x: x + 4, y: 18, class: 'seg-label'}, c.state));
   });
-  svg.append(
+  add(svg, 
     s('text', {x: 0, y: 40, class: 'axis'}, '0 s'),
     s('text', {x: width, y: 40, 'text-anchor': 'end', class: 'axis'}, `${(span / 1000).toFixed(1)} s`));
   return svg;

@@ -13,9 +13,12 @@ function build(el, attrs, children) {
     } else if (k === 'class') {
       el.setAttribute('class', Array.isArray(v) ? v.filter(Boolean).join(' ') : v);
     } else if (k === 'value' && 'value' in el) {
+      // The attribute too, so that a form's reset comes back to it.
+      if (el instanceof HTMLInputElement) el.setAttribute('value', String(v));
       el.value = v;
     } else if (k === 'checked' || k === 'selected' || k === 'disabled') {
-      el[k] = Boolean(v);
+      el.setAttribute(k, '');
+      el[k] = true;
     } else {
       el.setAttribute(k, v === true ? '' : String(v));
     }
@@ -128,4 +131,10 @@ export function table(headers, rows, attrs = {}) {
 
 export function note(...children) {
   return h('p', {class: 'note'}, ...children);
+}
+
+// add appends children to el as append does, skipping null, undefined and
+// false (Element.append would write them as text) and flattening arrays.
+export function add(el, ...children) {
+  return append(el, children);
 }

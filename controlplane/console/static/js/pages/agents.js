@@ -1,7 +1,7 @@
 // Agents (GET /v1/agents): connected or not, version, warehouse, last seen,
 // the job running now and the tables reported; refreshed every 5 s. Admins
 // can issue an enrollment token and revoke an agent.
-import {h, clear, ago, fmtTime, badge, section} from '../dom.js';
+import {h, add, clear, ago, fmtTime, badge, section} from '../dom.js';
 
 function health(a) {
   if (a.connected) return badge('connected', 'ok');
@@ -19,11 +19,11 @@ function enrollForm(ctx) {
     clear(out);
     try {
       const e = await ctx.api.post(ctx.api.paths.enrollments, {agent_id: form.elements.agent.value.trim(), tenant: form.elements.tenant.value.trim()});
-      out.append(h('div', {class: 'alert alert-ok', role: 'status'},
+      add(out, h('div', {class: 'alert alert-ok', role: 'status'},
         'One-time enrollment token for ', h('strong', {}, e.agent_id), ' (shown once, valid until ', fmtTime(e.expires_at), '):',
         h('pre', {class: 'secret'}, e.token)));
     } catch (e) {
-      out.append(ctx.errorBox(e));
+      add(out, ctx.errorBox(e));
     }
   });
   return section('Enroll an agent', {id: 'enroll'}, form, out);
@@ -39,7 +39,7 @@ export default {
     const body = h('tbody', {});
     const err = h('div', {});
     const status = h('p', {class: 'muted small'});
-    ctx.main.append(h('h1', {}, 'Agents'), err,
+    add(ctx.main, h('h1', {}, 'Agents'), err,
       h('table', {class: 'grid', id: 'agents'},
         h('thead', {}, h('tr', {}, ['Agent', 'Health', 'Version', 'Warehouse', 'Last seen', 'Connected since', 'Running', 'Tables', admin ? '' : null].filter((x) => x !== null).map((t) => h('th', {scope: 'col'}, t)))),
         body),
@@ -51,7 +51,7 @@ export default {
       try {
         await ctx.api.post(ctx.api.paths.revoke(id), {reason});
       } catch (e) {
-        clear(err).append(ctx.errorBox(e));
+        add(clear(err), ctx.errorBox(e));
       }
     };
     ctx.every(5000, async () => {
@@ -59,12 +59,12 @@ export default {
       try {
         list = await ctx.api.get(ctx.api.paths.agents);
       } catch (e) {
-        clear(err).append(ctx.errorBox(e));
+        add(clear(err), ctx.errorBox(e));
         return;
       }
       clear(err);
       const agents = list.agents || [];
-      clear(body).append(...agents.map((a) => h('tr', {'data-agent': a.id},
+      add(clear(body), ...agents.map((a) => h('tr', {'data-agent': a.id},
         h('td', {class: 'mono'}, a.id),
         h('td', {}, health(a)),
         h('td', {class: 'mono'}, a.version || '—'),
@@ -74,7 +74,7 @@ export default {
         h('td', {}, a.running_job ? h('a', {href: `#/jobs/${a.running_job}`, class: 'mono'}, a.running_job) : '—'),
         h('td', {}, a.unreadable ? h('em', {}, `sealed (${a.unreadable.reason})`) : (a.tables || []).join(', ') || '—'),
         admin ? h('td', {}, h('button', {type: 'button', class: 'link danger', onclick: () => revoke(a.id)}, 'Revoke')) : null)));
-      if (agents.length === 0) body.append(h('tr', {}, h('td', {colspan: 9, class: 'muted'}, 'No agent has connected yet.')));
+      if (agents.length === 0) add(body, h('tr', {}, h('td', {colspan: 9, class: 'muted'}, 'No agent has connected yet.')));
       status.textContent = `${agents.length} agents · updated ${fmtTime(new Date().toISOString())}`;
     });
   },

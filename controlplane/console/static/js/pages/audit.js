@@ -3,7 +3,7 @@
 // tenant, newest first, filtered by actor, action (a prefix), outcome and
 // time. The filters live in the page's address, so a filtered view can be
 // shared.
-import {h, fmtTime, badge, table} from '../dom.js';
+import {h, add, fmtTime, badge, table} from '../dom.js';
 
 const FIELDS = ['actor', 'action', 'outcome', 'since', 'until', 'limit'];
 
@@ -50,7 +50,7 @@ export default {
     });
     const api = new URLSearchParams();
     for (const f of FIELDS) if (q.get(f)) api.set(f, q.get(f));
-    ctx.main.append(h('h1', {}, 'Audit log'), form);
+    add(ctx.main, h('h1', {}, 'Audit log'), form);
     const entries = await ctx.api.get(ctx.api.paths.audit + (api.toString() ? '?' + api.toString() : ''));
     const rows = (entries || []).map((e) => h('tr', {'data-seq': e.Seq, 'data-action': e.Action, 'data-outcome': e.Outcome},
       h('td', {class: 'num'}, String(e.Seq)),
@@ -62,9 +62,9 @@ export default {
       h('td', {}, outcomeBadge(e.Outcome)),
       h('td', {class: 'mono'}, e.Remote || ''),
       h('td', {class: 'small'}, Object.entries(e.Details || {}).map(([k, v]) => `${k}=${v}`).join(' '))));
-    ctx.main.append(
+    add(ctx.main, 
       h('p', {class: 'muted small', id: 'audit-count'}, `${rows.length} entries, newest first${rows.length >= Number(q.get('limit') || 100) ? ' (the limit: narrow the filters or raise it, up to 1000)' : ''}.`),
       table(['#', 'Time', 'Kind', 'Actor', 'Action', 'Target', 'Outcome', 'From', 'Details'], rows, {id: 'audit'}));
-    if (rows.length === 0) ctx.main.append(h('p', {class: 'muted'}, 'No entry matches.'));
+    if (rows.length === 0) add(ctx.main, h('p', {class: 'muted'}, 'No entry matches.'));
   },
 };

@@ -2,7 +2,7 @@
 // drawn as boxes with their key columns (primary key, foreign keys, time
 // column), and an arrow from each foreign key to the table it references.
 // Referenced tables stand left of the tables that reference them.
-import {h, s, clear, section} from '../dom.js';
+import {h, add, s, clear, section} from '../dom.js';
 
 const BOX_W = 250;
 const HEAD = 28;
@@ -68,7 +68,7 @@ export function diagram(g, {all = false} = {}) {
   const width = MARGIN * 2 + cols.length * BOX_W + Math.max(0, cols.length - 1) * COL_GAP + 60;
   const svg = s('svg', {class: 'chart schema-graph', id: 'graph-svg', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img',
     'aria-label': `schema: ${tables.length} tables`});
-  svg.append(s('defs', {}, s('marker', {id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 8, markerHeight: 8, orient: 'auto-start-reverse'},
+  add(svg, s('defs', {}, s('marker', {id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 8, markerHeight: 8, orient: 'auto-start-reverse'},
     s('path', {d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead'}))));
   const rowY = (b, col) => {
     const i = b.rows.findIndex((r) => r.name === col);
@@ -85,16 +85,16 @@ export function diagram(g, {all = false} = {}) {
     b.rows.forEach((c, i) => {
       const y = b.y + HEAD + i * ROW + ROW / 2 + 6;
       const tag = c.pk ? 'PK' : c.fk ? 'FK' : c.time ? 'T' : '';
-      node.append(
+      add(node, 
         s('text', {x: b.x + 10, y, class: ['tag', c.pk && 'tag-pk', !c.pk && c.fk && 'tag-fk', !c.pk && !c.fk && c.time && 'tag-time']}, tag),
         s('text', {x: b.x + 36, y, class: ['col', (c.pk || c.fk) && 'key']}, clip(c.name, 20), s('title', {}, `${c.name} ${c.type}${c.nullable ? ' (nullable)' : ''}`)),
         s('text', {x: b.x + BOX_W - 10, y, 'text-anchor': 'end', class: 'type'}, clip(c.type, 14)));
     });
-    if (b.rows.length === 0 && b.hidden === 0) node.append(s('text', {x: b.x + 10, y: b.y + HEAD + 15, class: 'type'}, 'no columns'));
+    if (b.rows.length === 0 && b.hidden === 0) add(node, s('text', {x: b.x + 10, y: b.y + HEAD + 15, class: 'type'}, 'no columns'));
     if (b.hidden > 0) {
-      node.append(s('text', {x: b.x + 10, y: b.y + HEAD + b.rows.length * ROW + 15, class: 'type'}, `+ ${b.hidden} more column${b.hidden === 1 ? '' : 's'}`));
+      add(node, s('text', {x: b.x + 10, y: b.y + HEAD + b.rows.length * ROW + 15, class: 'type'}, `+ ${b.hidden} more column${b.hidden === 1 ? '' : 's'}`));
     }
-    nodes.append(node);
+    add(nodes, node);
     for (const fk of b.t.foreign_keys || []) {
       const to = boxes.get(fk.ref_table);
       if (!to) continue;
@@ -115,11 +115,11 @@ export function diagram(g, {all = false} = {}) {
         const out = Math.max(sx, ex) + 50;
         d = `M${sx},${sy} C${out},${sy} ${out},${ey} ${ex + 2},${ey}`;
       }
-      edges.append(s('path', {d, class: 'fk-edge', 'marker-end': 'url(#arrow)', 'data-from': b.t.name, 'data-to': fk.ref_table},
+      add(edges, s('path', {d, class: 'fk-edge', 'marker-end': 'url(#arrow)', 'data-from': b.t.name, 'data-to': fk.ref_table},
         s('title', {}, `${b.t.name}(${fk.columns.join(', ')}) → ${fk.ref_table}(${(fk.ref_columns || []).join(', ')})`)));
     }
   }
-  svg.append(edges, nodes);
+  add(svg, edges, nodes);
   return svg;
 }
 
@@ -130,12 +130,12 @@ export default {
   role: 'viewer',
   async render(ctx) {
     let g;
-    ctx.main.append(h('h1', {}, 'Schema graph'));
+    add(ctx.main, h('h1', {}, 'Schema graph'));
     try {
       g = await ctx.api.get(ctx.api.paths.graph);
     } catch (e) {
       if (e.status === 404) {
-        ctx.main.append(h('p', {class: 'muted'}, 'No agent has reported a schema yet. Start ferry-agent: it reports its tables when it connects.'));
+        add(ctx.main, h('p', {class: 'muted'}, 'No agent has reported a schema yet. Start ferry-agent: it reports its tables when it connects.'));
         return;
       }
       throw e;
@@ -143,9 +143,9 @@ export default {
     const tables = g.tables || [];
     const fks = tables.reduce((n, t) => n + (t.foreign_keys || []).length, 0);
     const holder = h('div', {class: 'diagram'});
-    const all = h('input', {type: 'checkbox', id: 'all-columns', onchange: () => clear(holder).append(diagram(g, {all: all.checked}))});
-    holder.append(diagram(g));
-    ctx.main.append(
+    const all = h('input', {type: 'checkbox', id: 'all-columns', onchange: () => add(clear(holder), diagram(g, {all: all.checked}))});
+    add(holder, diagram(g));
+    add(ctx.main, 
       h('p', {class: 'muted'}, `${tables.length} table${tables.length === 1 ? '' : 's'} and ${fks} foreign key${fks === 1 ? '' : 's'}, as agent ${g.agent_id} last reported them; queries are planned against this schema.`),
       h('p', {}, h('label', {class: 'check'}, all, ' Show every column')),
       section('Tables and keys', {id: 'graph'}, holder,

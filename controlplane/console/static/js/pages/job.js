@@ -1,7 +1,7 @@
 // A job (GET /v1/jobs/{id}): state history, table statistics, model
 // metrics against the baselines, feature importances, the engine's purge
 // attestation and the write report; refreshed every 2 s until it ends.
-import {h, clear, fmtTime, fmtDur, fmtNum, fmtBytes, fmtMetric, kv, section, table, note} from '../dom.js';
+import {h, add, clear, fmtTime, fmtDur, fmtNum, fmtBytes, fmtMetric, kv, section, table, note} from '../dom.js';
 import {TERMINAL, bars, timeline} from '../charts.js';
 import {stateBadge, progress} from './jobs.js';
 
@@ -134,13 +134,13 @@ export default {
     const id = ctx.params.id;
     const view = h('div', {id: 'job'});
     const err = h('div', {});
-    ctx.main.append(h('p', {}, h('a', {href: '#/jobs'}, '← Jobs')), err, view);
+    add(ctx.main, h('p', {}, h('a', {href: '#/jobs'}, '← Jobs')), err, view);
     const cancel = async () => {
       if (!confirm(`Cancel job ${id}?`)) return;
       try {
         await ctx.api.post(ctx.api.paths.cancel(id));
       } catch (e) {
-        clear(err).append(ctx.errorBox(e));
+        add(clear(err), ctx.errorBox(e));
       }
     };
     let stop = null;
@@ -150,14 +150,14 @@ export default {
       try {
         d = await ctx.api.get(ctx.api.paths.job(id));
       } catch (e) {
-        clear(err).append(ctx.errorBox(e));
+        add(clear(err), ctx.errorBox(e));
         if (first || e.status === 404 || e.status === 403) stop();
         return;
       }
       first = false;
       clear(err);
       document.title = `Job ${d.id} (${d.state}) · Ferry console`;
-      clear(view).append(
+      add(clear(view), 
         header(d, ctx, cancel),
         history(d),
         tableStats(d),

@@ -1,6 +1,6 @@
 // Jobs: every job with its state, refreshed every 2 s (GET /v1/jobs), and
 // the count of jobs in each state.
-import {h, clear, ago, fmtTime, badge} from '../dom.js';
+import {h, add, clear, ago, fmtTime, badge} from '../dom.js';
 import {STATES, TERMINAL, stacked, legend} from '../charts.js';
 
 // The stages a running job goes through, for its progress steps.
@@ -32,10 +32,10 @@ export default {
     const status = h('p', {class: 'muted small', id: 'jobs-updated'}, 'Loading…');
     const body = h('tbody', {});
     const err = h('div', {});
-    ctx.main.append(
+    add(ctx.main, 
       h('div', {class: 'page-head'}, h('h1', {}, 'Jobs'),
         ctx.allows(ctx.me.role, 'editor') ? h('a', {class: 'button primary', href: '#/submit', id: 'new-job'}, 'Submit a query') : null),
-      submitted ? h('div', {class: 'alert alert-ok', role: 'status', id: 'submitted'}, 'Job ', h('a', {href: `#/jobs/${submitted}`}, submitted), ' is queued. Its state updates below.') : null,
+      submitted ? h('div', {class: 'alert alert-ok', role: 'status', id: 'submitted'}, 'Job ', h('a', {href: `#/jobs/${submitted}`}, submitted), ' was submitted. Its state updates below.') : null,
       summary, err,
       h('table', {class: 'grid', id: 'jobs'},
         h('thead', {}, h('tr', {}, ['Job', 'State', 'Progress', 'Query', 'Output table', 'Agent', 'Created', 'Updated'].map((t) => h('th', {scope: 'col'}, t)))),
@@ -46,7 +46,7 @@ export default {
       try {
         list = await ctx.api.get(ctx.api.paths.jobs + '?limit=200');
       } catch (e) {
-        clear(err).append(ctx.errorBox(e));
+        add(clear(err), ctx.errorBox(e));
         return;
       }
       clear(err);
@@ -54,8 +54,8 @@ export default {
       const counts = Object.fromEntries(STATES.map((st) => [st, 0]));
       for (const j of jobs) counts[j.state] = (counts[j.state] || 0) + 1;
       const parts = STATES.map((st) => ({label: st, value: counts[st], cls: `st-${st}`}));
-      clear(summary).append(stacked(parts, {width: 760}), legend(parts));
-      clear(body).append(...jobs.map((j) => h('tr', {'data-job': j.id, 'data-state': j.state, class: j.id === submitted ? 'highlight' : null},
+      add(clear(summary), stacked(parts, {width: 760}), legend(parts));
+      add(clear(body), ...jobs.map((j) => h('tr', {'data-job': j.id, 'data-state': j.state, class: j.id === submitted ? 'highlight' : null},
         h('td', {}, h('a', {href: `#/jobs/${j.id}`, class: 'mono'}, j.id)),
         h('td', {class: 'state'}, stateBadge(j.state)),
         h('td', {}, progress(j.state)),
@@ -64,7 +64,7 @@ export default {
         h('td', {class: 'mono'}, j.agent_id || '—'),
         h('td', {title: fmtTime(j.created_at)}, ago(j.created_at)),
         h('td', {title: fmtTime(j.updated_at)}, ago(j.updated_at)))));
-      if (jobs.length === 0) body.append(h('tr', {}, h('td', {colspan: 8, class: 'muted'}, 'No jobs yet.')));
+      if (jobs.length === 0) add(body, h('tr', {}, h('td', {colspan: 8, class: 'muted'}, 'No jobs yet.')));
       status.textContent = `${jobs.length} jobs · updated ${fmtTime(new Date().toISOString())} · refreshes every 2 s`;
     });
   },

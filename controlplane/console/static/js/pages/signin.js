@@ -1,6 +1,6 @@
 // Sign-in: a link to the control plane's OpenID Connect login, which sends
 // the browser to the tenant's identity provider and back to the console.
-import {h} from '../dom.js';
+import {h, add} from '../dom.js';
 
 const TENANT_KEY = 'ferry.tenant';
 
@@ -43,7 +43,7 @@ export default {
     let msg = null;
     if (ctx.query.get('expired')) msg = h('div', {class: 'alert', role: 'status'}, 'Your session has ended. Sign in again.');
     if (ctx.query.get('signed_out')) msg = h('div', {class: 'alert alert-ok', role: 'status'}, 'You are signed out.');
-    ctx.main.append(h('div', {class: 'signin card'},
+    add(ctx.main, h('div', {class: 'signin card'},
       h('h1', {}, 'Sign in to Ferry'),
       msg,
       h('p', {}, 'Ferry signs you in through your organisation\'s identity provider. Your role (viewer, editor or admin) comes from your groups there.'),

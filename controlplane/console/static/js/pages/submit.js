@@ -1,6 +1,6 @@
 // Submit a predictive query (POST /v1/jobs, editor and up). The schema it
 // is planned against (GET /v1/graph) is shown beside the form.
-import {h, clear} from '../dom.js';
+import {h, add, clear} from '../dom.js';
 
 const EXAMPLE = 'PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id';
 
@@ -69,19 +69,19 @@ export default {
         const job = await ctx.api.post(ctx.api.paths.jobs, body);
         ctx.go(`/jobs?submitted=${encodeURIComponent(job.id)}`);
       } catch (e) {
-        err.append(ctx.errorBox(e));
+        add(err, ctx.errorBox(e));
       } finally {
         button.disabled = false;
       }
     });
-    ctx.main.append(h('h1', {}, 'Submit a predictive query'),
+    add(ctx.main, h('h1', {}, 'Submit a predictive query'),
       h('div', {class: 'split'}, form, h('aside', {class: 'card'}, h('h2', {}, 'Schema'), schema)));
     try {
       const g = await ctx.api.get(ctx.api.paths.graph);
-      clear(schema).append(h('p', {class: 'muted small'}, `As agent ${g.agent_id} reported it. `, h('a', {href: '#/graph'}, 'Diagram')), schemaList(g));
+      add(clear(schema), h('p', {class: 'muted small'}, `As agent ${g.agent_id} reported it. `, h('a', {href: '#/graph'}, 'Diagram')), schemaList(g));
       schema.classList.remove('muted');
     } catch (e) {
-      clear(schema).append(e.status === 404 ? 'No agent has reported a schema yet.' : ctx.errorBox(e));
+      add(clear(schema), e.status === 404 ? 'No agent has reported a schema yet.' : ctx.errorBox(e));
     }
   },
 };

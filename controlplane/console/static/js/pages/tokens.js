@@ -1,7 +1,7 @@
 // API tokens (GET/POST /v1/tokens, DELETE /v1/tokens/{id}): your tokens,
 // a new one (its role at most yours; its secret shown once) and
 // revocation.
-import {h, clear, fmtTime, ago, badge, section} from '../dom.js';
+import {h, add, clear, fmtTime, ago, badge, section} from '../dom.js';
 
 const ROLES = ['viewer', 'editor', 'admin'];
 const TTLS = [['1 day', '24h'], ['7 days', '168h'], ['30 days', '720h'], ['90 days', '2160h'], ['1 year', '8760h']];
@@ -30,12 +30,12 @@ export default {
       h('button', {type: 'submit', class: 'button primary'}, 'Create token'));
     const load = async () => {
       const toks = (await ctx.api.get(ctx.api.paths.tokens)) || [];
-      clear(body).append(...toks.map((t) => h('tr', {'data-token': t.id},
+      add(clear(body), ...toks.map((t) => h('tr', {'data-token': t.id},
         h('td', {}, t.name), h('td', {}, t.role), h('td', {}, status(t)),
         h('td', {}, fmtTime(t.created_at)), h('td', {}, fmtTime(t.expires_at)),
         h('td', {title: fmtTime(t.last_used_at)}, t.last_used_at ? ago(t.last_used_at) : 'never'),
         h('td', {}, !t.revoked_at ? h('button', {type: 'button', class: 'link danger', onclick: () => revoke(t)}, 'Revoke') : null))));
-      if (toks.length === 0) body.append(h('tr', {}, h('td', {colspan: 7, class: 'muted'}, 'No tokens yet.')));
+      if (toks.length === 0) add(body, h('tr', {}, h('td', {colspan: 7, class: 'muted'}, 'No tokens yet.')));
     };
     const revoke = async (t) => {
       if (!confirm(`Revoke the token "${t.name}"? Anything using it is refused at once.`)) return;
@@ -44,7 +44,7 @@ export default {
         await ctx.api.del(ctx.api.paths.token(t.id));
         await load();
       } catch (e) {
-        err.append(ctx.errorBox(e));
+        add(err, ctx.errorBox(e));
       }
     };
     form.addEventListener('submit', async (ev) => {
@@ -54,17 +54,17 @@ export default {
       try {
         const ct = await ctx.api.post(ctx.api.paths.tokens, {name: form.elements.name.value.trim(), role: form.elements.role.value, ttl: form.elements.ttl.value});
         const secret = h('pre', {class: 'secret', id: 'token-secret'}, ct.secret);
-        created.append(h('div', {class: 'alert alert-ok', role: 'status'},
+        add(created, h('div', {class: 'alert alert-ok', role: 'status'},
           'Your new token. Copy it now: it is shown this once, and Ferry keeps only its hash. Use it as ', h('code', {}, 'Authorization: Bearer …'), '.',
           secret,
           h('button', {type: 'button', class: 'button', onclick: () => navigator.clipboard.writeText(ct.secret)}, 'Copy')));
         form.reset();
         await load();
       } catch (e) {
-        err.append(ctx.errorBox(e));
+        add(err, ctx.errorBox(e));
       }
     });
-    ctx.main.append(h('h1', {}, 'API tokens'),
+    add(ctx.main, h('h1', {}, 'API tokens'),
       h('p', {class: 'muted'}, 'Tokens let scripts and the CLI call the API as you, with a role no higher than yours (and never higher than yours is later).'),
       section('New token', {}, form, created), err,
       h('table', {class: 'grid', id: 'tokens'},
