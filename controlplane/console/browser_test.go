@@ -55,11 +55,20 @@ const (
 	jobTime = 6 * time.Second
 )
 
-// users at the identity provider, one per role.
-var users = map[string]oidctest.User{
-	"editor": {Username: "erin", Email: "erin@acme.example", FirstName: "Erin", Groups: []string{"ferry-editors"}},
-	"viewer": {Username: "vic", Email: "vic@acme.example", FirstName: "Vic", Groups: []string{"ferry-viewers"}},
-	"admin":  {Username: "ada", Email: "ada@acme.example", FirstName: "Ada", Groups: []string{"ferry-admins"}},
+// person is a user at the identity provider, the tenant they sign in to
+// and the role their groups give.
+type person struct {
+	oidctest.User
+	tenant, role string
+}
+
+// people: the customer's editor, viewer and admin, and a member of the
+// provider's support staff (a viewer of the support tenant).
+var people = map[string]person{
+	"editor":  {oidctest.User{Username: "erin", Email: "erin@acme.example", Groups: []string{"ferry-editors"}}, tenant, "editor"},
+	"viewer":  {oidctest.User{Username: "vic", Email: "vic@acme.example", Groups: []string{"ferry-viewers"}}, tenant, "viewer"},
+	"admin":   {oidctest.User{Username: "ada", Email: "ada@acme.example", Groups: []string{"ferry-admins"}}, tenant, "admin"},
+	"support": {oidctest.User{Username: "sam", Email: "sam@ferry.example", Groups: []string{"ferry-viewers"}}, controlplane.DefaultSupportTenant, "viewer"},
 }
 
 // stack is a control plane with OpenID Connect sign-in against a real
@@ -102,14 +111,25 @@ func startStack(t *testing.T) *stack {
 
 	secret := randomHex(t)
 	var idpUsers []oidctest.User
-	for role, u := range users {
-		u.Password = "pw-" + role
+	for who, p := range people {
+		u := p.User
+		u.Password = "pw-" + who
 		idpUsers = append(idpUsers, u)
 	}
 	st.idp = oidctest.Start(t, oidctest.Options{
 		Users:   idpUsers,
 		Clients: []oidctest.Client{{ID: clientID, Secret: secret, RedirectURIs: []string{st.url + auth.CallbackPath}}},
 	})
+	// One provider per tenant: the customer's and the support staff's
+	// (here the same provider and client).
+	roles := map[string]auth.Role{"ferry-viewers": auth.Viewer, "ferry-editors": auth.Editor, "ferry-admins": auth.Admin}
+	var idps []auth.IdPConfig
+	for _, tn := range []string{tenant, controlplane.DefaultSupportTenant} {
+		idps = append(idps, auth.IdPConfig{
+			Tenant: tn, Issuer: st.idp.Issuer, ClientID: clientID, ClientSecret: secrets.New(secret),
+			RedirectURL: st.url + auth.CallbackPath, Roles: roles,
+		})
+	}
 	cfg := controlplane.Config{
 		DataDir:           t.TempDir(),
 		APIAddr:           apiAddr,
@@ -120,14 +140,7 @@ func startStack(t *testing.T) *stack {
 		Logger:            slog.New(slog.NewJSONHandler(st.logs, nil)),
 		HeartbeatInterval: 500 * time.Millisecond,
 		ShutdownTimeout:   3 * time.Second,
-		Auth: &auth.Config{
-			IdPs: []auth.IdPConfig{{
-				Tenant: tenant, Issuer: st.idp.Issuer, ClientID: clientID, ClientSecret: secrets.New(secret),
-				RedirectURL: st.url + auth.CallbackPath,
-				Roles:       map[string]auth.Role{"ferry-viewers": auth.Viewer, "ferry-editors": auth.Editor, "ferry-admins": auth.Admin},
-			}},
-			HTTPClient: st.idp.HTTPClient(),
-		},
+		Auth:              &auth.Config{IdPs: idps, HTTPClient: st.idp.HTTPClient()},
 	}
 	if metadbtest.FromEnv() == metadb.Postgres {
 		cfg.MetadataDB = metadbtest.PostgresSchema(t)
@@ -368,14 +381,16 @@ func (b *browser) errs() []string {
 	return append([]string(nil), b.errors...)
 }
 
-// signIn opens the console, follows its sign-in link to the provider,
-// fills the provider's login form and comes back signed in with role.
-func (tb *tab) signIn(st *stack, role string, shots bool) {
+// signIn opens the console, names the person's tenant, follows the
+// sign-in link to the provider, fills the provider's login form and comes
+// back signed in with the person's role.
+func (tb *tab) signIn(st *stack, who string, shots bool) {
 	tb.b.t.Helper()
-	u := users[role]
+	p := people[who]
 	tb.do("open the console", 20*time.Second,
 		chromedp.Navigate(st.url+"/console/"),
-		chromedp.WaitVisible(chromedp.ID("signin")))
+		chromedp.WaitVisible(chromedp.ID("signin")),
+		chromedp.SendKeys(chromedp.ID("tenant"), p.tenant))
 	if shots {
 		tb.shot("01-signin")
 	}
@@ -389,15 +404,18 @@ func (tb *tab) signIn(st *stack, role string, shots bool) {
 		tb.shot("02-provider-login")
 	}
 	tb.do("sign in at the provider", 20*time.Second,
-		chromedp.SendKeys(chromedp.ID("username"), u.Username),
-		chromedp.SendKeys(chromedp.ID("password"), "pw-"+role),
+		chromedp.SendKeys(chromedp.ID("username"), p.Username),
+		chromedp.SendKeys(chromedp.ID("password"), "pw-"+who),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("who-role")))
-	if got := eval[string](tb, "role", `document.getElementById('who-role').textContent`); got != role {
-		tb.fail("signed in with the wrong role", fmt.Errorf("role %q, want %q", got, role))
+	if got := eval[string](tb, "role", `document.getElementById('who-role').textContent`); got != p.role {
+		tb.fail("signed in with the wrong role", fmt.Errorf("role %q, want %q", got, p.role))
 	}
-	if got := eval[string](tb, "user", `document.getElementById('who-user').textContent`); got != u.Email {
-		tb.fail("signed in as someone else", fmt.Errorf("user %q, want %q", got, u.Email))
+	if got := eval[string](tb, "user", `document.getElementById('who-user').textContent`); got != p.Email {
+		tb.fail("signed in as someone else", fmt.Errorf("user %q, want %q", got, p.Email))
+	}
+	if got := eval[string](tb, "tenant", `document.getElementById('who-role').title`); got != "tenant "+p.tenant {
+		tb.fail("signed in to the wrong tenant", fmt.Errorf("%q, want tenant %s", got, p.tenant))
 	}
 }
 
@@ -407,10 +425,12 @@ func (tb *tab) signIn(st *stack, role string, shots bool) {
 // the provider's login form, submits a query, watches the job run to
 // success on the jobs page and reads its metrics and purge attestation; the
 // schema graph and the agents render; a viewer is offered no submission
-// and a forced one is refused (403); an admin filters the audit log, which
-// holds both. Screenshots of each step are kept in $FERRY_ARTIFACTS/console
-// (default: a ferry-artifacts/console directory in the system's temporary
-// directory), and no page raises a script error or a CSP violation.
+// and a forced one is refused (403); a support engineer asks for access to
+// the tenant and its admin approves it; the admin filters the audit log,
+// which holds the submission and the refusal, and makes an API token.
+// Screenshots of each step are kept in $FERRY_ARTIFACTS/console (default:
+// ferry-artifacts/console in the system's temporary directory), and no
+// page raises a script error or a CSP violation.
 func TestConsoleBrowserIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drives Chromium")
@@ -531,10 +551,34 @@ func TestConsoleBrowserIntegration(t *testing.T) {
 		t.Errorf("jobs after the viewer's attempt: %d %s, want the editor's one job", code, body)
 	}
 
-	// An admin filters the audit log: the editor's submission and the
-	// viewer's refusal.
+	// A support engineer (the support tenant's) asks for access to the
+	// customer's tenant.
+	sp := b.tab("support")
+	sp.signIn(st, "support", false)
+	sp.do("ask for support access", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`#nav a[data-nav=support]`)),
+		chromedp.WaitVisible(chromedp.ID("support-form")),
+		chromedp.SendKeys(chromedp.ID("support-tenant"), tenant),
+		chromedp.SendKeys(chromedp.ID("support-reason"), "ticket 4711: a failed job"),
+		chromedp.Click(chromedp.CSS(`#support-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("support-requested")))
+	if eval[bool](sp, "decisions offered", `!!document.getElementById('support-requests')`) {
+		t.Error("a support engineer (a viewer) is offered decisions on support requests")
+	}
+	request := eval[string](sp, "request", `document.getElementById('support-requested').dataset.request`)
+	sp.shot("12-support-request")
+
+	// An admin of the tenant approves it, then filters the audit log: the
+	// editor's submission and the viewer's refusal.
 	ad := b.tab("admin")
 	ad.signIn(st, "admin", false)
+	pending := fmt.Sprintf(`#support tr[data-request=%q]`, request)
+	ad.do("approve the support request", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`#nav a[data-nav=support]`)),
+		chromedp.WaitVisible(chromedp.CSS(pending+`[data-state=pending]`)),
+		chromedp.Click(chromedp.CSS(pending+` button[data-action=approve]`)),
+		chromedp.WaitVisible(chromedp.CSS(pending+`[data-state=approved] button[data-action=revoke]`)))
+	ad.shot("13-support-approved")
 	ad.do("open the audit log", 10*time.Second,
 		chromedp.Click(chromedp.CSS(`#nav a[data-nav=audit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#audit tbody tr`)))
@@ -546,7 +590,7 @@ func TestConsoleBrowserIntegration(t *testing.T) {
 	if n := eval[int](ad, "other actions", `document.querySelectorAll('#audit tbody tr:not([data-action="job.submit"])').length`); n != 0 {
 		t.Errorf("the filtered audit log shows %d entries of other actions", n)
 	}
-	ad.shot("12-audit-filtered")
+	ad.shot("14-audit-filtered")
 
 	// An API token made in the console (a POST with the CSRF header), its
 	// secret shown once.
@@ -563,7 +607,7 @@ func TestConsoleBrowserIntegration(t *testing.T) {
 	if ttl := eval[string](ad, "form reset", `document.getElementById('token-ttl').value`); ttl != "720h" {
 		t.Errorf("after creating a token the form's expiry is %q, want its default 720h", ttl)
 	}
-	ad.shot("13-tokens")
+	ad.shot("15-tokens")
 
 	if errs := b.errs(); len(errs) > 0 {
 		t.Errorf("the browser reported errors:\n%s", strings.Join(errs, "\n"))

@@ -72,6 +72,8 @@ export const paths = {
   revoke: (id) => `/v1/agents/${encodeURIComponent(id)}/revoke`,
   graph: '/v1/graph',
   audit: '/v1/audit',
+  support: '/v1/support/requests',
+  supportDecision: (id, what) => `/v1/support/requests/${encodeURIComponent(id)}/${what}`,
   tokens: '/v1/tokens',
   token: (id) => `/v1/tokens/${encodeURIComponent(id)}`,
 };

@@ -4,8 +4,8 @@
 // A page module exports {path, title, role, nav, render(ctx)}: path may hold
 // :params, role is the least role that may open it (the API's own rule for
 // what the page calls; the API still enforces it), nav puts it in the menu.
-// New pages (connections, saved queries, support access) slot in by adding
-// a module to the pages list below.
+// New pages (connections, saved queries) slot in by adding a module to the
+// pages list below.
 
 import {h, add, clear} from './dom.js';
 import * as api from './api.js';
@@ -16,9 +16,10 @@ import agents from './pages/agents.js';
 import graph from './pages/graph.js';
 import audit from './pages/audit.js';
 import tokens from './pages/tokens.js';
+import support from './pages/support.js';
 import signin from './pages/signin.js';
 
-const pages = [jobs, job, submit, agents, graph, audit, tokens, signin];
+const pages = [jobs, job, submit, agents, graph, audit, support, tokens, signin];
 
 const RANK = {viewer: 1, editor: 2, admin: 3};
 
