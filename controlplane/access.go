@@ -50,6 +50,11 @@ type route struct {
 
 // routes is the user API behind authentication.
 func (s *Server) routes() []route {
+	return append(s.coreRoutes(), s.catalogRoutes()...)
+}
+
+// coreRoutes are the jobs, agents, tokens, support, audit and metrics.
+func (s *Server) coreRoutes() []route {
 	return []route{
 		{"GET", api.PathJobs, auth.Viewer, "job.list", "List jobs, newest first (?limit=)", s.handleJobs},
 		{"POST", api.PathJobs, auth.Editor, "job.submit", "Submit a predictive query", s.handleJobs},

@@ -327,3 +327,47 @@ func TestSupportAccess(t *testing.T) {
 		t.Errorf("a wrong operator token: %d %s", st, body)
 	}
 }
+
+// TestCatalogAPI: connections (admin writes, viewers read; a credential in
+// a setting refused without echoing it) and saved queries (checked against
+// the reported graph) through the API.
+func TestCatalogAPI(t *testing.T) {
+	h := startHarness(t, harnessOptions{})
+	tokens := roleTokens(t, h)
+	conn := `{"name":"warehouse","kind":"postgres","settings":{"host":"db.acme.internal","schema":"sales"},"vault_path":"database/creds/ferry-agent"}`
+	if st, body := h.do("POST", "/v1/connections", tokens["editor"], conn); st != http.StatusForbidden {
+		t.Errorf("an editor created a connection: %d %s", st, body)
+	}
+	st, body := h.do("POST", "/v1/connections", tokens["admin"], conn)
+	if st != http.StatusCreated {
+		t.Fatalf("create connection: %d %s", st, body)
+	}
+	const secret = "hunter2-not-a-setting"
+	st, body = h.do("POST", "/v1/connections", tokens["admin"], `{"name":"leaky","kind":"postgres","settings":{"password":"`+secret+`"}}`)
+	if st != http.StatusBadRequest || !strings.Contains(body, "credential") || strings.Contains(body, secret) {
+		t.Errorf("a password setting: %d %s", st, body)
+	}
+	if st, body := h.do("GET", "/v1/connections", tokens["viewer"], ""); st != http.StatusOK || !strings.Contains(body, "db.acme.internal") || strings.Contains(body, secret) {
+		t.Errorf("list connections: %d %s", st, body)
+	}
+	// Saved queries are checked against the reported graph.
+	h.connectAgent(true)
+	if st, body := h.do("POST", "/v1/queries", tokens["editor"], `{"name":"bad","pql":"PREDICT COUNT(ordrs.*, 0, 30, days) > 0 FOR EACH customers.customer_id","output_table":"p"}`); st != http.StatusBadRequest || !strings.Contains(body, "orders") {
+		t.Errorf("an invalid query saved: %d %s", st, body)
+	}
+	st, body = h.do("POST", "/v1/queries", tokens["editor"], `{"name":"churn","pql":"`+testQuery+`","output_table":"churn_predictions"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("save query: %d %s", st, body)
+	}
+	var q struct{ ID string }
+	_ = json.Unmarshal([]byte(body), &q)
+	if st, body := h.do("GET", "/v1/queries/"+q.ID, tokens["viewer"], ""); st != http.StatusOK || !strings.Contains(body, "churn_predictions") {
+		t.Errorf("get query: %d %s", st, body)
+	}
+	if st, _ := h.do("DELETE", "/v1/queries/"+q.ID, tokens["viewer"], ""); st != http.StatusForbidden {
+		t.Errorf("a viewer deleted a query: %d", st)
+	}
+	if st, _ := h.do("DELETE", "/v1/queries/"+q.ID, tokens["editor"], ""); st != http.StatusNoContent {
+		t.Errorf("delete query: %d", st)
+	}
+}

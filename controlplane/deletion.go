@@ -133,6 +133,9 @@ func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
 		if err := s.ensureOperator(ctx); err != nil {
 			s.log.Error("re-making the operator account", "error", err.Error())
 		}
+		if err := s.catalog.EnsureTenant(ctx, DefaultTenant, DefaultTenant); err != nil {
+			s.log.Error("re-making the default tenant", "error", err.Error())
+		}
 	}
 	writeJSON(w, http.StatusOK, rep)
 }

@@ -146,6 +146,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.close()
 		return nil, err
 	}
+	for _, t := range []string{DefaultTenant, s.supportTenant()} {
+		if err := s.catalog.EnsureTenant(ctx, t, t); err != nil {
+			st.close()
+			return nil, err
+		}
+	}
 	if err := s.ensureOperator(ctx); err != nil {
 		st.close()
 		return nil, err

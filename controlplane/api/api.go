@@ -12,15 +12,17 @@ import (
 
 // Paths of the user API.
 const (
-	PathJobs    = "/v1/jobs"
-	PathTokens  = "/v1/tokens"
-	PathSCIM    = "/scim/v2"
-	PathTenants = "/v1/tenants"
-	PathSupport = "/v1/support/requests"
-	PathAudit   = "/v1/audit"
-	PathOpenAPI = "/openapi.json"
-	PathAgents  = "/v1/agents"
-	PathHealthz = "/healthz"
+	PathJobs        = "/v1/jobs"
+	PathTokens      = "/v1/tokens"
+	PathSCIM        = "/scim/v2"
+	PathTenants     = "/v1/tenants"
+	PathSupport     = "/v1/support/requests"
+	PathConnections = "/v1/connections"
+	PathQueries     = "/v1/queries"
+	PathAudit       = "/v1/audit"
+	PathOpenAPI     = "/openapi.json"
+	PathAgents      = "/v1/agents"
+	PathHealthz     = "/healthz"
 	// PathEnrollments (bearer token) issues one-time enrollment tokens.
 	PathEnrollments = "/v1/agents/enrollments"
 	// PathEnroll is where an agent exchanges an enrollment token and a

@@ -160,6 +160,25 @@ func (c *Catalog) CreateTenant(ctx context.Context, name string) (Tenant, error)
 	return t, nil
 }
 
+// EnsureTenant adds a tenant with a given ID (a tenant the deployment
+// names in its configuration) unless it exists.
+func (c *Catalog) EnsureTenant(ctx context.Context, id, name string) error {
+	if err := checkName("tenant name", name); err != nil {
+		return err
+	}
+	var n int
+	if err := c.db.QueryRow(ctx, `SELECT count(*) FROM tenants WHERE id = ?`, id).Scan(&n); err != nil {
+		return fmt.Errorf("catalog: tenant %s: %w", id, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := c.db.Exec(ctx, `INSERT INTO tenants (id, name, created_unix_nanos) VALUES (?, ?, ?)`, id, name, c.now().UTC().UnixNano()); err != nil && !isUnique(err) {
+		return fmt.Errorf("catalog: add tenant %s: %w", id, err)
+	}
+	return nil
+}
+
 // Tenant returns a tenant by ID.
 func (c *Catalog) Tenant(ctx context.Context, id string) (Tenant, error) {
 	var t Tenant
