@@ -427,7 +427,9 @@ func (tb *tab) signIn(st *stack, who string, shots bool) {
 // schema graph and the agents render; a viewer is offered no submission
 // and a forced one is refused (403); a support engineer asks for access to
 // the tenant and its admin approves it; the admin filters the audit log,
-// which holds the submission and the refusal, and makes an API token.
+// which holds the submission and the refusal, makes an API token, adds a
+// connection (refused while a credential is among its settings), saves a
+// query and runs it.
 // Screenshots of each step are kept in $FERRY_ARTIFACTS/console (default:
 // ferry-artifacts/console in the system's temporary directory), and no
 // page raises a script error or a CSP violation.
@@ -610,6 +612,44 @@ func TestConsoleBrowserIntegration(t *testing.T) {
 		t.Errorf("after creating a token the form's expiry is %q, want its default 720h", ttl)
 	}
 	ad.shot("15-tokens")
+
+	// Connections: a credential among the settings is refused, the
+	// connection without it is saved.
+	ad.do("open the connections", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`#nav a[data-nav=connections]`)),
+		chromedp.WaitVisible(chromedp.ID("connection-form")),
+		chromedp.SendKeys(chromedp.ID("conn-name"), "warehouse"),
+		chromedp.SetValue(chromedp.ID("conn-kind"), "postgres"),
+		chromedp.SendKeys(chromedp.ID("conn-settings"), "host = db.internal\npassword = hunter2"),
+		chromedp.SendKeys(chromedp.ID("conn-vault"), "database/creds/ferry-agent"),
+		chromedp.Click(chromedp.ID("conn-save")),
+		chromedp.WaitVisible(chromedp.CSS(`#connection-editor .alert[data-status="400"]`)))
+	if msg := eval[string](ad, "refusal", `document.querySelector('#connection-editor .alert').textContent`); !strings.Contains(msg, "credential") || strings.Contains(msg, "hunter2") {
+		t.Errorf("a credential in a connection's settings: %q, want a refusal naming it without echoing it", msg)
+	}
+	ad.do("save the connection", 10*time.Second,
+		chromedp.SetValue(chromedp.ID("conn-settings"), "host = db.internal\ndatabase = analytics"),
+		chromedp.Click(chromedp.ID("conn-save")),
+		chromedp.WaitVisible(chromedp.CSS(`#connections tr[data-connection=warehouse]`)))
+	ad.shot("16-connections")
+
+	// Saved queries: one saved (checked by the planner) and run.
+	ad.do("save a query", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`#nav a[data-nav=queries]`)),
+		chromedp.WaitVisible(chromedp.ID("query-form")),
+		chromedp.SendKeys(chromedp.ID("q-name"), "churn next 30 days"),
+		chromedp.SendKeys(chromedp.ID("q-pql"), loadtest.Query),
+		chromedp.SendKeys(chromedp.ID("q-output"), "churn_saved"),
+		chromedp.SetValue(chromedp.ID("q-connection"), "warehouse"),
+		chromedp.Click(chromedp.CSS(`#query-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#queries tr[data-query="churn next 30 days"]`)))
+	ad.shot("17-saved-queries")
+	ad.do("run the saved query", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`#queries tr[data-query="churn next 30 days"] button[data-action=run]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#jobs tr.highlight`)))
+	if out := eval[string](ad, "run", `document.querySelector('#jobs tr.highlight').innerText`); !strings.Contains(out, "churn_saved") {
+		t.Errorf("the saved query's job: %q", out)
+	}
 
 	if errs := b.errs(); len(errs) > 0 {
 		t.Errorf("the browser reported errors:\n%s", strings.Join(errs, "\n"))

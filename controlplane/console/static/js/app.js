@@ -1,11 +1,11 @@
 // The console's shell: who is signed in, the navigation, and a router from
 // the location's hash (#/jobs/j-1?x=y) to a page module.
 //
-// A page module exports {path, title, role, nav, render(ctx)}: path may hold
-// :params, role is the least role that may open it (the API's own rule for
-// what the page calls; the API still enforces it), nav puts it in the menu.
-// New pages (connections, saved queries) slot in by adding a module to the
-// pages list below.
+// A page module exports {path, title, role, nav, navLabel, render(ctx)}: path
+// may hold :params, role is the least role that may open it (the API's own
+// rule for what the page calls; the API still enforces it), nav puts it in
+// the menu (as navLabel, else title).
+// A new page slots in by adding its module to the pages list below.
 
 import {h, add, clear} from './dom.js';
 import * as api from './api.js';
@@ -17,9 +17,11 @@ import graph from './pages/graph.js';
 import audit from './pages/audit.js';
 import tokens from './pages/tokens.js';
 import support from './pages/support.js';
+import connections from './pages/connections.js';
+import queries from './pages/queries.js';
 import signin from './pages/signin.js';
 
-const pages = [jobs, job, submit, agents, graph, audit, support, tokens, signin];
+const pages = [jobs, job, submit, queries, agents, connections, graph, audit, support, tokens, signin];
 
 const RANK = {viewer: 1, editor: 2, admin: 3};
 
@@ -89,7 +91,7 @@ function renderNav(current) {
   for (const p of pages) {
     if (!p.nav || !allows(state.me.role, p.role)) continue;
     const active = current && current.path === p.path;
-    add(nav, h('a', {href: '#' + p.path, class: active ? 'active' : null, 'aria-current': active ? 'page' : null, 'data-nav': p.path.slice(1)}, p.title));
+    add(nav, h('a', {href: '#' + p.path, class: active ? 'active' : null, 'aria-current': active ? 'page' : null, 'data-nav': p.path.slice(1)}, p.navLabel || p.title));
   }
 }
 

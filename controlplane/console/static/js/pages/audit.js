@@ -24,6 +24,7 @@ export default {
   path: '/audit',
   title: 'Audit log',
   nav: true,
+  navLabel: 'Audit',
   role: 'admin',
   async render(ctx) {
     const q = ctx.query;

@@ -26,6 +26,7 @@ export default {
   path: '/submit',
   title: 'Submit a query',
   nav: true,
+  navLabel: 'Submit',
   role: 'editor',
   async render(ctx) {
     const err = h('div', {id: 'submit-error'});

@@ -75,6 +75,7 @@ export default {
   path: '/support',
   title: 'Support access',
   nav: true,
+  navLabel: 'Support',
   role: 'viewer',
   async render(ctx) {
     add(ctx.main, h('h1', {}, 'Support access'));

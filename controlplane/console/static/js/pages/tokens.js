@@ -16,6 +16,7 @@ export default {
   path: '/tokens',
   title: 'API tokens',
   nav: true,
+  navLabel: 'Tokens',
   role: 'viewer',
   async render(ctx) {
     const err = h('div', {});
