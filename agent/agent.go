@@ -275,10 +275,13 @@ func (a *Agent) session(ctx context.Context) error {
 			jobs.Add(1)
 			go func() {
 				defer jobs.Done()
-				defer a.busy.Unlock()
-				defer running.Delete(asg.JobId)
-				defer jcancel()
-				a.runJob(jctx, asg, emit)
+				final := a.runJob(jctx, asg, emit)
+				jcancel()
+				running.Delete(asg.JobId)
+				// Free for the next job before saying this one ended: the
+				// control plane assigns the next at once.
+				a.busy.Unlock()
+				emit(final)
 			}()
 		case *agentapi.ControlMessage_Cancel:
 			if c, ok := running.Load(msg.Cancel.JobId); ok {

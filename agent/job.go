@@ -36,9 +36,12 @@ func stage(name string, err error) error {
 }
 
 // runJob runs one assignment end to end and reports its progress through
-// emit. It always asks the engine to purge the job's data, on success and on
-// failure.
-func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send func(*agentapi.JobEvent)) {
+// send. It always asks the engine to purge the job's data, on success and on
+// failure. It returns the job's final event (succeeded, failed or
+// cancelled) unsent: the caller sends it once the agent is free for the
+// next job, since the control plane assigns the next one as soon as it
+// hears of the end.
+func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send func(*agentapi.JobEvent)) *agentapi.JobEvent {
 	log := a.log.With("job_id", asg.JobId)
 	// The control plane requires every event to carry the job's state; a
 	// report (purge) carries the state the job is in when it is made.
@@ -179,12 +182,11 @@ func (a *Agent) runJob(ctx context.Context, asg *agentapi.JobAssignment, send fu
 		a.metrics.jobEnded(outcome)
 		log.Error("job failed", "stage", st, "error", msg)
 		log.Debug("job failed (unscrubbed, local only)", "error", err.Error())
-		emit(&agentapi.JobEvent{JobId: asg.JobId, State: state, Detail: &agentapi.JobEvent_Error{Error: &agentapi.JobError{Stage: st, Message: msg}}})
-		return
+		return &agentapi.JobEvent{JobId: asg.JobId, State: state, Detail: &agentapi.JobEvent_Error{Error: &agentapi.JobError{Stage: st, Message: msg}}}
 	}
-	emit(&agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_SUCCEEDED})
 	a.metrics.jobEnded(outcomeSucceeded)
 	log.Info("job succeeded", "seconds", time.Since(started).Seconds())
+	return &agentapi.JobEvent{JobId: asg.JobId, State: agentapi.JobState_JOB_STATE_SUCCEEDED}
 }
 
 // upload streams one table from the warehouse to the engine.

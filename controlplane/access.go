@@ -73,7 +73,7 @@ func (s *Server) coreRoutes() []route {
 		{"POST", api.PathSupport + "/{id}/approve", auth.Admin, "support.approve", "Approve a support-access request (not your own)", s.handleSupportDecision},
 		{"POST", api.PathSupport + "/{id}/deny", auth.Admin, "support.deny", "Deny a support-access request", s.handleSupportDecision},
 		{"POST", api.PathSupport + "/{id}/revoke", auth.Admin, "support.revoke", "End a support-access grant now", s.handleSupportDecision},
-		{"GET", api.PathAudit, auth.Admin, "audit.list", "The audit log (?actor=&action=&outcome=&since=&until=&after=&limit=)", s.handleAudit},
+		{"GET", api.PathAudit, auth.Admin, "auditlog.list", "The audit log (?actor=&action=&outcome=&since=&until=&after=&limit=)", s.handleAudit},
 		{"GET", telemetry.PathMetrics, auth.Viewer, "metrics.scrape", "Prometheus metrics", s.metrics.reg.MetricsHandler().ServeHTTP},
 	}
 }

@@ -31,20 +31,22 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"demo-data": {"write the deterministic e-commerce demo warehouse", runDemoData},
-		"dev":       {"development helpers: dev certs <dir>", runDev},
-		"tables":    {"list a warehouse's tables with keys and time columns", runTables},
-		"read":      {"read a table as CSV, JSON lines, Arrow or Parquet", runRead},
-		"copy":      {"stream a table from one warehouse into another", runCopy},
-		"jobs":      {"submit, follow, list, cancel jobs and print their logs: jobs submit|status|list|cancel|logs", runJobs},
-		"tokens":    {"create, list and revoke your API tokens: tokens create|list|revoke", runTokens},
-		"agents":    {"list agents, issue enrollment tokens, revoke: agents list|enroll|revoke", runAgents},
-		"pql":       {"check a predictive query against a warehouse's graph: pql check", runPQL},
-		"demo":      {"run the all-in-one demo on the embedded DuckDB warehouse", runDemo},
-		"grants":    {"print the statements or policy that give the agent least privilege", runGrants},
-		"check":     {"preflight: can the agent's credentials do the job, and nothing more?", runCheck},
-		"agent":     {"agent check: the same as check", runAgent},
-		"audit":     {"verify or export the control plane's audit log: audit verify|export", runAudit},
+		"demo-data":   {"write the deterministic e-commerce demo warehouse", runDemoData},
+		"dev":         {"development helpers: dev certs <dir>", runDev},
+		"tables":      {"list a warehouse's tables with keys and time columns", runTables},
+		"read":        {"read a table as CSV, JSON lines, Arrow or Parquet", runRead},
+		"copy":        {"stream a table from one warehouse into another", runCopy},
+		"jobs":        {"submit, follow, list, cancel jobs and print their logs: jobs submit|status|list|cancel|logs", runJobs},
+		"tokens":      {"create, list and revoke your API tokens: tokens create|list|revoke", runTokens},
+		"connections": {"the tenant's warehouse connections (no credentials): connections list|create|delete", runConnections},
+		"queries":     {"the tenant's saved predictive queries: queries list|create|delete|run", runQueries},
+		"agents":      {"list agents, issue enrollment tokens, revoke: agents list|enroll|revoke", runAgents},
+		"pql":         {"check a predictive query against a warehouse's graph: pql check", runPQL},
+		"demo":        {"run the all-in-one demo on the embedded DuckDB warehouse", runDemo},
+		"grants":      {"print the statements or policy that give the agent least privilege", runGrants},
+		"check":       {"preflight: can the agent's credentials do the job, and nothing more?", runCheck},
+		"agent":       {"agent check: the same as check", runAgent},
+		"audit":       {"verify or export the control plane's audit log: audit verify|export", runAudit},
 	}
 }
 

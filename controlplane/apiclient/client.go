@@ -164,6 +164,12 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, api.PathTokens+"/"+url.PathEscape(id), nil, nil)
 }
 
+// Do sends a JSON request to path (body may be nil) and decodes the answer
+// into out (nil: ignore it): for the API's resources without a typed method.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	return c.do(ctx, method, path, body, out)
+}
+
 // Wait polls a job every interval until it reaches a terminal state. When
 // ctx ends first it returns the last detail it got with ctx's error.
 func (c *Client) Wait(ctx context.Context, id string, interval time.Duration) (*api.JobDetail, error) {

@@ -21,7 +21,7 @@ func TestHelpEverywhere(t *testing.T) {
 		{"ferry-engine", "--help"},
 		{"ferry-controlplane", "--help"},
 	}
-	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "agents", "pql", "demo", "tokens"} {
+	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "agents", "pql", "demo", "tokens", "connections", "queries"} {
 		cases = append(cases, []string{"ferry", sub, "--help"})
 	}
 	cases = append(cases, []string{"ferry", "dev", "certs", "--help"}, []string{"ferry", "jobs", "submit", "--help"},

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -333,6 +334,30 @@ func checkCLI(t *testing.T, s *devstack.Stack, jobID string) {
 	if code != 0 || !strings.HasPrefix(secret, "ferry_") {
 		t.Fatalf("tokens create: exit %d, %q %s", code, secret, stderr)
 	}
+	// The catalog through the CLI: a connection (a password refused), a
+	// saved query run as a job.
+	if code, out, stderr := ferry(t, operator, "connections", "create", "--name", "demo", "--kind", "duckdb", "--set", "path=/var/lib/ferry/demo.db"); code != 0 || !strings.Contains(out, `"kind": "duckdb"`) {
+		t.Errorf("connections create: exit %d %s %s", code, out, stderr)
+	}
+	if code, _, stderr := ferry(t, operator, "connections", "create", "--name", "leak", "--kind", "postgres", "--set", "password=hunter2hunter2"); code == 0 || !strings.Contains(stderr, "credential") || strings.Contains(stderr, "hunter2hunter2") {
+		t.Errorf("a password setting: exit %d %s", code, stderr)
+	}
+	if code, out, _ := ferry(t, operator, "connections", "list"); code != 0 || !strings.Contains(out, "demo") {
+		t.Errorf("connections list: exit %d %s", code, out)
+	}
+	code, out, stderr := ferry(t, operator, "queries", "create", "--name", "churn", "--pql", demoQuery, "--output", "churn_saved")
+	var saved struct{ ID string }
+	if code != 0 || json.Unmarshal([]byte(out), &saved) != nil || saved.ID == "" {
+		t.Fatalf("queries create: exit %d %s %s", code, out, stderr)
+	}
+	if code, out, stderr := ferry(t, operator, "queries", "run", saved.ID); code != 0 || !strings.Contains(out, "submitted") {
+		t.Errorf("queries run: exit %d %s %s", code, out, stderr)
+	} else {
+		id := strings.Fields(out)[1]
+		if code, out, stderr := ferry(t, operator, "jobs", "logs", "--follow", id); code != 0 || !strings.Contains(out, "succeeded") {
+			t.Errorf("the saved query's job: exit %d %s %s", code, out, stderr)
+		}
+	}
 	file := filepath.Join(t.TempDir(), "viewer-token")
 	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -350,7 +375,7 @@ func checkCLI(t *testing.T, s *devstack.Stack, jobID string) {
 	if code, _, stderr := ferry(t, viewer, "jobs", "cancel", jobID); code == 0 || !strings.Contains(stderr, "editor") {
 		t.Errorf("jobs cancel as a viewer: exit %d %s", code, stderr)
 	}
-	code, out, _ := ferry(t, viewer, "tokens", "list")
+	code, out, _ = ferry(t, viewer, "tokens", "list")
 	var id string
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) > 1 && f[1] == "e2e-viewer" {
