@@ -89,15 +89,15 @@ func (s *Server) accessHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
+	authed := s.authenticated(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p, ok := s.operator(r); ok {
-			mux.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), p)))
-			return
-		}
 		rec := &statusRecorder{ResponseWriter: w}
-		s.auth.Authenticate(mux).ServeHTTP(rec, r)
-		if rec.status == http.StatusUnauthorized || (rec.status == http.StatusForbidden && !hasPrincipal(r)) {
-			// Refused before any route ran: audit the attempt.
+		authed.ServeHTTP(rec, r)
+		// A route that ran records its pattern (audited); a refusal
+		// without one came before any route: audit the attempt.
+		h, _ := r.Context().Value(routeKey{}).(*string)
+		ranRoute := h != nil && *h != ""
+		if (rec.status == http.StatusUnauthorized || rec.status == http.StatusForbidden) && !ranRoute {
 			s.appendAudit(r.Context(), audit.Entry{ActorKind: audit.User, Action: "api.unauthenticated",
 				Target: r.Method + " " + clip(r.URL.Path, 200), Outcome: audit.Denied, Remote: r.RemoteAddr})
 		}
@@ -116,12 +116,20 @@ func (s *Server) scimHandler() http.Handler {
 	}, s.log)
 	rt := route{method: "ANY", path: api.PathSCIM + "/", role: auth.Admin, action: "scim.request"}
 	inner := s.audited(rt, auth.Require(auth.Admin)(h))
+	return s.authenticated(inner)
+}
+
+// authenticated serves next with the caller's principal in the request's
+// context: the operator's token, else an API token or a session (auth);
+// others get auth's 401.
+func (s *Server) authenticated(next http.Handler) http.Handler {
+	withAuth := s.auth.Authenticate(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p, ok := s.operator(r); ok {
-			inner.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), p)))
+			next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), p)))
 			return
 		}
-		s.auth.Authenticate(inner).ServeHTTP(w, r)
+		withAuth.ServeHTTP(w, r)
 	})
 }
 
@@ -238,8 +246,6 @@ func (s *Server) handleSupportDecision(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 	}
 }
-
-func hasPrincipal(r *http.Request) bool { _, ok := auth.FromContext(r.Context()); return ok }
 
 // operator recognises the operator's API token (api_token_file), compared
 // by SHA-256 in constant time: an admin of DefaultTenant.

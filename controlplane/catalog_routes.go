@@ -138,7 +138,7 @@ func (s *Server) handleSaveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.cfg.Planner.Plan(q.PQL, g); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("query: %v", firstLine(err.Error())))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("query: %v", oneLine(err.Error())))
 		return
 	}
 	p := principal(r)
@@ -157,14 +157,4 @@ func (s *Server) handleDeleteQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// firstLine is the first line of a message.
-func firstLine(s string) string {
-	for i, c := range s {
-		if c == '\n' {
-			return s[:i]
-		}
-	}
-	return s
 }
