@@ -1050,13 +1050,15 @@ func (*JobEvent_Write) isJobEvent_Detail() {}
 
 // TableStats describe a table uploaded to the engine.
 type TableStats struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Rows          int64                  `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
-	Bytes         int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
-	Batches       int64                  `protobuf:"varint,4,opt,name=batches,proto3" json:"batches,omitempty"`
-	Columns       []*Column              `protobuf:"bytes,5,rep,name=columns,proto3" json:"columns,omitempty"`
-	Seconds       float64                `protobuf:"fixed64,6,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Table   string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Rows    int64                  `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	Bytes   int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Batches int64                  `protobuf:"varint,4,opt,name=batches,proto3" json:"batches,omitempty"`
+	Columns []*Column              `protobuf:"bytes,5,rep,name=columns,proto3" json:"columns,omitempty"`
+	Seconds float64                `protobuf:"fixed64,6,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	// column_stats summarise each column as read, in the order of columns.
+	ColumnStats   []*ColumnStats `protobuf:"bytes,7,rep,name=column_stats,json=columnStats,proto3" json:"column_stats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1133,6 +1135,112 @@ func (x *TableStats) GetSeconds() float64 {
 	return 0
 }
 
+func (x *TableStats) GetColumnStats() []*ColumnStats {
+	if x != nil {
+		return x.ColumnStats
+	}
+	return nil
+}
+
+// ColumnStats are aggregates over one column of a table the agent read:
+// counts and estimates, and the range of a numeric column. Never a value of
+// a text, binary or key column.
+type ColumnStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Nulls int64                  `protobuf:"varint,2,opt,name=nulls,proto3" json:"nulls,omitempty"`
+	// null_fraction is nulls divided by the table's rows (0 for no rows).
+	NullFraction float64 `protobuf:"fixed64,3,opt,name=null_fraction,json=nullFraction,proto3" json:"null_fraction,omitempty"`
+	// has_range is set for numeric columns with a non-null value: min and
+	// max are then their smallest and largest value.
+	HasRange bool    `protobuf:"varint,4,opt,name=has_range,json=hasRange,proto3" json:"has_range,omitempty"`
+	Min      float64 `protobuf:"fixed64,5,opt,name=min,proto3" json:"min,omitempty"`
+	Max      float64 `protobuf:"fixed64,6,opt,name=max,proto3" json:"max,omitempty"`
+	// distinct_estimate estimates the distinct non-null values (HyperLogLog).
+	DistinctEstimate int64 `protobuf:"varint,7,opt,name=distinct_estimate,json=distinctEstimate,proto3" json:"distinct_estimate,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ColumnStats) Reset() {
+	*x = ColumnStats{}
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ColumnStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ColumnStats) ProtoMessage() {}
+
+func (x *ColumnStats) ProtoReflect() protoreflect.Message {
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ColumnStats.ProtoReflect.Descriptor instead.
+func (*ColumnStats) Descriptor() ([]byte, []int) {
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ColumnStats) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ColumnStats) GetNulls() int64 {
+	if x != nil {
+		return x.Nulls
+	}
+	return 0
+}
+
+func (x *ColumnStats) GetNullFraction() float64 {
+	if x != nil {
+		return x.NullFraction
+	}
+	return 0
+}
+
+func (x *ColumnStats) GetHasRange() bool {
+	if x != nil {
+		return x.HasRange
+	}
+	return false
+}
+
+func (x *ColumnStats) GetMin() float64 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+func (x *ColumnStats) GetMax() float64 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *ColumnStats) GetDistinctEstimate() int64 {
+	if x != nil {
+		return x.DistinctEstimate
+	}
+	return 0
+}
+
 type Metric struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Auroc            float64                `protobuf:"fixed64,1,opt,name=auroc,proto3" json:"auroc,omitempty"`
@@ -1147,7 +1255,7 @@ type Metric struct {
 
 func (x *Metric) Reset() {
 	*x = Metric{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[14]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1267,7 @@ func (x *Metric) String() string {
 func (*Metric) ProtoMessage() {}
 
 func (x *Metric) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[14]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1280,7 @@ func (x *Metric) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metric.ProtoReflect.Descriptor instead.
 func (*Metric) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{14}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Metric) GetAuroc() float64 {
@@ -1245,14 +1353,20 @@ type TrainMetrics struct {
 	// parameter_sets is how many hyperparameter sets the search tried.
 	ParameterSets int64 `protobuf:"varint,21,opt,name=parameter_sets,json=parameterSets,proto3" json:"parameter_sets,omitempty"`
 	// top_k is a recommendation's k.
-	TopK          int64 `protobuf:"varint,22,opt,name=top_k,json=topK,proto3" json:"top_k,omitempty"`
+	TopK int64 `protobuf:"varint,22,opt,name=top_k,json=topK,proto3" json:"top_k,omitempty"`
+	// roc is a binary classifier's ROC curve on the test split: at most 101
+	// points by falling threshold, from (0,0) to (1,1).
+	Roc []*CurvePoint `protobuf:"bytes,23,rep,name=roc,proto3" json:"roc,omitempty"`
+	// residuals is a regression's histogram of test-split residuals
+	// (prediction minus actual) in equal-width bins.
+	Residuals     []*HistogramBin `protobuf:"bytes,24,rep,name=residuals,proto3" json:"residuals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TrainMetrics) Reset() {
 	*x = TrainMetrics{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[15]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1378,7 @@ func (x *TrainMetrics) String() string {
 func (*TrainMetrics) ProtoMessage() {}
 
 func (x *TrainMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[15]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1391,7 @@ func (x *TrainMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainMetrics.ProtoReflect.Descriptor instead.
 func (*TrainMetrics) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{15}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TrainMetrics) GetModelId() string {
@@ -1434,6 +1548,143 @@ func (x *TrainMetrics) GetTopK() int64 {
 	return 0
 }
 
+func (x *TrainMetrics) GetRoc() []*CurvePoint {
+	if x != nil {
+		return x.Roc
+	}
+	return nil
+}
+
+func (x *TrainMetrics) GetResiduals() []*HistogramBin {
+	if x != nil {
+		return x.Residuals
+	}
+	return nil
+}
+
+// CurvePoint is one threshold of a ROC curve.
+type CurvePoint struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Threshold         float64                `protobuf:"fixed64,1,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	FalsePositiveRate float64                `protobuf:"fixed64,2,opt,name=false_positive_rate,json=falsePositiveRate,proto3" json:"false_positive_rate,omitempty"`
+	TruePositiveRate  float64                `protobuf:"fixed64,3,opt,name=true_positive_rate,json=truePositiveRate,proto3" json:"true_positive_rate,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CurvePoint) Reset() {
+	*x = CurvePoint{}
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CurvePoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CurvePoint) ProtoMessage() {}
+
+func (x *CurvePoint) ProtoReflect() protoreflect.Message {
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CurvePoint.ProtoReflect.Descriptor instead.
+func (*CurvePoint) Descriptor() ([]byte, []int) {
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CurvePoint) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *CurvePoint) GetFalsePositiveRate() float64 {
+	if x != nil {
+		return x.FalsePositiveRate
+	}
+	return 0
+}
+
+func (x *CurvePoint) GetTruePositiveRate() float64 {
+	if x != nil {
+		return x.TruePositiveRate
+	}
+	return 0
+}
+
+// HistogramBin counts the values in [lower, upper) (the last bin includes
+// its upper bound).
+type HistogramBin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lower         float64                `protobuf:"fixed64,1,opt,name=lower,proto3" json:"lower,omitempty"`
+	Upper         float64                `protobuf:"fixed64,2,opt,name=upper,proto3" json:"upper,omitempty"`
+	Count         int64                  `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistogramBin) Reset() {
+	*x = HistogramBin{}
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistogramBin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistogramBin) ProtoMessage() {}
+
+func (x *HistogramBin) ProtoReflect() protoreflect.Message {
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistogramBin.ProtoReflect.Descriptor instead.
+func (*HistogramBin) Descriptor() ([]byte, []int) {
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HistogramBin) GetLower() float64 {
+	if x != nil {
+		return x.Lower
+	}
+	return 0
+}
+
+func (x *HistogramBin) GetUpper() float64 {
+	if x != nil {
+		return x.Upper
+	}
+	return 0
+}
+
+func (x *HistogramBin) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type PurgeReport struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Reason            string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1448,7 +1699,7 @@ type PurgeReport struct {
 
 func (x *PurgeReport) Reset() {
 	*x = PurgeReport{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[16]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1711,7 @@ func (x *PurgeReport) String() string {
 func (*PurgeReport) ProtoMessage() {}
 
 func (x *PurgeReport) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[16]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1724,7 @@ func (x *PurgeReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeReport.ProtoReflect.Descriptor instead.
 func (*PurgeReport) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{16}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PurgeReport) GetReason() string {
@@ -1529,7 +1780,7 @@ type WriteReport struct {
 
 func (x *WriteReport) Reset() {
 	*x = WriteReport{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[17]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +1792,7 @@ func (x *WriteReport) String() string {
 func (*WriteReport) ProtoMessage() {}
 
 func (x *WriteReport) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[17]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +1805,7 @@ func (x *WriteReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteReport.ProtoReflect.Descriptor instead.
 func (*WriteReport) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{17}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WriteReport) GetTable() string {
@@ -1590,7 +1841,7 @@ type JobError struct {
 
 func (x *JobError) Reset() {
 	*x = JobError{}
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[18]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1853,7 @@ func (x *JobError) String() string {
 func (*JobError) ProtoMessage() {}
 
 func (x *JobError) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_agentapi_agent_proto_msgTypes[18]
+	mi := &file_controlplane_agentapi_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1866,7 @@ func (x *JobError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobError.ProtoReflect.Descriptor instead.
 func (*JobError) Descriptor() ([]byte, []int) {
-	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{18}
+	return file_controlplane_agentapi_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JobError) GetStage() string {
@@ -1703,7 +1954,7 @@ const file_controlplane_agentapi_agent_proto_rawDesc = "" +
 	"\x05purge\x18\f \x01(\v2\x1b.ferry.agent.v1.PurgeReportH\x00R\x05purge\x120\n" +
 	"\x05error\x18\r \x01(\v2\x18.ferry.agent.v1.JobErrorH\x00R\x05error\x123\n" +
 	"\x05write\x18\x0e \x01(\v2\x1b.ferry.agent.v1.WriteReportH\x00R\x05writeB\b\n" +
-	"\x06detail\"\xb2\x01\n" +
+	"\x06detail\"\xf2\x01\n" +
 	"\n" +
 	"TableStats\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
@@ -1711,14 +1962,23 @@ const file_controlplane_agentapi_agent_proto_rawDesc = "" +
 	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12\x18\n" +
 	"\abatches\x18\x04 \x01(\x03R\abatches\x120\n" +
 	"\acolumns\x18\x05 \x03(\v2\x16.ferry.agent.v1.ColumnR\acolumns\x12\x18\n" +
-	"\aseconds\x18\x06 \x01(\x01R\aseconds\"\xa7\x01\n" +
+	"\aseconds\x18\x06 \x01(\x01R\aseconds\x12>\n" +
+	"\fcolumn_stats\x18\a \x03(\v2\x1b.ferry.agent.v1.ColumnStatsR\vcolumnStats\"\xca\x01\n" +
+	"\vColumnStats\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05nulls\x18\x02 \x01(\x03R\x05nulls\x12#\n" +
+	"\rnull_fraction\x18\x03 \x01(\x01R\fnullFraction\x12\x1b\n" +
+	"\thas_range\x18\x04 \x01(\bR\bhasRange\x12\x10\n" +
+	"\x03min\x18\x05 \x01(\x01R\x03min\x12\x10\n" +
+	"\x03max\x18\x06 \x01(\x01R\x03max\x12+\n" +
+	"\x11distinct_estimate\x18\a \x01(\x03R\x10distinctEstimate\"\xa7\x01\n" +
 	"\x06Metric\x12\x14\n" +
 	"\x05auroc\x18\x01 \x01(\x01R\x05auroc\x12+\n" +
 	"\x11average_precision\x18\x02 \x01(\x01R\x10averagePrecision\x12\x1a\n" +
 	"\baccuracy\x18\x03 \x01(\x01R\baccuracy\x12\x10\n" +
 	"\x03mae\x18\x04 \x01(\x01R\x03mae\x12\x12\n" +
 	"\x04rmse\x18\x05 \x01(\x01R\x04rmse\x12\x18\n" +
-	"\bmap_at_k\x18\x06 \x01(\x01R\x06mapAtK\"\x8c\b\n" +
+	"\bmap_at_k\x18\x06 \x01(\x01R\x06mapAtK\"\xf6\b\n" +
 	"\fTrainMetrics\x12\x19\n" +
 	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12\x1b\n" +
 	"\ttask_type\x18\x02 \x01(\tR\btaskType\x12*\n" +
@@ -1745,10 +2005,21 @@ const file_controlplane_agentapi_agent_proto_rawDesc = "" +
 	"validation\x12\x18\n" +
 	"\aclasses\x18\x14 \x01(\x03R\aclasses\x12%\n" +
 	"\x0eparameter_sets\x18\x15 \x01(\x03R\rparameterSets\x12\x13\n" +
-	"\x05top_k\x18\x16 \x01(\x03R\x04topK\x1aD\n" +
+	"\x05top_k\x18\x16 \x01(\x03R\x04topK\x12,\n" +
+	"\x03roc\x18\x17 \x03(\v2\x1a.ferry.agent.v1.CurvePointR\x03roc\x12:\n" +
+	"\tresiduals\x18\x18 \x03(\v2\x1c.ferry.agent.v1.HistogramBinR\tresiduals\x1aD\n" +
 	"\x16FeatureImportanceEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xf0\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x88\x01\n" +
+	"\n" +
+	"CurvePoint\x12\x1c\n" +
+	"\tthreshold\x18\x01 \x01(\x01R\tthreshold\x12.\n" +
+	"\x13false_positive_rate\x18\x02 \x01(\x01R\x11falsePositiveRate\x12,\n" +
+	"\x12true_positive_rate\x18\x03 \x01(\x01R\x10truePositiveRate\"P\n" +
+	"\fHistogramBin\x12\x14\n" +
+	"\x05lower\x18\x01 \x01(\x01R\x05lower\x12\x14\n" +
+	"\x05upper\x18\x02 \x01(\x01R\x05upper\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count\"\xf0\x01\n" +
 	"\vPurgeReport\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12%\n" +
 	"\x0ebytes_received\x18\x02 \x01(\x03R\rbytesReceived\x12!\n" +
@@ -1790,7 +2061,7 @@ func file_controlplane_agentapi_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_controlplane_agentapi_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_controlplane_agentapi_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_controlplane_agentapi_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_controlplane_agentapi_agent_proto_goTypes = []any{
 	(JobState)(0),          // 0: ferry.agent.v1.JobState
 	(*RenewRequest)(nil),   // 1: ferry.agent.v1.RenewRequest
@@ -1807,12 +2078,15 @@ var file_controlplane_agentapi_agent_proto_goTypes = []any{
 	(*CancelJob)(nil),      // 12: ferry.agent.v1.CancelJob
 	(*JobEvent)(nil),       // 13: ferry.agent.v1.JobEvent
 	(*TableStats)(nil),     // 14: ferry.agent.v1.TableStats
-	(*Metric)(nil),         // 15: ferry.agent.v1.Metric
-	(*TrainMetrics)(nil),   // 16: ferry.agent.v1.TrainMetrics
-	(*PurgeReport)(nil),    // 17: ferry.agent.v1.PurgeReport
-	(*WriteReport)(nil),    // 18: ferry.agent.v1.WriteReport
-	(*JobError)(nil),       // 19: ferry.agent.v1.JobError
-	nil,                    // 20: ferry.agent.v1.TrainMetrics.FeatureImportanceEntry
+	(*ColumnStats)(nil),    // 15: ferry.agent.v1.ColumnStats
+	(*Metric)(nil),         // 16: ferry.agent.v1.Metric
+	(*TrainMetrics)(nil),   // 17: ferry.agent.v1.TrainMetrics
+	(*CurvePoint)(nil),     // 18: ferry.agent.v1.CurvePoint
+	(*HistogramBin)(nil),   // 19: ferry.agent.v1.HistogramBin
+	(*PurgeReport)(nil),    // 20: ferry.agent.v1.PurgeReport
+	(*WriteReport)(nil),    // 21: ferry.agent.v1.WriteReport
+	(*JobError)(nil),       // 22: ferry.agent.v1.JobError
+	nil,                    // 23: ferry.agent.v1.TrainMetrics.FeatureImportanceEntry
 }
 var file_controlplane_agentapi_agent_proto_depIdxs = []int32{
 	5,  // 0: ferry.agent.v1.AgentMessage.hello:type_name -> ferry.agent.v1.Hello
@@ -1826,25 +2100,28 @@ var file_controlplane_agentapi_agent_proto_depIdxs = []int32{
 	8,  // 8: ferry.agent.v1.TableMeta.foreign_keys:type_name -> ferry.agent.v1.ForeignKey
 	0,  // 9: ferry.agent.v1.JobEvent.state:type_name -> ferry.agent.v1.JobState
 	14, // 10: ferry.agent.v1.JobEvent.table_stats:type_name -> ferry.agent.v1.TableStats
-	16, // 11: ferry.agent.v1.JobEvent.metrics:type_name -> ferry.agent.v1.TrainMetrics
-	17, // 12: ferry.agent.v1.JobEvent.purge:type_name -> ferry.agent.v1.PurgeReport
-	19, // 13: ferry.agent.v1.JobEvent.error:type_name -> ferry.agent.v1.JobError
-	18, // 14: ferry.agent.v1.JobEvent.write:type_name -> ferry.agent.v1.WriteReport
+	17, // 11: ferry.agent.v1.JobEvent.metrics:type_name -> ferry.agent.v1.TrainMetrics
+	20, // 12: ferry.agent.v1.JobEvent.purge:type_name -> ferry.agent.v1.PurgeReport
+	22, // 13: ferry.agent.v1.JobEvent.error:type_name -> ferry.agent.v1.JobError
+	21, // 14: ferry.agent.v1.JobEvent.write:type_name -> ferry.agent.v1.WriteReport
 	7,  // 15: ferry.agent.v1.TableStats.columns:type_name -> ferry.agent.v1.Column
-	15, // 16: ferry.agent.v1.TrainMetrics.test:type_name -> ferry.agent.v1.Metric
-	15, // 17: ferry.agent.v1.TrainMetrics.baseline_label_rate:type_name -> ferry.agent.v1.Metric
-	15, // 18: ferry.agent.v1.TrainMetrics.baseline_recent_count:type_name -> ferry.agent.v1.Metric
-	20, // 19: ferry.agent.v1.TrainMetrics.feature_importance:type_name -> ferry.agent.v1.TrainMetrics.FeatureImportanceEntry
-	15, // 20: ferry.agent.v1.TrainMetrics.validation:type_name -> ferry.agent.v1.Metric
-	3,  // 21: ferry.agent.v1.AgentService.Connect:input_type -> ferry.agent.v1.AgentMessage
-	1,  // 22: ferry.agent.v1.AgentService.Renew:input_type -> ferry.agent.v1.RenewRequest
-	4,  // 23: ferry.agent.v1.AgentService.Connect:output_type -> ferry.agent.v1.ControlMessage
-	2,  // 24: ferry.agent.v1.AgentService.Renew:output_type -> ferry.agent.v1.RenewResponse
-	23, // [23:25] is the sub-list for method output_type
-	21, // [21:23] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	15, // 16: ferry.agent.v1.TableStats.column_stats:type_name -> ferry.agent.v1.ColumnStats
+	16, // 17: ferry.agent.v1.TrainMetrics.test:type_name -> ferry.agent.v1.Metric
+	16, // 18: ferry.agent.v1.TrainMetrics.baseline_label_rate:type_name -> ferry.agent.v1.Metric
+	16, // 19: ferry.agent.v1.TrainMetrics.baseline_recent_count:type_name -> ferry.agent.v1.Metric
+	23, // 20: ferry.agent.v1.TrainMetrics.feature_importance:type_name -> ferry.agent.v1.TrainMetrics.FeatureImportanceEntry
+	16, // 21: ferry.agent.v1.TrainMetrics.validation:type_name -> ferry.agent.v1.Metric
+	18, // 22: ferry.agent.v1.TrainMetrics.roc:type_name -> ferry.agent.v1.CurvePoint
+	19, // 23: ferry.agent.v1.TrainMetrics.residuals:type_name -> ferry.agent.v1.HistogramBin
+	3,  // 24: ferry.agent.v1.AgentService.Connect:input_type -> ferry.agent.v1.AgentMessage
+	1,  // 25: ferry.agent.v1.AgentService.Renew:input_type -> ferry.agent.v1.RenewRequest
+	4,  // 26: ferry.agent.v1.AgentService.Connect:output_type -> ferry.agent.v1.ControlMessage
+	2,  // 27: ferry.agent.v1.AgentService.Renew:output_type -> ferry.agent.v1.RenewResponse
+	26, // [26:28] is the sub-list for method output_type
+	24, // [24:26] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_controlplane_agentapi_agent_proto_init() }
@@ -1875,7 +2152,7 @@ func file_controlplane_agentapi_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_controlplane_agentapi_agent_proto_rawDesc), len(file_controlplane_agentapi_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
