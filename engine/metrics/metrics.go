@@ -3,6 +3,12 @@
 // threshold. Each function takes labels and scores of equal length and
 // returns NaN (or a documented default) when the figure is undefined; a NaN
 // score ranks below every other score.
+//
+// It also draws the plots the console shows, as aggregates fit to leave the
+// engine: a binary classifier's ROC curve (ROCCurve) and a regression's
+// residual histogram (ResidualHistogram), each refused below MinPlotRows
+// test rows, with at least MinRowsPerStep rows between two points of a curve
+// and per histogram bin on average (see the functions).
 package metrics
 
 import (
