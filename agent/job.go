@@ -268,6 +268,16 @@ func metricProto(m link.Metrics) *agentapi.Metric {
 }
 
 func metricsProto(r *link.TrainResult) *agentapi.TrainMetrics {
+	// The ROC curve and residual histogram are the engine's aggregates of
+	// the test split (engine/metrics), passed on as they are.
+	roc := make([]*agentapi.CurvePoint, len(r.ROC))
+	for i, p := range r.ROC {
+		roc[i] = &agentapi.CurvePoint{Threshold: p.Threshold, FalsePositiveRate: p.FalsePositiveRate, TruePositiveRate: p.TruePositiveRate}
+	}
+	residuals := make([]*agentapi.HistogramBin, len(r.Residuals))
+	for i, b := range r.Residuals {
+		residuals[i] = &agentapi.HistogramBin{Lower: b.Lower, Upper: b.Upper, Count: b.Count}
+	}
 	return &agentapi.TrainMetrics{
 		ModelId: r.ModelID, TaskType: r.TaskType,
 		Test:                metricProto(r.Test),
@@ -279,6 +289,6 @@ func metricsProto(r *link.TrainResult) *agentapi.TrainMetrics {
 		NumFeatures: int64(r.NumFeatures), Anchors: int64(r.Anchors), BestIteration: int64(r.BestIteration),
 		PredictionRows: int64(r.PredictionRows), FeatureSeconds: r.FeatureSeconds, TrainSeconds: r.TrainSeconds,
 		ScoreSeconds: r.ScoreSeconds, TestPositiveRate: r.TestPositiveRate, ScoringAnchorUnixNanos: r.ScoringAnchor.UnixNano(),
-		FeatureImportance: r.FeatureImportance,
+		FeatureImportance: r.FeatureImportance, Roc: roc, Residuals: residuals,
 	}
 }

@@ -208,53 +208,55 @@ func TestROCCurveRandom(t *testing.T) {
 
 func TestROCCurveDegenerate(t *testing.T) {
 	n := MinPlotRows
-	mk := func(f func(i int) (float32, float64)) ([]float32, []float64) {
-		l, s := make([]float32, n), make([]float64, n)
+	alternating := func() []float32 { // labels 0, 1, 0, 1, ...
+		l := make([]float32, n)
 		for i := range l {
-			l[i], s[i] = f(i)
+			l[i] = float32(i % 2)
 		}
-		return l, s
+		return l
 	}
+	ones := slices.Repeat([]float32{1}, n)
+	nanScore, infScore, nanLabel := make([]float64, n), make([]float64, n), alternating()
+	nanScore[7], infScore[3], nanLabel[9] = math.NaN(), math.Inf(1), float32(math.NaN())
 	for _, tc := range []struct {
-		name      string
-		labels    []float32
-		scores    []float64
-		maxPoints int
-		err       error
+		name   string
+		labels []float32
+		scores []float64
+		err    error
 	}{
-		{"length mismatch", make([]float32, n), make([]float64, n+1), MaxCurvePoints, ErrLength},
-		{"too few rows", make([]float32, n-1), make([]float64, n-1), MaxCurvePoints, ErrTooFewRows},
-		{"empty", nil, nil, MaxCurvePoints, ErrTooFewRows},
-		{"only negatives", make([]float32, n), make([]float64, n), MaxCurvePoints, ErrOneClass},
-		{"only positives", func() []float32 { l, _ := mk(func(int) (float32, float64) { return 1, 0 }); return l }(), make([]float64, n), MaxCurvePoints, ErrOneClass},
-		{"NaN score", func() []float32 { l, _ := mk(func(i int) (float32, float64) { return float32(i % 2), 0 }); return l }(),
-			func() []float64 { _, s := mk(func(i int) (float32, float64) { return 0, map[bool]float64{true: math.NaN()}[i == 7] }); return s }(), MaxCurvePoints, ErrNotFinite},
-		{"infinite score", func() []float32 { l, _ := mk(func(i int) (float32, float64) { return float32(i % 2), 0 }); return l }(),
-			func() []float64 { _, s := mk(func(i int) (float32, float64) { return 0, map[bool]float64{true: math.Inf(1)}[i == 3] }); return s }(), MaxCurvePoints, ErrNotFinite},
-		{"NaN label", func() []float32 { l, _ := mk(func(i int) (float32, float64) { return map[bool]float32{true: float32(math.NaN())}[i == 9], 0 }); return l }(),
-			make([]float64, n), MaxCurvePoints, ErrNotFinite},
+		{"length mismatch", make([]float32, n), make([]float64, n+1), ErrLength},
+		{"too few rows", make([]float32, n-1), make([]float64, n-1), ErrTooFewRows},
+		{"empty", nil, nil, ErrTooFewRows},
+		{"only negatives", make([]float32, n), make([]float64, n), ErrOneClass},
+		{"only positives", ones, make([]float64, n), ErrOneClass},
+		{"NaN score", alternating(), nanScore, ErrNotFinite},
+		{"infinite score", alternating(), infScore, ErrNotFinite},
+		{"NaN label", nanLabel, make([]float64, n), ErrNotFinite},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pts, err := ROCCurve(tc.labels, tc.scores, tc.maxPoints)
+			pts, err := ROCCurve(tc.labels, tc.scores, MaxCurvePoints)
 			if !errors.Is(err, tc.err) || pts != nil {
 				t.Fatalf("got %v, %v; want error %v", pts, err, tc.err)
 			}
 			t.Log(err)
 		})
 	}
-	l, s := mk(func(i int) (float32, float64) { return float32(i % 2), float64(i) })
-	if _, err := ROCCurve(l, s, 1); err == nil {
+	scores := make([]float64, n)
+	for i := range scores {
+		scores[i] = float64(i)
+	}
+	if _, err := ROCCurve(alternating(), scores, 1); err == nil {
 		t.Error("a curve of 1 point: no error")
 	}
 	// Constant predictions: one diagonal step, area 1/2 like AUROC.
-	l, s = mk(func(i int) (float32, float64) { return float32(i % 3 / 2), 0.25 })
-	pts, err := ROCCurve(l, s, MaxCurvePoints)
+	constant := slices.Repeat([]float64{0.25}, n)
+	pts, err := ROCCurve(alternating(), constant, MaxCurvePoints)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkCurve(t, pts, MaxCurvePoints)
-	if len(pts) != 2 || area(pts) != 0.5 || AUROC(l, s) != 0.5 {
-		t.Errorf("constant scores: %v (area %v, AUROC %v), want the diagonal", pts, area(pts), AUROC(l, s))
+	if len(pts) != 2 || area(pts) != 0.5 || AUROC(alternating(), constant) != 0.5 {
+		t.Errorf("constant scores: %v (area %v), want the diagonal", pts, area(pts))
 	}
 }
 

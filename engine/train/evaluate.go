@@ -67,6 +67,7 @@ func evaluateAndScore(tt *trainingTable, m *model, keyName string, keyType arrow
 			pos += float64(y)
 		}
 		res.TestPositiveRate = pos / float64(tt.test.rows)
+		res.ROC = rocCurve(tt.test.y, pt)
 	case pql.TaskRegression:
 		mean := 0.0
 		for _, y := range tt.train.y {
@@ -75,6 +76,7 @@ func evaluateAndScore(tt *trainingTable, m *model, keyName string, keyType arrow
 		mean /= float64(tt.train.rows)
 		res.Validation = regressionMetrics(tt.val.y, pv)
 		res.Test = regressionMetrics(tt.test.y, pt)
+		res.Residuals = residualHistogram(tt.test.y, pt)
 		constant := make([]float64, tt.test.rows)
 		for i := range constant {
 			constant[i] = mean
@@ -124,6 +126,34 @@ func binaryMetrics(y []float32, p []float64, threshold float64) link.Metrics {
 		}
 	}
 	return link.Metrics{AUROC: metrics.AUROC(y, p), AveragePrecision: metrics.AveragePrecision(y, p), Accuracy: float64(correct) / float64(len(y))}
+}
+
+// rocCurve is the test split's ROC curve, nil when metrics.ROCCurve refuses
+// it (too few rows, one class, a NaN score): the plot is optional.
+func rocCurve(y []float32, p []float64) []link.CurvePoint {
+	pts, err := metrics.ROCCurve(y, p, metrics.MaxCurvePoints)
+	if err != nil {
+		return nil
+	}
+	out := make([]link.CurvePoint, len(pts))
+	for i, c := range pts {
+		out[i] = link.CurvePoint{Threshold: c.Threshold, FalsePositiveRate: c.FPR, TruePositiveRate: c.TPR}
+	}
+	return out
+}
+
+// residualHistogram is the test split's histogram of residuals, nil when
+// metrics.ResidualHistogram refuses it.
+func residualHistogram(y []float32, p []float64) []link.HistogramBin {
+	bins, err := metrics.ResidualHistogram(p, y, metrics.HistogramBins)
+	if err != nil {
+		return nil
+	}
+	out := make([]link.HistogramBin, len(bins))
+	for i, b := range bins {
+		out[i] = link.HistogramBin{Lower: b.Lower, Upper: b.Upper, Count: b.Count}
+	}
+	return out
 }
 
 func regressionMetrics(y []float32, p []float64) link.Metrics {

@@ -286,6 +286,9 @@ func TestRunFindsPlantedSignal(t *testing.T) {
 	if r.Test.AUROC <= r.BaselineLabelRate.AUROC || r.Test.AveragePrecision <= r.BaselineLabelRate.AveragePrecision {
 		t.Errorf("model %+v does not beat the label rate %+v", r.Test, r.BaselineLabelRate)
 	}
+	if err := checkPlots(r); err != nil {
+		t.Error(err)
+	}
 	latest := slices.Max(s.ordAt)
 	begin := min(slices.Min(s.ordAt), slices.Min(s.retAt))
 	wantAnchors := 3 // validation, test, score
@@ -543,6 +546,9 @@ func TestOtherTasks(t *testing.T) {
 			if err := tc.check(r); err != nil {
 				t.Error(err)
 			}
+			if err := checkPlots(r); err != nil {
+				t.Error(err)
+			}
 			p := out.Predictions
 			if p.NumRows() == 0 || int(p.NumRows()) != r.PredictionRows {
 				t.Fatalf("%d predictions, result says %d", p.NumRows(), r.PredictionRows)
@@ -582,6 +588,9 @@ func TestRecommendation(t *testing.T) {
 		r.TrainRows, r.ValidationRows, r.TestRows, r.PredictionRows)
 	if r.TaskType != pql.TaskRecommendation || r.TopK != 1 || r.Test.MAPAtK < r.BaselineLabelRate.MAPAtK+0.1 || r.Test.MAPAtK > 1 {
 		t.Errorf("result %+v", r)
+	}
+	if err := checkPlots(r); err != nil {
+		t.Error(err)
 	}
 	p := out.Predictions
 	want := arrow.NewSchema([]arrow.Field{
@@ -639,4 +648,37 @@ func TestSearch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkPlots checks a result's plots: a ROC curve for a binary classifier,
+// whose trapezoid area is the test AUROC within 0.005, a residual histogram
+// counting every test row for a regression, neither for other tasks.
+func checkPlots(r link.TrainResult) error {
+	switch r.TaskType {
+	case pql.TaskBinaryClassification:
+		if len(r.ROC) < 3 || len(r.ROC) > 101 || len(r.Residuals) != 0 {
+			return fmt.Errorf("%d ROC points, %d residual bins", len(r.ROC), len(r.Residuals))
+		}
+		area := 0.0
+		for i := 1; i < len(r.ROC); i++ {
+			p, q := r.ROC[i-1], r.ROC[i]
+			area += (q.FalsePositiveRate - p.FalsePositiveRate) * (q.TruePositiveRate + p.TruePositiveRate) / 2
+		}
+		if math.Abs(area-r.Test.AUROC) > 0.005 {
+			return fmt.Errorf("ROC area %.4f, test AUROC %.4f", area, r.Test.AUROC)
+		}
+	case pql.TaskRegression:
+		var n int64
+		for _, b := range r.Residuals {
+			n += b.Count
+		}
+		if len(r.Residuals) < 2 || n != int64(r.TestRows) || len(r.ROC) != 0 {
+			return fmt.Errorf("%d residual bins counting %d of %d test rows, %d ROC points", len(r.Residuals), n, r.TestRows, len(r.ROC))
+		}
+	default:
+		if len(r.ROC) != 0 || len(r.Residuals) != 0 {
+			return fmt.Errorf("%s: %d ROC points, %d residual bins, want none", r.TaskType, len(r.ROC), len(r.Residuals))
+		}
+	}
+	return nil
 }

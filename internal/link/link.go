@@ -157,6 +157,22 @@ type Metrics struct {
 	MAPAtK float64 `json:"map_at_k,omitempty"`
 }
 
+// CurvePoint is one point of a ROC curve: predicting positive when the score
+// is at least Threshold gives these rates.
+type CurvePoint struct {
+	Threshold         float64 `json:"threshold"`
+	FalsePositiveRate float64 `json:"false_positive_rate"`
+	TruePositiveRate  float64 `json:"true_positive_rate"`
+}
+
+// HistogramBin counts the values in [Lower, Upper) (the last bin of a
+// histogram includes Upper).
+type HistogramBin struct {
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
+	Count int64   `json:"count"`
+}
+
 // TrainResult is what the engine reports after training and scoring: metadata
 // only (no entity key, no row value).
 type TrainResult struct {
@@ -183,6 +199,13 @@ type TrainResult struct {
 	ParameterSets int `json:"parameter_sets,omitempty"`
 	// TopK is a recommendation's k (RANK TOP k).
 	TopK int `json:"top_k,omitempty"`
+	// ROC is a binary classifier's ROC curve on the test split (at most
+	// 101 points by falling threshold, from (0,0) to (1,1)); Residuals a
+	// regression's histogram of test residuals, prediction minus actual.
+	// Both are aggregates (engine/metrics): omitted when the test split
+	// has fewer than 50 rows, and never drawn for other tasks.
+	ROC       []CurvePoint   `json:"roc,omitempty"`
+	Residuals []HistogramBin `json:"residuals,omitempty"`
 
 	TrainRows        int     `json:"train_rows"`
 	ValidationRows   int     `json:"validation_rows"`
