@@ -197,7 +197,10 @@ func (a *Agent) upload(ctx context.Context, w *warehouse, eng flight.Client, job
 		return nil, err
 	}
 	defer r.Release()
-	ack, err := StreamTable(ctx, eng, jobID, t.Name, a.metrics.countRows(r), StreamOptions{
+	// Column statistics as the batches pass (see colstats.go): nothing is
+	// kept of a batch but aggregates.
+	sr, cs := withColumnStats(r, t)
+	ack, err := StreamTable(ctx, eng, jobID, t.Name, a.metrics.countRows(sr), StreamOptions{
 		Compression: a.cfg.Compression, WindowBatches: a.cfg.WindowBatches, WindowBytes: a.cfg.WindowBytes,
 		ResumeTimeout: a.cfg.ResumeTimeout,
 		Logger:        a.log.With("job_id", jobID),
@@ -210,6 +213,7 @@ func (a *Agent) upload(ctx context.Context, w *warehouse, eng flight.Client, job
 	for _, c := range t.Columns {
 		st.Columns = append(st.Columns, &agentapi.Column{Name: c.Name, Type: c.Type, Nullable: c.Nullable})
 	}
+	st.ColumnStats = cs.result()
 	return st, nil
 }
 
