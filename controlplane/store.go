@@ -1054,8 +1054,9 @@ func (s *store) prepareDetail(ctx context.Context, id string, ev *agentapi.JobEv
 	case *agentapi.JobEvent_TableStats:
 		t := d.TableStats
 		cols := make([]api.Column, len(t.GetColumns()))
+		stats := columnStats(t)
 		for i, c := range t.GetColumns() {
-			cols[i] = api.Column{Name: clip(c.GetName(), maxNameLen), Type: clip(c.GetType(), maxNameLen), Nullable: c.GetNullable()}
+			cols[i] = api.Column{Name: clip(c.GetName(), maxNameLen), Type: clip(c.GetType(), maxNameLen), Nullable: c.GetNullable(), Stats: stats[c.GetName()]}
 		}
 		b, err := json.Marshal(cols)
 		if err != nil {

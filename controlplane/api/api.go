@@ -183,11 +183,33 @@ type StateChange struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Column is a column's name and Arrow type.
+// Column is a column's name and Arrow type, and in a job's table
+// statistics what the agent measured of it as it read the table.
 type Column struct {
-	Name     string `json:"name"`
-	Type     string `json:"type"`
-	Nullable bool   `json:"nullable"`
+	Name     string       `json:"name"`
+	Type     string       `json:"type"`
+	Nullable bool         `json:"nullable"`
+	Stats    *ColumnStats `json:"stats,omitempty"`
+}
+
+// ColumnStats are aggregates over one column of a table an agent read:
+// counts, an estimate and, for a numeric column that is not a key, its
+// range. Never a value of a text, binary, time or key column.
+type ColumnStats struct {
+	// Nulls is the number of null values.
+	Nulls int64 `json:"nulls"`
+	// NullFraction is Nulls divided by the table's rows, in [0, 1] (0 for
+	// a table with no rows).
+	NullFraction float64 `json:"null_fraction"`
+	// Min and Max are the smallest and largest value of a numeric non-key
+	// column with a non-null value (NaN and ±Inf left out); omitted
+	// otherwise.
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
+	// DistinctEstimate estimates the distinct non-null values
+	// (HyperLogLog, about 0.8% relative standard error; at most the
+	// non-null values).
+	DistinctEstimate int64 `json:"distinct_estimate"`
 }
 
 // TableStats describe one table uploaded to the engine for a job.
