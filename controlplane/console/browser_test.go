@@ -499,6 +499,27 @@ func TestConsoleBrowserIntegration(t *testing.T) {
 	}
 	ed.shot("07-job-detail")
 
+	// The tables read, each column with its statistics: the orders table's
+	// amount has its share of nulls, its range and a distinct estimate; its
+	// key order_id and its time ordered_at have no range.
+	ed.do("open the orders table's columns", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`#tables tr[data-table=orders] details.cols > summary`)),
+		chromedp.WaitVisible(chromedp.CSS(`#tables tr[data-column=amount] td.max`)))
+	cells := func(col string) []string {
+		return eval[[]string](ed, col+"'s statistics", `[...document.querySelectorAll('#tables tr[data-table=orders] tr[data-column=`+col+`] td')].map((td) => td.textContent)`)
+	}
+	for col, want := range map[string][]string{
+		"amount":     {"amount", "float64, nullable", "5.0%", "1.25", "4,999.5"},
+		"order_id":   {"order_id", "int64", "0.0%", "—", "—"},
+		"ordered_at": {"ordered_at", "timestamp[us]", "0.0%", "—", "—"},
+	} {
+		got := cells(col)
+		if len(got) != 6 || !slices.Equal(got[:5], want) || !strings.HasPrefix(got[5], "≈ ") || len(got[5]) < len("≈ 10,000") {
+			t.Errorf("orders.%s's row reads %q, want %q and a distinct estimate", col, got, want)
+		}
+	}
+	ed.shot("07-job-column-stats")
+
 	// The schema graph: two tables, their keys, the foreign-key arrow.
 	ed.do("open the graph", 10*time.Second,
 		chromedp.Click(chromedp.CSS(`#nav a[data-nav=graph]`)),

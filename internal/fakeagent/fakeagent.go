@@ -222,6 +222,7 @@ func Script(asg *agentapi.JobAssignment, tables []*agentapi.TableMeta, work time
 		for _, t := range tables {
 			if t.GetName() == name {
 				st.Columns = t.GetColumns()
+				st.ColumnStats = columnStats(t, rows)
 			}
 		}
 		bytesIn += st.Bytes

@@ -50,11 +50,28 @@ function tableStats(d) {
   const stats = d.table_stats || [];
   if (stats.length === 0) return section('Tables read', {id: 'tables'}, h('p', {class: 'muted'}, 'No table has been read yet.'));
   return section('Tables read', {id: 'tables'}, table(['Table', 'Rows', 'Bytes', 'Batches', 'Columns', 'Read in'], stats.map((t) =>
-    h('tr', {}, h('td', {class: 'mono'}, t.table), h('td', {class: 'num'}, fmtNum(t.rows)), h('td', {class: 'num'}, fmtBytes(t.bytes)),
+    h('tr', {'data-table': t.table}, h('td', {class: 'mono'}, t.table), h('td', {class: 'num'}, fmtNum(t.rows)), h('td', {class: 'num'}, fmtBytes(t.bytes)),
       h('td', {class: 'num'}, fmtNum(t.batches)),
-      h('td', {}, h('details', {}, h('summary', {}, `${(t.columns || []).length} columns`),
-        h('ul', {class: 'cols'}, (t.columns || []).map((c) => h('li', {}, h('span', {class: 'mono'}, c.name), ' ', h('span', {class: 'muted'}, c.type + (c.nullable ? ', nullable' : ''))))))),
+      h('td', {}, h('details', {class: 'cols'}, h('summary', {}, `${(t.columns || []).length} columns`), columnStats(t))),
       h('td', {class: 'num'}, fmtDur(t.seconds))))));
+}
+
+// columnStats lists a table's columns with what the agent measured of each
+// as it read them: the share of nulls, the range of a numeric non-key
+// column (the agent reports none for text, time or key columns) and an
+// estimate of the distinct values.
+function columnStats(t) {
+  const num = (v) => v === undefined || v === null ? '—' :
+    Number(v).toLocaleString('en', Number.isInteger(v) ? {} : {maximumSignificantDigits: 6});
+  const pct = (f) => f === undefined || f === null ? '—' : f > 0 && f < 0.001 ? '<0.1%' : `${(100 * f).toFixed(1)}%`;
+  return table(['Column', 'Type', 'Null %', 'Min', 'Max', 'Distinct ≈'], (t.columns || []).map((c) => {
+    const s = c.stats || {};
+    return h('tr', {'data-column': c.name},
+      h('td', {class: 'mono'}, c.name), h('td', {class: 'muted'}, c.type + (c.nullable ? ', nullable' : '')),
+      h('td', {class: 'num null-frac'}, c.stats ? pct(s.null_fraction) : '—'),
+      h('td', {class: 'num min'}, num(s.min)), h('td', {class: 'num max'}, num(s.max)),
+      h('td', {class: 'num distinct'}, c.stats ? `≈ ${fmtNum(s.distinct_estimate)}` : '—'));
+  }), {class: 'grid colstats'});
 }
 
 function metrics(m) {
