@@ -795,6 +795,7 @@ FROM models WHERE job_id = ?`, id).Scan(&m.ModelID, &m.TaskType, &mj, &m.TrainRo
 			}
 			m.Test, m.BaselineLabelRate, m.BaselineRecentCount = ms.Test, ms.BaselineLabelRate, ms.BaselineRecentCount
 			m.Validation, m.Classes, m.ParameterSets, m.TopK = ms.Validation, ms.Classes, ms.ParameterSets, ms.TopK
+			m.ROC, m.Residuals = ms.ROC, ms.Residuals
 		}
 		if fij, why := o.open(fij, fieldAAD("models", "feature_importance_json", id)); why != "" {
 			d.Unreadable = d.Unreadable.Add("model.feature_importance", why)
@@ -839,6 +840,10 @@ type storedMetrics struct {
 	TopK                int64       `json:"top_k,omitempty"`
 	BaselineLabelRate   *api.Metric `json:"baseline_label_rate,omitempty"`
 	BaselineRecentCount *api.Metric `json:"baseline_recent_count,omitempty"`
+	// ROC and Residuals are the model's plots (api.Model), sealed with the
+	// rest of the metrics.
+	ROC       []api.CurvePoint   `json:"roc,omitempty"`
+	Residuals []api.HistogramBin `json:"residuals,omitempty"`
 }
 
 // assignJob moves a queued job to assigned on agentID. It reports false when
@@ -1087,6 +1092,8 @@ ON CONFLICT (job_id, table_name) DO UPDATE SET rows = excluded.rows, bytes = exc
 			TopK:                m.GetTopK(),
 			BaselineLabelRate:   metricFromProto(m.GetBaselineLabelRate()),
 			BaselineRecentCount: metricFromProto(m.GetBaselineRecentCount()),
+			ROC:                 rocFromProto(m),
+			Residuals:           residualsFromProto(m),
 		})
 		if err != nil {
 			return nil, wrap("metrics", err)

@@ -256,6 +256,30 @@ type Model struct {
 	TestPositiveRate    float64            `json:"test_positive_rate"`
 	ScoringAnchor       time.Time          `json:"scoring_anchor,omitzero"`
 	FeatureImportance   map[string]float64 `json:"feature_importance,omitempty"`
+	// ROC is a binary classifier's ROC curve on the test split: at most 101
+	// points by falling threshold, from (0,0) to (1,1). Residuals is a
+	// regression's histogram of test residuals (prediction minus actual) in
+	// equal-width bins. Both are aggregates the engine draws only from a
+	// test split of 50 rows or more; multiclass and recommendation models
+	// have neither.
+	ROC       []CurvePoint   `json:"roc,omitempty"`
+	Residuals []HistogramBin `json:"residuals,omitempty"`
+}
+
+// CurvePoint is one point of a ROC curve: predicting positive when the score
+// is at least Threshold gives these rates.
+type CurvePoint struct {
+	Threshold         float64 `json:"threshold"`
+	FalsePositiveRate float64 `json:"false_positive_rate"`
+	TruePositiveRate  float64 `json:"true_positive_rate"`
+}
+
+// HistogramBin counts the values in [Lower, Upper) (the last bin of a
+// histogram includes Upper; the end bins also count the outliers beyond).
+type HistogramBin struct {
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
+	Count int64   `json:"count"`
 }
 
 // PurgeReport is the engine's attestation that a job's data was released.

@@ -483,10 +483,11 @@ func TestConsoleBrowserIntegration(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#job-state[data-state=succeeded]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#metrics figure[data-metric=auroc] svg`)),
 		chromedp.WaitVisible(chromedp.CSS(`#importance svg`)),
+		chromedp.WaitVisible(chromedp.CSS(`#roc svg polyline.curve`)),
 		chromedp.WaitVisible(chromedp.CSS(`#purge-verdict[data-clean=true]`)))
 	detail := eval[string](ed, "job text", `document.getElementById('job').innerText`)
 	for _, want := range []string{"AUROC", "0.780", "baseline · label rate", "Average precision", "orders.count_30d",
-		"every byte the engine received was purged", "churn_predictions", "5,000", "succeeded", "customers", "orders", "ROC curve needs"} {
+		"every byte the engine received was purged", "churn_predictions", "5,000", "succeeded", "customers", "orders", "ROC curve · test AUROC 0.780"} {
 		if !strings.Contains(detail, want) {
 			t.Errorf("the job page lacks %q:\n%s", want, clip(detail, 3000))
 		}
@@ -498,6 +499,46 @@ func TestConsoleBrowserIntegration(t *testing.T) {
 		t.Errorf("the timeline has %d segments, want one per state (6)", n)
 	}
 	ed.shot("07-job-detail")
+	// The ROC curve the agent reported (41 points): a polyline through
+	// them over the dashed diagonal, the AUROC in its title.
+	if n := eval[int](ed, "ROC points", `document.querySelector('#roc svg polyline.curve').getAttribute('points').trim().split(/\s+/).length`); n != 41 {
+		t.Errorf("the ROC curve's polyline has %d points, want the 41 reported", n)
+	}
+	if !eval[bool](ed, "ROC diagonal and title", `!!document.querySelector('#roc svg line.diagonal') && document.querySelector('#roc svg > title').textContent.includes('AUROC 0.780')`) {
+		t.Error("the ROC curve lacks its diagonal or the AUROC in its title")
+	}
+	rocCtx, cancel := context.WithTimeout(ed.ctx, 10*time.Second)
+	png, err := chromedp.Run(rocCtx, chromedp.Screenshot(chromedp.ID("roc")))
+	cancel()
+	if err != nil {
+		ed.fail("screenshot the ROC curve", err)
+	}
+	if err := os.WriteFile(filepath.Join(shots, "07-job-roc.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A regression's residual histogram (the fake agent reports a binary
+	// classifier): the console's chart drawn in the page from 30 bins, one
+	// column per bin, as tall as its count, with the mark at zero.
+	if !eval[bool](ed, "residual histogram", `import('./js/charts.js').then(({histogram}) => {
+		const bins = Array.from({length: 30}, (_, i) => ({lower: -15 + i, upper: -14 + i, count: Math.round(400 * Math.exp(-(((i - 14.5) / 5) ** 2)))}));
+		const svg = histogram(bins, {title: 'Residuals'});
+		svg.id = 'residuals-drawn';
+		document.getElementById('job').append(svg);
+		const cols = [...svg.querySelectorAll('rect.bin')];
+		const hs = cols.map((r) => Number(r.getAttribute('height')));
+		return cols.length === 30 && Math.max(...hs) === hs[14] && hs[0] < hs[14] && !!svg.querySelector('line.zero');
+	})`) {
+		t.Error("the residual histogram does not draw one column per bin, as tall as its count, with a mark at zero")
+	}
+	hCtx, cancel := context.WithTimeout(ed.ctx, 10*time.Second)
+	png, err = chromedp.Run(hCtx, chromedp.Screenshot(chromedp.ID("residuals-drawn")))
+	cancel()
+	if err != nil {
+		ed.fail("screenshot the residual histogram", err)
+	}
+	if err := os.WriteFile(filepath.Join(shots, "07-residuals.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// The tables read, each column with its statistics: the orders table's
 	// amount has its share of nulls, its range and a distinct estimate; its

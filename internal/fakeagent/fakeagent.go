@@ -244,6 +244,7 @@ func Script(asg *agentapi.JobAssignment, tables []*agentapi.TableMeta, work time
 			"orders.count_30d": 0.31, "orders.sum_amount_90d": 0.24, "orders.days_since_last": 0.19,
 			"customers.signup_at.age_days": 0.14, "orders.mean_amount_365d": 0.12,
 		},
+		Roc: rocCurve(0.78),
 	}
 	m := ev(training)
 	m.Detail = &agentapi.JobEvent_Metrics{Metrics: metrics}

@@ -75,3 +75,74 @@ export function timeline(history, {width = 760, now = Date.now()} = {}) {
     s('text', {x: width, y: 40, 'text-anchor': 'end', class: 'axis'}, `${(span / 1000).toFixed(1)} s`));
   return svg;
 }
+
+// ticks are the axis marks of a unit scale.
+const UNIT_TICKS = [0, 0.25, 0.5, 0.75, 1];
+
+// roc draws a ROC curve from the API's points ({false_positive_rate,
+// true_positive_rate, threshold}, from (0,0) to (1,1)) on a unit square,
+// with the diagonal a random ranking would give. Each point's threshold
+// shows on hover.
+export function roc(points, {size = 300, title = 'ROC curve'} = {}) {
+  const left = 46, top = 10, bottom = 40;
+  const width = left + size + 14, height = top + size + bottom;
+  const x = (f) => left + f * size;
+  const y = (t) => top + (1 - t) * size;
+  const svg = s('svg', {class: 'chart roc', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': title});
+  add(svg, s('title', {}, title));
+  for (const v of UNIT_TICKS) {
+    add(svg,
+      s('line', {x1: x(v), y1: y(0), x2: x(v), y2: y(1), class: 'grid'}),
+      s('line', {x1: x(0), y1: y(v), x2: x(1), y2: y(v), class: 'grid'}),
+      s('text', {x: x(v), y: y(0) + 15, 'text-anchor': 'middle', class: 'axis'}, String(v)),
+      s('text', {x: x(0) - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis'}, String(v)));
+  }
+  add(svg,
+    s('rect', {x: x(0), y: y(1), width: size, height: size, class: 'frame'}),
+    s('line', {x1: x(0), y1: y(0), x2: x(1), y2: y(1), class: 'diagonal'}, s('title', {}, 'random ranking (AUROC 0.5)')),
+    s('polyline', {class: 'curve', points: points.map((p) => `${x(p.false_positive_rate).toFixed(1)},${y(p.true_positive_rate).toFixed(1)}`).join(' ')}),
+    points.map((p) => s('circle', {cx: x(p.false_positive_rate).toFixed(1), cy: y(p.true_positive_rate).toFixed(1), r: 2.2, class: 'pt'},
+      s('title', {}, `threshold ${p.threshold.toFixed(3)}: false positive rate ${p.false_positive_rate.toFixed(3)}, true positive rate ${p.true_positive_rate.toFixed(3)}`))),
+    s('text', {x: x(0.5), y: height - 6, 'text-anchor': 'middle', class: 'label'}, 'False positive rate'),
+    s('text', {x: 12, y: y(0.5), 'text-anchor': 'middle', class: 'label', transform: `rotate(-90 12 ${y(0.5)})`}, 'True positive rate'));
+  return svg;
+}
+
+// histogram draws the API's equal-width bins ({lower, upper, count}) as
+// columns, with a mark at zero when it lies within them.
+export function histogram(bins, {width = 560, height = 240, title = 'histogram'} = {}) {
+  const left = 46, right = 14, top = 10, bottom = 40;
+  const plotW = width - left - right, plotH = height - top - bottom;
+  const lo = bins[0].lower, hi = bins[bins.length - 1].upper;
+  const span = hi - lo || 1;
+  const most = Math.max(1, ...bins.map((b) => b.count));
+  const x = (v) => left + ((v - lo) / span) * plotW;
+  const y = (c) => top + (1 - c / most) * plotH;
+  const fmt = (v) => Math.abs(v) >= 1000 || (v !== 0 && Math.abs(v) < 0.01) ? v.toExponential(1) : Number(v.toFixed(2)).toString();
+  const svg = s('svg', {class: 'chart histogram', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': title});
+  add(svg, s('title', {}, title));
+  for (const f of [0, 0.5, 1]) {
+    add(svg,
+      s('line', {x1: left, y1: y(f * most), x2: left + plotW, y2: y(f * most), class: 'grid'}),
+      s('text', {x: left - 6, y: y(f * most) + 4, 'text-anchor': 'end', class: 'axis'}, fmtCount(f * most)));
+  }
+  bins.forEach((b) => {
+    const x0 = hi > lo ? x(b.lower) : left;
+    const w = hi > lo ? Math.max(1, x(b.upper) - x(b.lower) - 1) : plotW;
+    add(svg, s('rect', {x: x0, y: y(b.count), width: w, height: plotH - (y(b.count) - top), class: 'bin'},
+      s('title', {}, `${fmt(b.lower)} to ${fmt(b.upper)}: ${b.count} rows`)));
+  });
+  if (lo < 0 && hi > 0) add(svg, s('line', {x1: x(0), y1: top, x2: x(0), y2: top + plotH, class: 'zero'}, s('title', {}, 'zero: prediction equals actual')));
+  add(svg,
+    s('line', {x1: left, y1: top + plotH, x2: left + plotW, y2: top + plotH, class: 'baseline-axis'}),
+    s('text', {x: left, y: top + plotH + 15, 'text-anchor': 'start', class: 'axis'}, fmt(lo)),
+    s('text', {x: left + plotW, y: top + plotH + 15, 'text-anchor': 'end', class: 'axis'}, fmt(hi)),
+    lo < 0 && hi > 0 ? s('text', {x: x(0), y: top + plotH + 15, 'text-anchor': 'middle', class: 'axis'}, '0') : null,
+    s('text', {x: left + plotW / 2, y: height - 6, 'text-anchor': 'middle', class: 'label'}, 'Residual (prediction − actual)'));
+  return svg;
+}
+
+// fmtCount shows a count axis mark: whole numbers only.
+function fmtCount(c) {
+  return Number.isInteger(c) ? c.toLocaleString('en') : '';
+}

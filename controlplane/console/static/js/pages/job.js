@@ -1,8 +1,9 @@
 // A job (GET /v1/jobs/{id}): state history, table statistics, model
-// metrics against the baselines, feature importances, the engine's purge
+// metrics against the baselines with the test split's ROC curve or residual
+// histogram, feature importances, the engine's purge
 // attestation and the write report; refreshed every 2 s until it ends.
 import {h, add, clear, fmtTime, fmtDur, fmtNum, fmtBytes, fmtMetric, kv, section, table, note} from '../dom.js';
-import {TERMINAL, bars, timeline} from '../charts.js';
+import {TERMINAL, bars, timeline, roc, histogram} from '../charts.js';
 import {stateBadge, progress} from './jobs.js';
 
 // The metrics the API reports, how to read them, and which way is better.
@@ -87,9 +88,6 @@ function metrics(m) {
       h('figcaption', {}, h('strong', {}, mt.label), ` (${mt.better} is better)`),
       bars(items, {max: mt.unit ? 1 : undefined, title: mt.label}));
   });
-  const curve = m.task_type === 'regression' ?
-    'A residual plot needs the residuals binned by predicted value, which the API does not report yet (a field of the model report); shown are the error metrics against the baselines.' :
-    'A ROC curve needs its per-threshold points (true and false positive rates), which the API does not report yet (a field of the model report); shown are AUROC and average precision against the baselines.';
   return section('Model metrics', {id: 'metrics'},
     kv([
       ['Task', m.task_type],
@@ -107,7 +105,32 @@ function metrics(m) {
       ['Time (features / training / scoring)', `${fmtDur(m.feature_seconds)} / ${fmtDur(m.train_seconds)} / ${fmtDur(m.score_seconds)}`],
     ]),
     h('div', {class: 'metrics'}, charts.length ? charts : h('p', {class: 'muted'}, 'No metric reported.')),
-    note(curve));
+    plot(m));
+}
+
+// plot draws the test split's ROC curve (binary classification) or
+// residual histogram (regression); the engine draws neither from fewer than
+// 50 test rows, nor for other tasks.
+function plot(m) {
+  const few = 'The engine draws it only from a test split of 50 rows or more, so that no point stands for one row.';
+  if (m.task_type === 'binary_classification') {
+    const pts = m.roc || [];
+    if (pts.length < 2) return note('No ROC curve was reported (both classes must be in the test split). ', few);
+    const title = `ROC curve · test AUROC ${fmtMetric(m.test && m.test.auroc)}`;
+    return h('div', {class: 'plots'}, h('figure', {class: 'plot', id: 'roc', 'data-points': String(pts.length)},
+      h('figcaption', {}, h('strong', {}, title), ` — the test split's true against false positive rate as the threshold falls (${pts.length} points); the dashed diagonal is a random ranking.`),
+      roc(pts, {title})));
+  }
+  if (m.task_type === 'regression') {
+    const bins = m.residuals || [];
+    if (bins.length === 0) return note('No residual histogram was reported. ', few);
+    const n = bins.reduce((a, b) => a + b.count, 0);
+    const title = `Residuals · test MAE ${fmtMetric(m.test && m.test.mae)}`;
+    return h('div', {class: 'plots'}, h('figure', {class: 'plot', id: 'residuals', 'data-bins': String(bins.length)},
+      h('figcaption', {}, h('strong', {}, title), ` — prediction minus actual for the ${fmtNum(n)} test rows in ${bins.length} equal-width bins; the end bins also count the residuals beyond them.`),
+      histogram(bins, {title})));
+  }
+  return null;
 }
 
 function importances(m) {
