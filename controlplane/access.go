@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/auth"
 	"github.com/ferry-ai/ferry/controlplane/scim"
 	"github.com/ferry-ai/ferry/controlplane/support"
+	"github.com/ferry-ai/ferry/internal/pki"
 	"github.com/ferry-ai/ferry/internal/telemetry"
 )
 
@@ -28,7 +29,7 @@ const DefaultSupportTenant = "ferry-support"
 
 // DefaultTenant is the tenant of the operator's API token (api_token_file)
 // and of jobs until tenants are assigned per agent.
-const DefaultTenant = "default"
+const DefaultTenant = pki.DefaultTenant
 
 // operatorUser is the external ID of the auth user the operator's API
 // token acts as: an admin of DefaultTenant, so it can mint API tokens of its
@@ -166,6 +167,10 @@ func (s *Server) supportScope(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), sp)))
 	})
 }
+
+// isOperator reports whether p is the operator's token (api_token_file),
+// which may act on any tenant's agents.
+func isOperator(p auth.Principal) bool { return p.Via == auth.ViaToken && p.TokenID == "operator" }
 
 // supportTenant is the tenant whose users are the provider's support staff.
 func (s *Server) supportTenant() string {
@@ -369,8 +374,8 @@ func (s *Server) supportEvent(ctx context.Context, e support.Event) {
 
 // auditAgent records an agent's action (connect, disconnect, a job's state
 // change) in the audit log.
-func (s *Server) auditAgent(ctx context.Context, agentID, action, target string, outcome audit.Outcome, details map[string]string) {
-	s.appendAudit(ctx, audit.Entry{Tenant: DefaultTenant, ActorKind: audit.Agent, Actor: agentID, Action: action, Target: target, Outcome: outcome, Details: details})
+func (s *Server) auditAgent(ctx context.Context, tenant, agentID, action, target string, outcome audit.Outcome, details map[string]string) {
+	s.appendAudit(ctx, audit.Entry{Tenant: tenant, ActorKind: audit.Agent, Actor: agentID, Action: action, Target: target, Outcome: outcome, Details: details})
 }
 
 // Auth returns the server's identity service: for provisioning tools and

@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/controlplane/audit"
+	"github.com/ferry-ai/ferry/controlplane/catalog"
 	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/pki"
 )
@@ -38,7 +39,10 @@ type agentService struct {
 // session is one agent's live Connect stream.
 type session struct {
 	agentID string
-	graph   *graph.Graph
+	// tenant is the tenant its certificate names: the session runs only
+	// that tenant's jobs.
+	tenant string
+	graph  *graph.Graph
 	// out carries control messages to the stream's send loop.
 	out chan *agentapi.ControlMessage
 	// kicked is closed to end the session; reason says why.
@@ -78,11 +82,20 @@ func (ss *session) hasTables(names []string) bool {
 func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error {
 	s := a.s
 	ctx := stream.Context()
-	cn := peerCommonName(ctx)
-	if cn == "" {
+	peerID, ok := peerIdentity(ctx)
+	if !ok {
 		return status.Error(codes.Unauthenticated, "no verified client certificate")
 	}
-	log := s.log.With(slog.String("peer_cn", cn))
+	cn := peerID.AgentID
+	log := s.log.With(slog.String("peer_cn", cn), slog.String("tenant", peerID.Tenant))
+	// A closed (or never enrolled) tenant's agent is refused.
+	if _, err := s.catalog.Tenant(ctx, peerID.Tenant); errors.Is(err, catalog.ErrNotFound) {
+		log.LogAttrs(ctx, slog.LevelWarn, "agent refused: unknown tenant")
+		return status.Errorf(codes.PermissionDenied, "tenant %q is closed or unknown", peerID.Tenant)
+	} else if err != nil {
+		log.LogAttrs(ctx, slog.LevelError, "looking up the agent's tenant failed", slog.String("error", err.Error()))
+		return status.Error(codes.Unavailable, "control plane could not look up the agent's tenant")
+	}
 
 	// One goroutine receives; the handler selects on what it receives.
 	type received struct {
@@ -136,13 +149,17 @@ func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error
 		return err
 	}
 	now := time.Now()
-	rec := agentRecord{ID: hello.GetAgentId(), Version: clip(hello.GetVersion(), maxNameLen), WarehouseKind: clip(hello.GetWarehouseKind(), maxNameLen)}
-	if err := s.store.agentConnected(ctx, rec, g, now); err != nil {
+	rec := agentRecord{ID: hello.GetAgentId(), Tenant: peerID.Tenant, Version: clip(hello.GetVersion(), maxNameLen), WarehouseKind: clip(hello.GetWarehouseKind(), maxNameLen)}
+	if err := s.store.agentConnected(ctx, rec, g, now); errors.Is(err, errAgentOfOtherTenant) {
+		log.LogAttrs(ctx, slog.LevelWarn, "agent refused", slog.String("error", err.Error()))
+		return status.Errorf(codes.PermissionDenied, "agent %q: %v", rec.ID, err)
+	} else if err != nil {
 		log.LogAttrs(ctx, slog.LevelError, "recording agent failed", slog.String("error", err.Error()))
 		return status.Error(codes.Internal, "control plane could not record the agent")
 	}
 	ss := &session{
 		agentID: rec.ID,
+		tenant:  rec.Tenant,
 		graph:   g,
 		out:     make(chan *agentapi.ControlMessage, 16),
 		kicked:  make(chan struct{}),
@@ -151,7 +168,7 @@ func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error
 	s.register(ss)
 	reason := "connection lost"
 	defer func() { s.endSession(ss, reason) }()
-	s.auditAgent(ctx, ss.agentID, "agent.connect", "agent/"+ss.agentID, audit.Success, map[string]string{"version": rec.Version})
+	s.auditAgent(ctx, ss.tenant, ss.agentID, "agent.connect", "agent/"+ss.agentID, audit.Success, map[string]string{"version": rec.Version})
 	log.LogAttrs(ctx, slog.LevelInfo, "agent connected",
 		slog.String("version", rec.Version), slog.String("warehouse_kind", rec.WarehouseKind), slog.Int("tables", len(g.Tables)))
 
@@ -265,7 +282,7 @@ func (s *Server) handleJobEvent(ctx context.Context, log *slog.Logger, ss *sessi
 		attrs = append(attrs, slog.String("error_stage", clip(e.GetStage(), maxNameLen)))
 	}
 	if res.From != res.To {
-		s.auditAgent(ctx, ss.agentID, "job.state", "job/"+clip(ev.GetJobId(), maxNameLen), audit.Success, map[string]string{"from": string(res.From), "to": string(res.To)})
+		s.auditAgent(ctx, ss.tenant, ss.agentID, "job.state", "job/"+clip(ev.GetJobId(), maxNameLen), audit.Success, map[string]string{"from": string(res.From), "to": string(res.To)})
 		log.LogAttrs(ctx, slog.LevelInfo, "job state changed", attrs...)
 	} else {
 		log.LogAttrs(ctx, slog.LevelDebug, "job report recorded", attrs...)
@@ -307,8 +324,10 @@ func (s *Server) register(ss *session) {
 	}
 }
 
-// endSession tears a session down: the job in flight on it fails, and the
-// agent is marked disconnected unless a newer session replaced this one.
+// endSession tears a session down: the job in flight on it goes back to the
+// queue (the agent stops its jobs when its session ends), or fails once it
+// has had Config.JobAttempts attempts; the agent is marked disconnected
+// unless a newer session replaced this one.
 func (s *Server) endSession(ss *session, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -329,22 +348,38 @@ func (s *Server) endSession(ss *session, reason string) {
 		}
 	}
 	if job != "" {
-		from, err := s.store.failRunning(ctx, job, "agent", now, func(from api.JobState) string {
+		s.requeue(ctx, job, "agent", now, func(from api.JobState) string {
 			return fmt.Sprintf("agent %q disconnected while the job was %s (%s)", ss.agentID, from, reason)
 		})
-		switch {
-		case err != nil:
-			s.log.LogAttrs(ctx, slog.LevelError, "failing job of disconnected agent failed", slog.String("job_id", job), slog.String("error", err.Error()))
-		case from != "":
-			s.transitioned(ctx, job, from, api.StateFailed, now)
-			s.log.LogAttrs(ctx, slog.LevelWarn, "job failed: agent disconnected",
-				slog.String("job_id", job), slog.String("agent", ss.agentID), slog.String("from", string(from)))
-		}
 	}
 	s.mu.Unlock()
-	s.auditAgent(ctx, ss.agentID, "agent.disconnect", "agent/"+ss.agentID, audit.Success, map[string]string{"reason": clip(reason, 200)})
+	if reason != reasonTenantClosed { // nothing more is recorded of a closed tenant
+		s.auditAgent(ctx, ss.tenant, ss.agentID, "agent.disconnect", "agent/"+ss.agentID, audit.Success, map[string]string{"reason": clip(reason, 200)})
+	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "agent disconnected", slog.String("agent", ss.agentID), slog.String("reason", reason))
 	s.wake()
+}
+
+// requeue puts a job whose agent session ended back in the queue, or fails
+// it after its last attempt, and records and logs the change.
+func (s *Server) requeue(ctx context.Context, job, stage string, now time.Time, why func(from api.JobState) string) {
+	from, to, tenant, err := s.store.requeueRunning(ctx, job, stage, s.cfg.JobAttempts, now, why)
+	if err == nil && from != "" {
+		s.appendAudit(ctx, audit.Entry{Tenant: tenant, ActorKind: audit.System, Actor: "controlplane", Action: "job.state",
+			Target: "job/" + job, Outcome: audit.Success, Details: map[string]string{"from": string(from), "to": string(to), "why": stage + " went away"}})
+	}
+	switch {
+	case errors.Is(err, errJobNotFound): // deleted with its tenant
+	case err != nil:
+		s.log.LogAttrs(ctx, slog.LevelError, "re-queueing a job whose agent went away failed", slog.String("job_id", job), slog.String("error", err.Error()))
+	case from == "":
+	case to == api.StateQueued:
+		s.transitioned(ctx, job, from, to, now)
+		s.log.LogAttrs(ctx, slog.LevelWarn, "job re-queued: its agent went away", slog.String("job_id", job), slog.String("from", string(from)), slog.String("stage", stage))
+	default:
+		s.transitioned(ctx, job, from, to, now)
+		s.log.LogAttrs(ctx, slog.LevelWarn, "job failed: its agent went away and it has no attempt left", slog.String("job_id", job), slog.String("from", string(from)), slog.String("stage", stage))
+	}
 }
 
 // send queues a control message for a session; a session whose queue is full
@@ -357,18 +392,27 @@ func (s *Server) send(ss *session, m *agentapi.ControlMessage) {
 	}
 }
 
-// peerCommonName returns the common name of the stream's verified client
-// certificate, or "".
-func peerCommonName(ctx context.Context) string {
+// peerIdentity returns the agent identity of the stream's verified client
+// certificate: its URI SAN's tenant and agent ID, or, for a certificate
+// without one, its common name in DefaultTenant. It reports false when
+// there is no verified certificate.
+func peerIdentity(ctx context.Context) (pki.AgentIdentity, bool) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return ""
+		return pki.AgentIdentity{}, false
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok {
-		return ""
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return pki.AgentIdentity{}, false
 	}
-	return pki.PeerCommonName(info.State)
+	leaf := info.State.VerifiedChains[0][0]
+	if id, err := pki.IdentityOf(leaf); err == nil {
+		return id, true
+	}
+	if cn := leaf.Subject.CommonName; cn != "" {
+		return pki.AgentIdentity{AgentID: cn, Tenant: DefaultTenant}, true
+	}
+	return pki.AgentIdentity{}, false
 }
 
 // checkHello validates an agent's first message against its certificate's

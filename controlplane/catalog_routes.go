@@ -132,7 +132,7 @@ func (s *Server) handleSaveQuery(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, err.Error())
 		return
 	}
-	g, _, err := s.store.latestGraph(r.Context())
+	g, _, err := s.store.latestGraph(r.Context(), principal(r).Tenant)
 	if err != nil {
 		writeError(w, http.StatusConflict, err.Error())
 		return

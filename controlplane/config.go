@@ -30,6 +30,11 @@ const (
 	DefaultAgentAddr         = "127.0.0.1:8444"
 	DefaultHeartbeatInterval = 10 * time.Second
 	DefaultShutdownTimeout   = 10 * time.Second
+	// DefaultJobAttempts is how many times a job is assigned before a job
+	// whose agent keeps going away fails.
+	DefaultJobAttempts = 3
+	// MaxJobAttempts bounds Config.JobAttempts.
+	MaxJobAttempts = 100
 )
 
 // Planner validates a predictive query against the schema an agent reported
@@ -94,6 +99,11 @@ type Config struct {
 	// HeartbeatInterval is told to agents in Welcome; an agent silent for
 	// three intervals is disconnected (DefaultHeartbeatInterval if zero).
 	HeartbeatInterval time.Duration
+	// JobAttempts is how many times a job may be assigned: a job whose
+	// agent session ends while it runs (the agent restarted or lost its
+	// connection, or the control plane restarted) is queued again until it
+	// has had this many (DefaultJobAttempts if zero; 1 fails it at once).
+	JobAttempts int
 	// ShutdownTimeout bounds a graceful shutdown (DefaultShutdownTimeout if
 	// zero).
 	ShutdownTimeout time.Duration
@@ -172,6 +182,12 @@ func (cfg *Config) normalize() ([sha256.Size]byte, error) {
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
+	switch {
+	case cfg.JobAttempts == 0:
+		cfg.JobAttempts = DefaultJobAttempts
+	case cfg.JobAttempts < 0 || cfg.JobAttempts > MaxJobAttempts:
+		return bad("job_attempts %d: want 1 to %d", cfg.JobAttempts, MaxJobAttempts)
+	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -196,6 +212,8 @@ type FileConfig struct {
 	CAKey             string        `yaml:"ca_key"`
 	AgentCertValidity time.Duration `yaml:"agent_cert_validity"`
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// JobAttempts is Config.JobAttempts.
+	JobAttempts int `yaml:"job_attempts"`
 	// LogLevel is debug, info, warn or error (info if empty).
 	LogLevel string `yaml:"log_level"`
 	// Encryption turns on customer-managed keys for the sensitive

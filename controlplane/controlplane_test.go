@@ -363,8 +363,12 @@ func TestIllegalTransitionRefused(t *testing.T) {
 	h.waitState(j.ID, api.StateTraining)
 }
 
-func TestAgentDisconnectFailsJob(t *testing.T) {
-	h := startHarness(t, harnessOptions{})
+// TestAgentDisconnectRequeuesJob: a job whose agent goes away while it runs
+// (the agent stops its jobs with its session) goes back to the queue with
+// a note saying why, runs again when an agent can take it, and fails once
+// it has had Config.JobAttempts attempts.
+func TestAgentDisconnectRequeuesJob(t *testing.T) {
+	h := startHarness(t, harnessOptions{attempts: 2})
 	ctx := context.Background()
 	a := h.connectAgent(true)
 	j, err := h.client.Submit(ctx, testQuery, "p")
@@ -375,9 +379,10 @@ func TestAgentDisconnectFailsJob(t *testing.T) {
 	a.event(j.ID, agentapi.JobState_JOB_STATE_READING, nil)
 	h.waitState(j.ID, api.StateReading)
 	a.cancel()
-	d := h.waitState(j.ID, api.StateFailed)
-	if d.Error == nil || d.Error.Stage != "agent" || !strings.Contains(d.Error.Message, "disconnected while the job was reading") {
-		t.Errorf("error = %+v", d.Error)
+	d := h.waitState(j.ID, api.StateQueued)
+	last := d.History[len(d.History)-1]
+	if d.Error != nil || d.AgentID != "" || !strings.Contains(last.Note, "re-queued: agent \"agent-1\" disconnected while the job was reading") || !strings.Contains(last.Note, "attempt 1 of 2") {
+		t.Errorf("re-queued job: error %+v, agent %q, last change %+v", d.Error, d.AgentID, last)
 	}
 	agents, err := h.client.Agents(ctx)
 	if err != nil {
@@ -387,17 +392,46 @@ func TestAgentDisconnectFailsJob(t *testing.T) {
 		t.Errorf("agents = %+v, want one disconnected agent\n%s", agents, h.logs.String())
 	}
 
-	// The agent reconnects; a job the control plane failed is cancelled if
-	// the agent still reports progress on it.
+	// The agent comes back (restarted): the job is assigned again, and an
+	// event of the first attempt's stream is not the second's concern.
 	a2 := h.connectAgent(true)
-	a2.event(j.ID, agentapi.JobState_JOB_STATE_TRAINING, nil)
-	if c := a2.recv().GetCancel(); c.GetJobId() != j.ID {
+	if got := a2.recv().GetAssignment().GetJobId(); got != j.ID {
+		t.Fatalf("reconnected agent got %q, want the re-queued job %s", got, j.ID)
+	}
+	a2.event(j.ID, agentapi.JobState_JOB_STATE_READING, nil)
+	d = h.waitState(j.ID, api.StateReading)
+	if d.Attempts != 2 {
+		t.Errorf("attempts = %d, want 2", d.Attempts)
+	}
+	// Its second agent goes away too: out of attempts, the job fails.
+	a2.cancel()
+	d = h.waitState(j.ID, api.StateFailed)
+	if d.Error == nil || d.Error.Stage != "agent" || !strings.Contains(d.Error.Message, "disconnected while the job was reading") || !strings.Contains(d.Error.Message, "gave up after 2 attempts") {
+		t.Errorf("error = %+v", d.Error)
+	}
+	var states []api.JobState
+	for _, c := range d.History {
+		states = append(states, c.State)
+	}
+	want := []api.JobState{api.StateQueued, api.StateAssigned, api.StateReading, api.StateQueued, api.StateAssigned, api.StateReading, api.StateFailed}
+	if fmt.Sprint(states) != fmt.Sprint(want) {
+		t.Errorf("history = %v, want %v", states, want)
+	}
+	if logs := h.logs.String(); !strings.Contains(logs, "job re-queued: its agent went away") || !strings.Contains(logs, "no attempt left") {
+		t.Errorf("re-queue and give-up not logged:\n%s", logs)
+	}
+
+	// An agent still reporting on the job the control plane failed is told
+	// to cancel it.
+	a3 := h.connectAgent(true)
+	a3.event(j.ID, agentapi.JobState_JOB_STATE_TRAINING, nil)
+	if c := a3.recv().GetCancel(); c.GetJobId() != j.ID {
 		t.Errorf("got %v, want CancelJob for %s", c, j.ID)
 	}
 }
 
-func TestHeartbeatTimeoutFailsJob(t *testing.T) {
-	h := startHarness(t, harnessOptions{heartbeat: 100 * time.Millisecond})
+func TestHeartbeatTimeoutRequeuesJob(t *testing.T) {
+	h := startHarness(t, harnessOptions{heartbeat: 100 * time.Millisecond, attempts: 1})
 	ctx := context.Background()
 	a := h.connectAgent(false) // never sends heartbeats
 	j, err := h.client.Submit(ctx, testQuery, "p")
@@ -409,7 +443,7 @@ func TestHeartbeatTimeoutFailsJob(t *testing.T) {
 		t.Errorf("stream error = %v, want DeadlineExceeded", err)
 	}
 	d := h.waitState(j.ID, api.StateFailed)
-	if d.Error == nil || !strings.Contains(d.Error.Message, "no message for") {
+	if d.Error == nil || !strings.Contains(d.Error.Message, "no message for") || !strings.Contains(d.Error.Message, "gave up after 1 attempts") {
 		t.Errorf("error = %+v", d.Error)
 	}
 }
@@ -465,17 +499,69 @@ func TestRestart(t *testing.T) {
 	}
 
 	h2 := startHarness(t, harnessOptions{certDir: certDir, dataDir: dataDir})
-	d := h2.waitState(running.ID, api.StateFailed)
-	if d.Error == nil || !strings.Contains(d.Error.Message, "control plane shut down") {
-		t.Errorf("error = %+v", d.Error)
+	d := h2.waitState(running.ID, api.StateQueued)
+	if last := d.History[len(d.History)-1]; d.Error != nil || !strings.Contains(last.Note, "control plane shut down") {
+		t.Errorf("job after restart: error %+v, last change %+v", d.Error, last)
 	}
 	agents, err := h2.client.Agents(ctx)
 	if err != nil || len(agents) != 1 || agents[0].Connected {
 		t.Errorf("agents after restart = %+v, %v", agents, err)
 	}
 	// The schema the agent reported survives: jobs can be queued at once.
-	if _, err := h2.client.Submit(ctx, testQuery, "p2"); err != nil {
+	second, err := h2.client.Submit(ctx, testQuery, "p2")
+	if err != nil {
 		t.Errorf("submit after restart: %v", err)
+	}
+	// The agent reconnects: the job that survived the restart runs first
+	// (oldest first) and succeeds, then the new one.
+	a2 := h2.connectAgent(true)
+	if got := a2.recv().GetAssignment().GetJobId(); got != running.ID {
+		t.Fatalf("after restart the agent got %q, want the surviving job %s", got, running.ID)
+	}
+	a2.succeed(running.ID)
+	if d := h2.waitState(running.ID, api.StateSucceeded); d.Attempts != 2 {
+		t.Errorf("attempts = %d, want 2", d.Attempts)
+	}
+	if second != nil {
+		if got := a2.recv().GetAssignment().GetJobId(); got != second.ID {
+			t.Errorf("then the agent got %q, want %s", got, second.ID)
+		}
+	}
+}
+
+// TestRestartRecoversRunningJobs: a control plane killed without a graceful
+// shutdown leaves a job running in its database; the next start re-queues
+// it (the agent stopped it when its stream broke).
+func TestRestartRecoversRunningJobs(t *testing.T) {
+	certDir := t.TempDir()
+	dataDir := t.TempDir()
+	if err := pkiDevCerts(certDir); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	h := startHarness(t, harnessOptions{certDir: certDir, dataDir: dataDir})
+	a := h.connectAgent(true)
+	j, err := h.client.Submit(ctx, testQuery, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.recv()
+	a.event(j.ID, agentapi.JobState_JOB_STATE_READING, nil)
+	a.event(j.ID, agentapi.JobState_JOB_STATE_TRAINING, nil)
+	h.waitState(j.ID, api.StateTraining)
+	// A graceful stop re-queues the job; put it back as a crash leaves it:
+	// still training on its agent.
+	h.stop()
+	db := h.openDB()
+	if _, err := db.Exec(ctx, `UPDATE jobs SET state = ?, agent_id = ? WHERE id = ?`, api.StateTraining, testAgentID, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	h2 := startHarness(t, harnessOptions{certDir: certDir, dataDir: dataDir})
+	d := h2.waitState(j.ID, api.StateQueued)
+	if last := d.History[len(d.History)-1]; !strings.Contains(last.Note, "the control plane restarted while the job was training") {
+		t.Errorf("last change = %+v", last)
 	}
 }
 

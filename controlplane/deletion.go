@@ -17,8 +17,6 @@ import (
 
 // deleteTenant removes a tenant's jobs, agents and everything recorded
 // about them (account closure) and returns the rows removed per table.
-// Jobs and agents are all the default tenant's until tenants are assigned
-// per agent, so closing the default tenant empties them.
 func (s *store) deleteTenant(ctx context.Context, tenant string) (map[string]int64, error) {
 	out := map[string]int64{}
 	err := s.tx(ctx, func(tx *metadb.Tx) error {
@@ -31,14 +29,15 @@ func (s *store) deleteTenant(ctx context.Context, tenant string) (map[string]int
 			out[table] += n
 			return nil
 		}
-		if tenant == DefaultTenant {
-			for _, t := range []string{"job_events", "table_stats", "models", "purge_reports", "write_reports", "jobs", "graphs", "agents"} {
-				if err := del(t, "1 = 1"); err != nil {
-					return err
-				}
+		for _, t := range []string{"job_events", "table_stats", "models", "purge_reports", "write_reports"} {
+			if err := del(t, "job_id IN (SELECT id FROM jobs WHERE tenant = ?)", tenant); err != nil {
+				return err
 			}
 		}
-		for _, t := range []string{"enrollment_tokens", "agent_certs"} {
+		if err := del("graphs", "agent_id IN (SELECT id FROM agents WHERE tenant = ?)", tenant); err != nil {
+			return err
+		}
+		for _, t := range []string{"jobs", "agents", "enrollment_tokens", "agent_certs"} {
 			if err := del(t, "tenant = ?", tenant); err != nil {
 				return err
 			}
@@ -46,6 +45,24 @@ func (s *store) deleteTenant(ctx context.Context, tenant string) (map[string]int
 		return nil
 	})
 	return out, err
+}
+
+// reasonTenantClosed ends the sessions of a closed tenant's agents.
+const reasonTenantClosed = "the tenant's account was closed"
+
+// kickTenant ends every session of a tenant's agents.
+func (s *Server) kickTenant(tenant, reason string) {
+	s.mu.Lock()
+	var kick []*session
+	for _, ss := range s.sessions {
+		if ss.tenant == tenant {
+			kick = append(kick, ss)
+		}
+	}
+	s.mu.Unlock()
+	for _, ss := range kick {
+		ss.kick(reason)
+	}
 }
 
 // handleDeleteTenant closes a tenant's account: every row of its metadata
@@ -56,11 +73,14 @@ func (s *store) deleteTenant(ctx context.Context, tenant string) (map[string]int
 func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
 	p, _ := auth.FromContext(r.Context())
 	tenant := r.PathValue("id")
-	if p.TokenID != "operator" && p.Tenant != tenant {
+	if !isOperator(p) && p.Tenant != tenant {
 		writeError(w, http.StatusForbidden, "an admin may close only their own tenant's account")
 		return
 	}
 	ctx := r.Context()
+	// Its agents' sessions end first; they cannot connect again once the
+	// catalog no longer knows the tenant (the default tenant is re-made).
+	s.kickTenant(tenant, reasonTenantClosed)
 	rep := api.TenantDeletion{Tenant: tenant, Deleted: map[string]int64{}}
 	add := func(m map[string]int64) {
 		for k, v := range m {

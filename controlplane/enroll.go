@@ -58,6 +58,12 @@ func (s *store) createEnrollment(ctx context.Context, id pki.AgentIdentity, toke
 		if revoked > 0 {
 			return fmt.Errorf("agent %q: %w; enroll it under a new agent ID", id.AgentID, errRevoked)
 		}
+		switch tenant, found, err := agentTenant(ctx, tx, id.AgentID); {
+		case err != nil:
+			return err
+		case found && tenant != id.Tenant:
+			return fmt.Errorf("agent %q: %w", id.AgentID, errAgentOfOtherTenant)
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO enrollment_tokens (token_hash, agent_id, tenant, created_unix_nanos, expires_unix_nanos) VALUES (?, ?, ?, ?, ?)`,
 			tokenHash, id.AgentID, id.Tenant, now.UnixNano(), expires.UnixNano())
 		if err != nil {
@@ -65,6 +71,26 @@ func (s *store) createEnrollment(ctx context.Context, id pki.AgentIdentity, toke
 		}
 		return nil
 	})
+}
+
+// agentTenant returns the tenant an agent ID belongs to: its record's, its
+// certificates' or its enrollments'. It reports false for an ID never seen.
+func agentTenant(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) *sql.Row
+}, agentID string) (string, bool, error) {
+	var tenant string
+	err := q.QueryRow(ctx, `
+SELECT tenant FROM agents WHERE id = ?
+UNION ALL SELECT tenant FROM agent_certs WHERE agent_id = ?
+UNION ALL SELECT tenant FROM enrollment_tokens WHERE agent_id = ?
+LIMIT 1`, agentID, agentID, agentID).Scan(&tenant)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("metadata db: tenant of agent %q: %w", agentID, err)
+	}
+	return tenant, true, nil
 }
 
 // redeemEnrollment marks a token used and returns the identity it was
@@ -211,9 +237,24 @@ func (s *Server) handleEnrollments(w http.ResponseWriter, r *http.Request) {
 	if !s.enrollmentRequest(w, r, &req) {
 		return
 	}
+	// An admin enrolls agents of their own tenant; the operator's token
+	// (api_token_file) may name any.
+	p := principal(r)
+	if req.Tenant == "" {
+		req.Tenant = p.Tenant
+	}
+	if req.Tenant != p.Tenant && !isOperator(p) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("tenant %q: an admin enrolls agents of their own tenant (%s) only", req.Tenant, p.Tenant))
+		return
+	}
 	id := pki.AgentIdentity{AgentID: req.AgentID, Tenant: req.Tenant}
 	if err := id.Validate(); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.catalog.EnsureTenant(r.Context(), id.Tenant, id.Tenant); err != nil {
+		s.log.Error("enrollment failed", "error", err.Error())
+		writeError(w, http.StatusInternalServerError, "could not record the tenant")
 		return
 	}
 	ttl := DefaultEnrollmentTTL
@@ -232,7 +273,7 @@ func (s *Server) handleEnrollments(w http.ResponseWriter, r *http.Request) {
 	token := enrollTokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	now := time.Now()
 	if err := s.store.createEnrollment(r.Context(), id, hashEnrollToken(token), now, now.Add(ttl)); err != nil {
-		if errors.Is(err, errRevoked) {
+		if errors.Is(err, errRevoked) || errors.Is(err, errAgentOfOtherTenant) {
 			writeError(w, http.StatusConflict, err.Error())
 			return
 		}
@@ -321,6 +362,20 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if len(req.Reason) > 256 {
 		writeError(w, http.StatusBadRequest, "reason: at most 256 bytes")
 		return
+	}
+	// An admin revokes their own tenant's agents: another tenant's agent is
+	// not found, so its ID tells nothing.
+	if p := principal(r); !isOperator(p) {
+		tenant, found, err := agentTenant(r.Context(), s.store.db, agentID)
+		if err != nil {
+			s.log.Error("revoke failed", "agent_id", agentID, "error", err.Error())
+			writeError(w, http.StatusInternalServerError, "could not revoke the agent")
+			return
+		}
+		if !found || tenant != p.Tenant {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("agent %q not found", agentID))
+			return
+		}
 	}
 	now := time.Now()
 	n, err := s.store.revokeAgent(r.Context(), agentID, req.Reason, now)

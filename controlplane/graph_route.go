@@ -23,7 +23,7 @@ type graphDocument struct {
 // handleGraph answers GET /v1/graph: 404 before any agent reported a
 // schema, 503 when the schema is sealed under a key that cannot open it.
 func (s *Server) handleGraph(w http.ResponseWriter, r *http.Request) {
-	g, agentID, err := s.store.latestGraph(r.Context())
+	g, agentID, err := s.store.latestGraph(r.Context(), principal(r).Tenant)
 	if errors.Is(err, errNoGraph) {
 		writeError(w, http.StatusNotFound, err.Error())
 		return

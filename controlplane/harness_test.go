@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -121,6 +122,10 @@ type harnessOptions struct {
 	// sqlite keeps the metadata in SQLite even when the suite runs on
 	// PostgreSQL, for tests that read the database file itself.
 	sqlite bool
+	// attempts is Config.JobAttempts (0: the default).
+	attempts int
+	// enroll turns enrollment on with the dev CA's key.
+	enroll bool
 }
 
 // pgSchemas maps a data directory to its PostgreSQL schema's URL when the
@@ -154,6 +159,10 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 		HeartbeatInterval: o.heartbeat,
 		ShutdownTimeout:   3 * time.Second,
 		Sealer:            o.sealer,
+		JobAttempts:       o.attempts,
+	}
+	if o.enroll {
+		cfg.CAKey = filepath.Join(h.certDir, pki.CAKeyFile)
 	}
 	if metadbtest.FromEnv() == metadb.Postgres && !o.sqlite {
 		u, ok := pgSchemas.Load(h.dataDir)
@@ -211,6 +220,21 @@ func (h *harness) stop() {
 		h.t.Error("control plane did not stop within 10s")
 	}
 	h.done = nil
+}
+
+// openDB opens the harness's metadata database (after stop, to change or
+// read what the control plane left).
+func (h *harness) openDB() *metadb.DB {
+	h.t.Helper()
+	target := filepath.Join(h.dataDir, controlplane.DBFile)
+	if u, ok := pgSchemas.Load(h.dataDir); ok {
+		target = u.(string)
+	}
+	db, err := metadb.Open(context.Background(), target)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return db
 }
 
 // do sends a raw API request and returns the status and body.
@@ -283,6 +307,12 @@ func (h *harness) dialAgent(identity string) *testAgent {
 			h.t.Fatal(err)
 		}
 	}
+	return h.dialAgentTLS(tlsCfg)
+}
+
+// dialAgentTLS opens a Connect stream with a client TLS configuration.
+func (h *harness) dialAgentTLS(tlsCfg *tls.Config) *testAgent {
+	h.t.Helper()
 	cc, err := grpc.NewClient(h.agentAdr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
 		h.t.Fatal(err)
@@ -347,25 +377,37 @@ func (h *harness) connectAgent(heartbeat bool) *testAgent {
 		h.t.Fatalf("first control message = %v, want Welcome", m)
 	}
 	if heartbeat {
-		go func() {
-			t := time.NewTicker(50 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-a.stream.Context().Done():
-					return
-				case <-t.C:
-					a.sendMu.Lock()
-					err := a.stream.Send(&agentapi.AgentMessage{Msg: &agentapi.AgentMessage_Heartbeat{Heartbeat: &agentapi.Heartbeat{SentUnixNanos: time.Now().UnixNano()}}})
-					a.sendMu.Unlock()
-					if err != nil {
-						return
-					}
-				}
-			}
-		}()
+		a.heartbeat()
 	}
 	return a
+}
+
+// heartbeat sends heartbeats every 50 ms until the stream ends.
+func (a *testAgent) heartbeat() {
+	go func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-a.stream.Context().Done():
+				return
+			case <-t.C:
+				a.sendMu.Lock()
+				err := a.stream.Send(&agentapi.AgentMessage{Msg: &agentapi.AgentMessage_Heartbeat{Heartbeat: &agentapi.Heartbeat{SentUnixNanos: time.Now().UnixNano()}}})
+				a.sendMu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}
+	}()
+}
+
+// succeed reports a job through every running state to success.
+func (a *testAgent) succeed(job string) {
+	for _, st := range []agentapi.JobState{agentapi.JobState_JOB_STATE_READING, agentapi.JobState_JOB_STATE_TRAINING, agentapi.JobState_JOB_STATE_WRITING, agentapi.JobState_JOB_STATE_SUCCEEDED} {
+		a.event(job, st, nil)
+	}
 }
 
 func (a *testAgent) send(m *agentapi.AgentMessage) {

@@ -109,7 +109,7 @@ func (s *Server) handleJob(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, http.MethodGet, http.MethodHead)
 		return
 	}
-	d, err := s.store.jobDetail(r.Context(), r.PathValue("id"))
+	d, err := s.store.jobDetail(r.Context(), principal(r).Tenant, r.PathValue("id"))
 	if s.storeError(w, r, err) {
 		return
 	}
@@ -121,7 +121,7 @@ func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, http.MethodGet, http.MethodHead)
 		return
 	}
-	agents, err := s.store.listAgents(r.Context())
+	agents, err := s.store.listAgents(r.Context(), principal(r).Tenant)
 	if s.storeError(w, r, err) {
 		return
 	}
@@ -145,7 +145,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	jobs, err := s.store.listJobs(r.Context(), limit)
+	jobs, err := s.store.listJobs(r.Context(), principal(r).Tenant, limit)
 	if s.storeError(w, r, err) {
 		return
 	}
@@ -176,7 +176,8 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	g, agentID, err := s.store.latestGraph(ctx)
+	tenant := principal(r).Tenant
+	g, agentID, err := s.store.latestGraph(ctx, tenant)
 	if errors.Is(err, errNoGraph) {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, err.Error())
@@ -203,7 +204,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	nj := newJob{ID: id, Query: req.Query, OutputTable: req.OutputTable, Tables: tables, Options: req.Options, Created: time.Now().UTC()}
+	nj := newJob{ID: id, Tenant: tenant, Query: req.Query, OutputTable: req.OutputTable, Tables: tables, Options: req.Options, Created: time.Now().UTC()}
 	if err := s.store.insertJob(ctx, nj); s.storeError(w, r, err) {
 		return
 	}
@@ -212,7 +213,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	s.log.LogAttrs(ctx, slog.LevelInfo, "job queued", slog.String("job_id", id), slog.String("output_table", req.OutputTable),
 		slog.Any("tables", tables), slog.Int("query_bytes", len(req.Query)), slog.String("planned_against", agentID))
 	s.wake()
-	j, err := s.store.job(ctx, id)
+	j, err := s.store.job(ctx, tenant, id)
 	if s.storeError(w, r, err) {
 		return
 	}
@@ -239,11 +240,16 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	id := r.PathValue("id")
+	tenant := principal(r).Tenant
+	// Another tenant's job is not found before anything changes.
+	if _, err := s.store.job(ctx, tenant, id); s.storeError(w, r, err) {
+		return
+	}
 	ok, err := s.store.cancelQueued(ctx, id, time.Now())
 	if s.storeError(w, r, err) {
 		return
 	}
-	j, err := s.store.job(ctx, id)
+	j, err := s.store.job(ctx, tenant, id)
 	if s.storeError(w, r, err) {
 		return
 	}

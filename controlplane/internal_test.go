@@ -170,7 +170,7 @@ func TestMigrations(t *testing.T) {
 	if v, err := st.schemaVersion(ctx); err != nil || v != len(migrations) {
 		t.Fatalf("carried over: version %d, %v; want %d", v, err, len(migrations))
 	}
-	if j, err := st.job(ctx, "j-old"); err != nil || j.State != api.StateSucceeded {
+	if j, err := st.job(ctx, anyTenant, "j-old"); err != nil || j.State != api.StateSucceeded {
 		t.Errorf("the earlier release's job: %+v %v", j, err)
 	}
 	var mode string
@@ -231,7 +231,7 @@ func TestApplyEventOwnership(t *testing.T) {
 	if _, err := st.applyEvent(ctx, "a1", &agentapi.JobEvent{JobId: "j-1", State: agentapi.JobState_JOB_STATE_FAILED}, now); err != nil {
 		t.Fatal(err)
 	}
-	j, err := st.job(ctx, "j-1")
+	j, err := st.job(ctx, anyTenant, "j-1")
 	if err != nil || j.Error == nil || j.Error.Stage != "agent" {
 		t.Errorf("job = %+v, %v", j, err)
 	}

@@ -44,7 +44,8 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 }
 
 // schedule runs one pass: each queued job, oldest first, goes to an idle
-// connected agent whose schema has every table the job needs; an agent
+// connected agent of the job's tenant whose schema has every table the job
+// needs; an agent
 // runs one job at a time, and the agents take turns. The server's lock is
 // held only to read and claim sessions, never across the database: a
 // thousand agents heartbeating and connecting do not queue behind a pass.
@@ -76,7 +77,7 @@ func (s *Server) schedule(ctx context.Context) {
 		if len(idle) == 0 {
 			return
 		}
-		i := slices.IndexFunc(idle, func(ss *session) bool { return ss.hasTables(j.Tables) })
+		i := slices.IndexFunc(idle, func(ss *session) bool { return ss.tenant == j.Tenant && ss.hasTables(j.Tables) })
 		if i < 0 {
 			s.log.LogAttrs(ctx, slog.LevelDebug, "scheduler: no idle agent has the job's tables", slog.String("job_id", j.ID))
 			continue
@@ -114,12 +115,11 @@ func (s *Server) schedule(ctx context.Context) {
 		s.mu.Unlock()
 		if gone {
 			// The session ended between the claim and the assignment: the
-			// job fails as any job of a disconnected agent does.
-			if _, err := s.store.failRunning(ctx, j.ID, "agent", time.Now(), func(from api.JobState) string {
+			// job goes back to the queue as any job of a disconnected agent
+			// does.
+			s.requeue(ctx, j.ID, "agent", time.Now(), func(from api.JobState) string {
 				return fmt.Sprintf("agent %q disconnected while the job was %s", ss.agentID, from)
-			}); err != nil {
-				s.log.LogAttrs(ctx, slog.LevelError, "scheduler: failing job of a session that ended", slog.String("job_id", j.ID), slog.String("error", err.Error()))
-			}
+			})
 			continue
 		}
 		s.metrics.transitions.Inc(string(api.StateQueued), string(api.StateAssigned))

@@ -203,8 +203,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// recover fails the jobs a previous run left assigned or running: their
-// agent sessions are gone with that run.
+// recover re-queues the jobs a previous run left assigned or running: their
+// agent sessions are gone with that run, and an agent stops its jobs when
+// its session ends. A job out of attempts fails.
 func (s *Server) recover(ctx context.Context) error {
 	if err := s.store.markAllDisconnected(ctx); err != nil {
 		return err
@@ -215,16 +216,9 @@ func (s *Server) recover(ctx context.Context) error {
 	}
 	now := time.Now()
 	for _, id := range ids {
-		from, err := s.store.failRunning(ctx, id, "controlplane", now, func(from api.JobState) string {
+		s.requeue(ctx, id, "controlplane", now, func(from api.JobState) string {
 			return fmt.Sprintf("the control plane restarted while the job was %s", from)
 		})
-		if err != nil {
-			return err
-		}
-		if from != "" {
-			s.transitioned(ctx, id, from, api.StateFailed, now)
-			s.log.LogAttrs(ctx, slog.LevelWarn, "job failed: control plane restarted", slog.String("job_id", id), slog.String("from", string(from)))
-		}
 	}
 	return nil
 }

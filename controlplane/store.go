@@ -141,6 +141,17 @@ CREATE TABLE revoked_agents (
 	// 4: table statistics in the order they were reported (PostgreSQL has
 	// no rowid).
 	`ALTER TABLE table_stats ADD COLUMN reported_unix_nanos BIGINT NOT NULL DEFAULT 0;`,
+	// 5: agents and jobs belong to a tenant (an agent's is in its
+	// certificate, a job's is its submitter's); a job counts the times it
+	// was assigned, so that one re-queued after its agent went away runs at
+	// most Config.JobAttempts times (issue 8).
+	`
+ALTER TABLE agents ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE jobs ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX jobs_by_tenant ON jobs(tenant, created_unix_nanos);
+CREATE INDEX agents_by_tenant ON agents(tenant);
+`,
 }
 
 // storeComponent names the store's migrations in metadb.
@@ -397,10 +408,15 @@ func (s *store) tx(ctx context.Context, fn func(*metadb.Tx) error) error {
 	return s.db.InTx(ctx, fn)
 }
 
-// agentRecord is what a Hello tells about an agent.
+// agentRecord is what a Hello and the agent's certificate tell about an
+// agent.
 type agentRecord struct {
-	ID, Version, WarehouseKind string
+	ID, Tenant, Version, WarehouseKind string
 }
+
+// errAgentOfOtherTenant refuses an agent whose ID another tenant's agent
+// already has: agent IDs are unique across tenants.
+var errAgentOfOtherTenant = errors.New("the agent ID belongs to another tenant's agent")
 
 // agentConnected records a connecting agent and the schema it reported.
 func (s *store) agentConnected(ctx context.Context, a agentRecord, g *graph.Graph, now time.Time) error {
@@ -414,12 +430,20 @@ func (s *store) agentConnected(ctx context.Context, a agentRecord, g *graph.Grap
 	}
 	return s.tx(ctx, func(tx *metadb.Tx) error {
 		n := now.UnixNano()
+		var tenant string
+		switch err := tx.QueryRow(ctx, `SELECT tenant FROM agents WHERE id = ?`, a.ID).Scan(&tenant); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("metadata db: record agent: %w", err)
+		case tenant != a.Tenant:
+			return errAgentOfOtherTenant
+		}
 		if _, err := tx.Exec(ctx, `
-INSERT INTO agents (id, version, warehouse_kind, connected, connected_unix_nanos, last_seen_unix_nanos)
-VALUES (?, ?, ?, 1, ?, ?)
+INSERT INTO agents (id, tenant, version, warehouse_kind, connected, connected_unix_nanos, last_seen_unix_nanos)
+VALUES (?, ?, ?, ?, 1, ?, ?)
 ON CONFLICT (id) DO UPDATE SET version = excluded.version, warehouse_kind = excluded.warehouse_kind,
 	connected = 1, connected_unix_nanos = excluded.connected_unix_nanos, last_seen_unix_nanos = excluded.last_seen_unix_nanos`,
-			a.ID, a.Version, a.WarehouseKind, n, n); err != nil {
+			a.ID, a.Tenant, a.Version, a.WarehouseKind, n, n); err != nil {
 			return fmt.Errorf("metadata db: record agent: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `
@@ -456,12 +480,13 @@ func (s *store) agentDisconnected(ctx context.Context, id string, now time.Time)
 	return nil
 }
 
-// listAgents returns every known agent, most recently seen first.
-func (s *store) listAgents(ctx context.Context) ([]api.Agent, error) {
+// listAgents returns a tenant's agents, most recently seen first.
+func (s *store) listAgents(ctx context.Context, tenant string) ([]api.Agent, error) {
 	rows, err := s.db.Query(ctx, `
 SELECT a.id, a.version, a.warehouse_kind, a.connected, a.connected_unix_nanos, a.last_seen_unix_nanos, COALESCE(g.graph_json, '')
 FROM agents a LEFT JOIN graphs g ON g.agent_id = a.id
-ORDER BY a.last_seen_unix_nanos DESC, a.id`)
+WHERE a.tenant = ?
+ORDER BY a.last_seen_unix_nanos DESC, a.id`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("metadata db: list agents: %w", err)
 	}
@@ -510,13 +535,14 @@ ORDER BY a.last_seen_unix_nanos DESC, a.id`)
 	return out, nil
 }
 
-// latestGraph returns the most recently reported graph, preferring connected
-// agents, or errNoGraph.
-func (s *store) latestGraph(ctx context.Context) (*graph.Graph, string, error) {
+// latestGraph returns the most recently reported graph of a tenant's
+// agents, preferring connected agents, or errNoGraph.
+func (s *store) latestGraph(ctx context.Context, tenant string) (*graph.Graph, string, error) {
 	var agentID, stored string
 	err := s.db.QueryRow(ctx, `
 SELECT g.agent_id, g.graph_json FROM graphs g JOIN agents a ON a.id = g.agent_id
-ORDER BY a.connected DESC, g.reported_unix_nanos DESC LIMIT 1`).Scan(&agentID, &stored)
+WHERE a.tenant = ?
+ORDER BY a.connected DESC, g.reported_unix_nanos DESC LIMIT 1`, tenant).Scan(&agentID, &stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, "", errNoGraph
 	}
@@ -536,10 +562,10 @@ ORDER BY a.connected DESC, g.reported_unix_nanos DESC LIMIT 1`).Scan(&agentID, &
 
 // newJob is a job about to be queued.
 type newJob struct {
-	ID, Query, OutputTable string
-	Tables                 []string
-	Options                link.JobOptions
-	Created                time.Time
+	ID, Tenant, Query, OutputTable string
+	Tables                         []string
+	Options                        link.JobOptions
+	Created                        time.Time
 }
 
 // insertJob queues a job.
@@ -559,8 +585,8 @@ func (s *store) insertJob(ctx context.Context, j newJob) error {
 	return s.tx(ctx, func(tx *metadb.Tx) error {
 		n := j.Created.UnixNano()
 		if _, err := tx.Exec(ctx, `
-INSERT INTO jobs (id, query, output_table, tables_json, options_json, state, created_unix_nanos, updated_unix_nanos)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, j.ID, q, j.OutputTable, string(tj), string(oj), api.StateQueued, n, n); err != nil {
+INSERT INTO jobs (id, tenant, query, output_table, tables_json, options_json, state, created_unix_nanos, updated_unix_nanos)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, j.ID, j.Tenant, q, j.OutputTable, string(tj), string(oj), api.StateQueued, n, n); err != nil {
 			return fmt.Errorf("metadata db: insert job: %w", err)
 		}
 		return insertEvent(ctx, tx, j.ID, api.StateQueued, j.Created, 0, "")
@@ -583,7 +609,7 @@ func (s *store) sealNote(ctx context.Context, job string, state api.JobState, at
 	return s.sealOwn(ctx, note, noteAAD(job, state, at.UnixNano()))
 }
 
-const jobColumns = `id, query, output_table, tables_json, options_json, state, agent_id, created_unix_nanos, updated_unix_nanos, error_stage, error_message`
+const jobColumns = `id, tenant, query, output_table, tables_json, options_json, state, agent_id, attempts, created_unix_nanos, updated_unix_nanos, error_stage, error_message`
 
 type scanner interface{ Scan(...any) error }
 
@@ -594,7 +620,7 @@ func scanJob(sc scanner) (api.Job, error) {
 		created, updated int64
 		stage, msg       string
 	)
-	if err := sc.Scan(&j.ID, &j.Query, &j.OutputTable, &tj, &oj, &j.State, &j.AgentID, &created, &updated, &stage, &msg); err != nil {
+	if err := sc.Scan(&j.ID, &j.Tenant, &j.Query, &j.OutputTable, &tj, &oj, &j.State, &j.AgentID, &j.Attempts, &created, &updated, &stage, &msg); err != nil {
 		return api.Job{}, err
 	}
 	if err := json.Unmarshal([]byte(tj), &j.Tables); err != nil {
@@ -652,9 +678,9 @@ func (s *store) queryJobs(ctx context.Context, query string, args ...any) ([]api
 	return out, nil
 }
 
-// listJobs returns up to limit jobs, newest first.
-func (s *store) listJobs(ctx context.Context, limit int) ([]api.Job, error) {
-	return s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs ORDER BY created_unix_nanos DESC, id DESC LIMIT ?`, limit)
+// listJobs returns up to limit of a tenant's jobs, newest first.
+func (s *store) listJobs(ctx context.Context, tenant string, limit int) ([]api.Job, error) {
+	return s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs WHERE tenant = ? ORDER BY created_unix_nanos DESC, id DESC LIMIT ?`, tenant, limit)
 }
 
 // queuedJobs returns up to limit queued jobs that can run, oldest first. A
@@ -687,9 +713,14 @@ func (s *store) queuedJobs(ctx context.Context, limit int) ([]api.Job, error) {
 	return runnable, nil
 }
 
-// job returns one job, or errJobNotFound.
-func (s *store) job(ctx context.Context, id string) (api.Job, error) {
-	j, err := scanJob(s.db.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+// anyTenant, as the tenant of a job lookup, finds a job of any tenant (the
+// control plane's own use, never a user's request).
+const anyTenant = ""
+
+// job returns one of a tenant's jobs, or errJobNotFound: another tenant's
+// job is not found, not forbidden, so its ID tells nothing.
+func (s *store) job(ctx context.Context, tenant, id string) (api.Job, error) {
+	j, err := scanJob(s.db.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ? AND (? = '' OR tenant = ?)`, id, tenant, tenant))
 	if errors.Is(err, sql.ErrNoRows) {
 		return api.Job{}, errJobNotFound
 	}
@@ -701,8 +732,8 @@ func (s *store) job(ctx context.Context, id string) (api.Job, error) {
 }
 
 // jobDetail returns a job with its history and every report about it.
-func (s *store) jobDetail(ctx context.Context, id string) (api.JobDetail, error) {
-	j, err := s.job(ctx, id)
+func (s *store) jobDetail(ctx context.Context, tenant, id string) (api.JobDetail, error) {
+	j, err := s.job(ctx, tenant, id)
 	if err != nil {
 		return api.JobDetail{}, err
 	}
@@ -852,7 +883,7 @@ func (s *store) assignJob(ctx context.Context, id, agentID string, now time.Time
 	assigned := false
 	note := s.sealNote(ctx, id, api.StateAssigned, now, "assigned to agent "+agentID)
 	err := s.tx(ctx, func(tx *metadb.Tx) error {
-		res, err := tx.Exec(ctx, `UPDATE jobs SET state = ?, agent_id = ?, updated_unix_nanos = ? WHERE id = ? AND state = ?`,
+		res, err := tx.Exec(ctx, `UPDATE jobs SET state = ?, agent_id = ?, attempts = attempts + 1, updated_unix_nanos = ? WHERE id = ? AND state = ?`,
 			api.StateAssigned, agentID, now.UnixNano(), id, api.StateQueued)
 		if err != nil {
 			return fmt.Errorf("metadata db: assign job %s: %w", id, err)
@@ -914,6 +945,64 @@ func (s *store) failRunning(ctx context.Context, id, stage string, now time.Time
 			return "", fmt.Errorf("metadata db: fail job %s: its state keeps changing", id)
 		}
 	}
+}
+
+// requeueRunning puts a job that is assigned or running back in the queue
+// after its agent session ended (the agent stopped the job with it), noting
+// why: the scheduler assigns it again, and its writeback, keyed by the job,
+// is idempotent. A job already assigned maxAttempts times fails instead,
+// with the stage and message of failRunning. It returns the previous and
+// the new state, or "" and "" when the job was not running, and the job's
+// tenant.
+func (s *store) requeueRunning(ctx context.Context, id, stage string, maxAttempts int, now time.Time, why func(from api.JobState) string) (from, to api.JobState, tenant string, err error) {
+	for try := 0; ; try++ {
+		var state api.JobState
+		var attempts int
+		err := s.db.QueryRow(ctx, `SELECT state, attempts, tenant FROM jobs WHERE id = ?`, id).Scan(&state, &attempts, &tenant)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", "", "", errJobNotFound
+		}
+		if err != nil {
+			return "", "", "", fmt.Errorf("metadata db: re-queue job %s: %w", id, err)
+		}
+		if state == api.StateQueued || state.Terminal() {
+			return "", "", tenant, nil
+		}
+		var ok bool
+		if attempts >= maxAttempts {
+			ok, err = s.failFrom(ctx, id, state, stage, fmt.Sprintf("%s; gave up after %d attempts", why(state), attempts), now)
+			to = api.StateFailed
+		} else {
+			ok, err = s.requeueFrom(ctx, id, state, fmt.Sprintf("re-queued: %s (attempt %d of %d)", why(state), attempts, maxAttempts), now)
+			to = api.StateQueued
+		}
+		if err != nil || ok {
+			return state, to, tenant, err
+		}
+		if try == 10 {
+			return "", "", tenant, fmt.Errorf("metadata db: re-queue job %s: its state keeps changing", id)
+		}
+	}
+}
+
+// requeueFrom puts job id back in the queue if it is in state from, with
+// the control plane's note; it reports whether it did.
+func (s *store) requeueFrom(ctx context.Context, id string, from api.JobState, note string, now time.Time) (bool, error) {
+	stored := s.sealNote(ctx, id, api.StateQueued, now, note)
+	done := false
+	err := s.tx(ctx, func(tx *metadb.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE jobs SET state = ?, agent_id = '', updated_unix_nanos = ? WHERE id = ? AND state = ?`,
+			api.StateQueued, now.UnixNano(), id, from)
+		if err != nil {
+			return fmt.Errorf("metadata db: re-queue job %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		done = true
+		return insertEvent(ctx, tx, id, api.StateQueued, now, 0, stored)
+	})
+	return done && err == nil, err
 }
 
 // failQueued fails a job that is still queued; it reports false when the job

@@ -39,7 +39,7 @@ const usage = `Usage: ferry-controlplane [--config FILE] [flags]
 Runs the Ferry control plane. Configuration keys (YAML):
   data_dir, api_addr, agent_addr, tls: {cert, key, ca}, api_token_file,
   ca_key (the CA's key: turns on agent enrollment, renewal and the
-  revocation list), agent_cert_validity, heartbeat_interval, log_level,
+  revocation list), agent_cert_validity, heartbeat_interval, job_attempts, log_level,
   encryption: {vault: {address, ca_cert, auth: {method, ...}}, transit_mount,
   key, cache_ttl} (customer-managed key: the sensitive metadata fields are
   sealed under data keys wrapped by this Transit key)
@@ -162,6 +162,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Planner:           pqlPlanner{},
 		Logger:            logger,
 		HeartbeatInterval: fc.HeartbeatInterval,
+		JobAttempts:       fc.JobAttempts,
 		CAKey:             fc.CAKey,
 		AgentCertValidity: fc.AgentCertValidity,
 		Sealer:            sealer,

@@ -116,12 +116,19 @@ type SubmitRequest struct {
 
 // Job is a predictive query's run as listed by GET /v1/jobs.
 type Job struct {
-	ID          string   `json:"id"`
+	ID string `json:"id"`
+	// Tenant is the submitter's tenant: only its agents run the job, and
+	// only its users see it.
+	Tenant      string   `json:"tenant"`
 	Query       string   `json:"query"`
 	OutputTable string   `json:"output_table"`
 	State       JobState `json:"state"`
 	AgentID     string   `json:"agent_id,omitempty"`
-	Tables      []string `json:"tables"`
+	// Attempts counts the times the job was assigned: a job whose agent
+	// went away (restarted, lost its connection, or the control plane
+	// restarted) is queued again, up to the control plane's job_attempts.
+	Attempts int      `json:"attempts"`
+	Tables   []string `json:"tables"`
 	// Options are the job's training options.
 	Options   link.JobOptions `json:"options,omitzero"`
 	CreatedAt time.Time       `json:"created_at"`

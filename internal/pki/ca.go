@@ -47,6 +47,10 @@ func (id AgentIdentity) Validate() error {
 	return nil
 }
 
+// DefaultTenant is the tenant of the development certificates' agent and of
+// an agent whose certificate names no tenant.
+const DefaultTenant = "default"
+
 // URI returns the identity's URI SAN.
 func (id AgentIdentity) URI() *url.URL {
 	return &url.URL{Scheme: "ferry", Host: "tenant", Path: "/" + id.Tenant + "/agent/" + id.AgentID}

@@ -110,7 +110,7 @@ func DevCerts(dir, agentID string, validity time.Duration) error {
 		if id.client {
 			tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 		}
-		if ident := (AgentIdentity{AgentID: cn, Tenant: "dev"}); id.name == "agent" && ident.Validate() == nil {
+		if ident := (AgentIdentity{AgentID: cn, Tenant: DefaultTenant}); id.name == "agent" && ident.Validate() == nil {
 			tmpl.URIs = []*url.URL{ident.URI()}
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
