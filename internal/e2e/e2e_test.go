@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -127,6 +128,28 @@ func TestEndToEnd(t *testing.T) {
 		if int(m.PredictionRows) != want {
 			t.Errorf("engine scored %d entities, want %d eligible customers", m.PredictionRows, want)
 		}
+		// The test split's ROC curve, through agent and control plane:
+		// 3 to 101 points from (0,0) to (1,1), rates never falling, the
+		// trapezoid area the reported test AUROC; no residual histogram.
+		roc := m.ROC
+		if len(roc) < 3 || len(roc) > 101 || len(m.Residuals) != 0 {
+			t.Fatalf("%d ROC points (want 3..101), %d residual bins (want none)", len(roc), len(m.Residuals))
+		}
+		if first, last := roc[0], roc[len(roc)-1]; first.FalsePositiveRate != 0 || first.TruePositiveRate != 0 || last.FalsePositiveRate != 1 || last.TruePositiveRate != 1 {
+			t.Errorf("the ROC curve runs from %+v to %+v, want (0,0) to (1,1)", first, last)
+		}
+		area := 0.0
+		for i := 1; i < len(roc); i++ {
+			p, q := roc[i-1], roc[i]
+			if q.FalsePositiveRate < p.FalsePositiveRate || q.TruePositiveRate < p.TruePositiveRate || q.Threshold > p.Threshold {
+				t.Errorf("ROC point %d %+v after %+v: a rate falls or the threshold rises", i, q, p)
+			}
+			area += (q.FalsePositiveRate - p.FalsePositiveRate) * (q.TruePositiveRate + p.TruePositiveRate) / 2
+		}
+		if math.Abs(area-m.Test.AUROC) > 0.01 {
+			t.Errorf("the ROC curve's area %.4f is not the test AUROC %.4f", area, m.Test.AUROC)
+		}
+		t.Logf("ROC curve: %d points over %d test rows, area %.4f (test AUROC %.4f)", len(roc), m.TestRows, area, m.Test.AUROC)
 	})
 
 	t.Run("AgentMemory", func(t *testing.T) {
