@@ -152,6 +152,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("ROC curve: %d points over %d test rows, area %.4f (test AUROC %.4f)", len(roc), m.TestRows, area, m.Test.AUROC)
 	})
 
+	t.Run("TableStats", func(t *testing.T) {
+		// Each column's statistics against DuckDB's on the same data (the
+		// base warehouse this test's copy was made from); the orders'
+		// amount is numeric and not a key, so its range is reported.
+		ranges := checkTableStats(t, baseDB, d)
+		if r, ok := ranges["orders.amount"]; !ok {
+			t.Errorf("no range reported for orders.amount; ranges: %v", ranges)
+		} else {
+			t.Logf("orders.amount ranges over [%v, %v]; %d column ranges reported", r[0], r[1], len(ranges))
+		}
+	})
+
 	t.Run("AgentMemory", func(t *testing.T) {
 		// The agent streams: its peak memory is its window and its
 		// warehouse driver's, not the tables it sent.
