@@ -85,7 +85,23 @@ func (f *flightService) DoAction(a *flight.Action, stream flight.FlightService_D
 		if err := spec.Options.Validate(); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
-		if _, err := f.s.store.Create(spec, owner); err != nil {
+		_, err := f.s.store.Create(spec, owner)
+		if errors.Is(err, jobstore.ErrJobExists) {
+			// The same agent starts the job again: the control plane
+			// re-assigned it after the agent's earlier attempt was
+			// abandoned (the agent was killed, or lost the control plane).
+			// That attempt's data is purged now, not at its TTL. Another
+			// agent's job is refused by Purge (not its owner).
+			att, perr := f.s.store.Purge(spec.JobID, owner, link.PurgeRestarted)
+			if perr != nil {
+				return storeErr(err)
+			}
+			f.s.purged(att)
+			f.s.log.Info("job purged", "job_id", att.JobID, "reason", att.Reason, "bytes_received", att.BytesReceived,
+				"bytes_purged", att.BytesPurged, "files_written", att.FilesWritten, "storage_write_bytes", att.StorageWriteBytes)
+			_, err = f.s.store.Create(spec, owner)
+		}
+		if err != nil {
 			return storeErr(err)
 		}
 		f.s.log.Info("job started", "job_id", spec.JobID, "agent", owner, "tables", len(spec.Tables))

@@ -215,3 +215,65 @@ func nonZero(b []byte) int {
 	}
 	return -1
 }
+
+// TestStartAgainPurgesAbandonedAttempt: the agent that opened a job starts
+// it again (the control plane re-assigned it after the agent was killed
+// mid-job). The abandoned attempt's data is purged at once, attested with
+// reason "restarted" and zeroed, and the new attempt starts empty. A job
+// another agent opened is not touched: starting it is refused.
+func TestStartAgainPurgesAbandonedAttempt(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	srv, dial := testEngine(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
+	c := dial(srv.Addr().String())
+	ctx := context.Background()
+	const job = "again"
+	startJob(t, c, job)
+	r := syntable.New(memory.DefaultAllocator, 50_000, 5_000)
+	ack, err := agent.StreamTable(ctx, c, job, "events", r, agent.StreamOptions{})
+	r.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := srv.store.Get(job, "agent-resume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := first.Tables()["events"][0].Column(0).Data().Buffers()[1].Bytes()
+	if nonZero(raw) < 0 {
+		t.Fatal("control: the first attempt's buffer is zero before the restart")
+	}
+
+	startJob(t, c, job)
+	att, ok := loggedAttestation(logs.String(), job)
+	if !ok || att.Reason != link.PurgeRestarted || att.BytesReceived != ack.Bytes || att.BytesPurged < att.BytesReceived || att.FilesWritten != 0 {
+		t.Fatalf("attestation %+v (logged %v); want reason %s, %d bytes received and purged", att, ok, link.PurgeRestarted, ack.Bytes)
+	}
+	if i := nonZero(raw); i >= 0 {
+		t.Fatalf("the abandoned attempt's buffer is not zero at byte %d", i)
+	}
+	second, err := srv.store.Get(job, "agent-resume")
+	if err != nil || second == first || len(second.Tables()) != 0 {
+		t.Fatalf("second attempt: %v, same job %v, tables %d; want a new, empty job", err, second == first, len(second.Tables()))
+	}
+	r = syntable.New(memory.DefaultAllocator, 1000, 100)
+	defer r.Release()
+	if _, err := agent.StreamTable(ctx, c, job, "events", r, agent.StreamOptions{}); err != nil {
+		t.Fatalf("stream into the second attempt: %v", err)
+	}
+
+	// Another agent's job of the same ID is refused, not purged.
+	if _, err := srv.store.Create(link.JobSpec{JobID: "theirs"}, "agent-other"); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(link.JobSpec{JobID: "theirs", Tables: []graph.Table{{Name: "events"}}})
+	stream, err := c.DoAction(ctx, &flight.Action{Type: link.ActionStartJob, Body: body})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.AlreadyExists {
+		t.Errorf("starting another agent's job: %v, want AlreadyExists", err)
+	}
+	if _, err := srv.store.Get("theirs", "agent-other"); err != nil {
+		t.Errorf("another agent's job was touched: %v", err)
+	}
+}

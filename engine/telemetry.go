@@ -33,7 +33,7 @@ type engineMetrics struct {
 }
 
 // purgeReasons are the values of the reason label.
-var purgeReasons = []string{link.PurgeCompleted, link.PurgeFailed, link.PurgeCancelled, link.PurgeExpired, link.PurgeShutdown}
+var purgeReasons = []string{link.PurgeCompleted, link.PurgeFailed, link.PurgeCancelled, link.PurgeExpired, link.PurgeShutdown, link.PurgeRestarted}
 
 func (s *Server) newMetrics() *engineMetrics {
 	reg := telemetry.New(&telemetry.Options{Logger: s.log})

@@ -49,14 +49,14 @@ func runAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs := flag.NewFlagSet("ferry agents enroll", flag.ContinueOnError)
 		af.register(fs)
 		id := fs.String("agent-id", "", "the new agent's `ID` (letters, digits, '.', '_', '-')")
-		tenant := fs.String("tenant", "", "the agent's `tenant`")
+		tenant := fs.String("tenant", "", "the agent's `tenant` (default: yours; only the operator's token may name another): it runs that tenant's jobs only")
 		ttl := fs.Duration("ttl", time.Hour, "how long the token may be used (at most 24h)")
 		out := fs.String("token-out", "", "write the token to this `file` (0600) instead of stdout")
-		if err := parse(fs, args[1:], "ferry agents enroll --agent-id ID --tenant T [--ttl 1h] [--token-out FILE]", stdout); err != nil {
+		if err := parse(fs, args[1:], "ferry agents enroll --agent-id ID [--tenant T] [--ttl 1h] [--token-out FILE]", stdout); err != nil {
 			return done(err)
 		}
-		if *id == "" || *tenant == "" || fs.NArg() > 0 {
-			return cli.Usagef("ferry agents enroll needs --agent-id and --tenant and takes no arguments")
+		if *id == "" || fs.NArg() > 0 {
+			return cli.Usagef("ferry agents enroll needs --agent-id and takes no arguments")
 		}
 		c, err := af.client()
 		if err != nil {

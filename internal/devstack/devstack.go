@@ -87,6 +87,9 @@ type Stack struct {
 	Engine       *Proc
 	Agent        *Proc
 
+	// start starts a process of the stack by name (see Restart).
+	start func(name, dir string, env []string) (*Proc, error)
+
 	// MetricsURLs are the base URLs of each process's /metrics, /healthz
 	// and /readyz, by process name: the control plane's user API (its
 	// /metrics needs Token), the engine's metrics listener (HTTPS, the
@@ -182,6 +185,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		go func() { p.err = p.Cmd.Wait(); logf.Close(); close(p.done) }() // Wait returns after the pipe is drained
 		return p, nil
 	}
+	s.start = start
 	if s.ControlPlane, err = start("ferry-controlplane", opts.Dir, nil); err != nil {
 		return nil, err
 	}
@@ -211,6 +215,40 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Restart starts the named process (ferry-controlplane or ferry-agent)
+// again with the same configuration after it exited (a test stops or kills
+// it first), appending to its log, and waits until the agent is connected
+// again.
+func (s *Stack) Restart(ctx context.Context, name string) error {
+	var slot **Proc
+	switch name {
+	case "ferry-controlplane":
+		slot = &s.ControlPlane
+	case "ferry-agent":
+		slot = &s.Agent
+	default:
+		return fmt.Errorf("devstack: cannot restart %q", name)
+	}
+	old := *slot
+	if old != nil && !old.Exited() {
+		return fmt.Errorf("devstack: %s is still running", name)
+	}
+	prev, err := os.ReadFile(old.LogPath)
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	p, err := s.start(name, old.Cmd.Dir, nil)
+	if err != nil {
+		return err
+	}
+	// The earlier run's lines stay in the log, before the new run's.
+	if err := os.WriteFile(old.LogPath+".1", prev, 0o600); err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	*slot = p
+	return s.waitReady(ctx, 60*time.Second)
 }
 
 // Scrape GETs path (/metrics, /healthz or /readyz) from the named process
@@ -249,7 +287,7 @@ func (s *Stack) Scrape(ctx context.Context, name, path string) (int, []byte, err
 func (s *Stack) enrollAgent(ctx context.Context, tokenFile string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		e, err := s.Client.CreateEnrollment(ctx, AgentID, "demo", 10*time.Minute)
+		e, err := s.Client.CreateEnrollment(ctx, AgentID, "", 10*time.Minute) // the operator's tenant
 		if err == nil {
 			return os.WriteFile(tokenFile, []byte(e.Token+"\n"), 0o600)
 		}

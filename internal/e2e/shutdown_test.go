@@ -15,11 +15,13 @@ import (
 
 // TestSIGTERMMidJob stops the engine, then (in a second stack) the agent,
 // with SIGTERM while a job is in flight. The process exits 0 within its
-// shutdown budget, the job ends failed or cancelled with an error (never
-// hangs, never succeeds with partial data), and the engine purges the job's
-// data and logs the attestation: "shutdown" when the engine stops,
-// "cancelled" when the agent does (it asks the engine to purge before it
-// exits).
+// shutdown budget; when the engine stopped, the job ends failed or
+// cancelled with an error (never hangs, never succeeds with partial data);
+// when the agent stopped, the job goes back to the queue for the agent's
+// return (TestJobSurvivesRestart follows one to success). The engine purges
+// the job's data and logs the attestation: "shutdown" when the engine
+// stops, "cancelled" when the agent does (it asks the engine to purge
+// before it exits).
 func TestSIGTERMMidJob(t *testing.T) {
 	for _, tc := range []struct {
 		target string
@@ -69,17 +71,25 @@ func TestSIGTERMMidJob(t *testing.T) {
 			}
 			t.Logf("%s exited 0, %v after SIGTERM", tc.target, time.Since(start).Round(time.Millisecond))
 
-			d, err := s.Client.Wait(ctx, jobID, 50*time.Millisecond)
-			if err != nil {
-				t.Fatal(err)
+			if tc.target == "agent" {
+				var d *api.JobDetail
+				waitFor(t, 20*time.Second, "job "+jobID+" re-queued", func() bool {
+					var err error
+					d, err = s.Client.Get(ctx, jobID)
+					return err == nil && d.State == api.StateQueued && d.Attempts == 1
+				})
+				last := d.History[len(d.History)-1]
+				if !strings.Contains(last.Note, "re-queued: agent") {
+					t.Errorf("job %s back in the queue with note %q", jobID, last.Note)
+				}
+				t.Logf("job re-queued: %s", last.Note)
+			} else {
+				d, err := s.Client.Wait(ctx, jobID, 50*time.Millisecond)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkEnded(t, jobID, tc.target, d)
 			}
-			if d.State != api.StateFailed && d.State != api.StateCancelled {
-				t.Fatalf("job %s ended %s after the %s stopped mid-job", jobID, d.State, tc.target)
-			}
-			if d.Error == nil || d.Error.Message == "" {
-				t.Fatalf("job %s ended %s without an error", jobID, d.State)
-			}
-			t.Logf("job ended %s: %s: %s", d.State, d.Error.Stage, d.Error.Message)
 
 			// The engine purged the job, zeroing what it had received.
 			waitFor(t, 20*time.Second, "the engine's purge of "+jobID, func() bool {
@@ -92,6 +102,18 @@ func TestSIGTERMMidJob(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkEnded checks a job ended failed or cancelled with an error.
+func checkEnded(t *testing.T, jobID, target string, d *api.JobDetail) {
+	t.Helper()
+	if d.State != api.StateFailed && d.State != api.StateCancelled {
+		t.Fatalf("job %s ended %s after the %s stopped mid-job", jobID, d.State, target)
+	}
+	if d.Error == nil || d.Error.Message == "" {
+		t.Fatalf("job %s ended %s without an error", jobID, d.State)
+	}
+	t.Logf("job ended %s: %s: %s", d.State, d.Error.Stage, d.Error.Message)
 }
 
 type purgeLine struct {

@@ -115,13 +115,16 @@ type JobRef struct {
 }
 
 // Purge reasons. The engine purges on its own with PurgeExpired (the job
-// outlived its TTL) and PurgeShutdown (the engine is stopping).
+// outlived its TTL), PurgeShutdown (the engine is stopping) and
+// PurgeRestarted (the agent that opened the job started it again: an
+// attempt it abandoned, say when it was killed, gives way to the next).
 const (
 	PurgeCompleted = "completed"
 	PurgeFailed    = "failed"
 	PurgeCancelled = "cancelled"
 	PurgeExpired   = "expired"
 	PurgeShutdown  = "shutdown"
+	PurgeRestarted = "restarted"
 )
 
 // Descriptor is the JSON in a DoPut FlightDescriptor's Cmd.

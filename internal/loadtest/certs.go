@@ -10,8 +10,9 @@ import (
 	"github.com/ferry-ai/ferry/internal/pki"
 )
 
-// Tenant is the tenant of every simulated agent's certificate.
-const Tenant = "loadtest"
+// Tenant is the tenant of every simulated agent's certificate: the
+// operator's, whose token submits the jobs.
+const Tenant = pki.DefaultTenant
 
 // agentID names simulated agent i of n; the names sort in index order, as
 // the scheduler compares agent IDs.
