@@ -444,11 +444,14 @@ WHERE job_id = ? AND state = 'assigned'`, jA.ID, jB.ID); err != nil {
 			if code != http.StatusServiceUnavailable || !strings.Contains(errorBody(t, body), "customer key revoked") {
 				t.Errorf("submit after deleting the key: %d %s", code, body)
 			}
-			// The agent goes: its job fails, with the control plane's own
-			// message (kept unsealed, as the key can no longer seal).
+			// The agent goes: its job is re-queued with the control plane's
+			// own note (kept unsealed, as the key can no longer seal); its
+			// query stays unreadable (the scheduler fails it when an agent
+			// could take it).
 			h.disconnect(a2)
-			dR := h.waitState(jR.ID, api.StateFailed)
-			if dR.Error == nil || !strings.Contains(dR.Error.Message, "disconnected") || dR.Query != "" {
+			dR := h.waitState(jR.ID, api.StateQueued)
+			last := dR.History[len(dR.History)-1]
+			if !strings.Contains(last.Note, "disconnected") || dR.Query != "" || !unreadable(dR.Unreadable, "query", "customer key revoked") {
 				t.Errorf("job R after its agent left: %+v", dR)
 			}
 		}) {
