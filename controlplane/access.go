@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +76,7 @@ func (s *Server) coreRoutes() []route {
 		{"POST", api.PathSupport + "/{id}/approve", auth.Admin, "support.approve", "Approve a support-access request (not your own)", s.handleSupportDecision},
 		{"POST", api.PathSupport + "/{id}/deny", auth.Admin, "support.deny", "Deny a support-access request", s.handleSupportDecision},
 		{"POST", api.PathSupport + "/{id}/revoke", auth.Admin, "support.revoke", "End a support-access grant now", s.handleSupportDecision},
+		{"POST", api.PathSignInLinks, auth.Admin, "auth.signin_link", "Operator only, when auth.signin_links is on: a one-time console sign-in link for a user of the operator's tenant", s.handleSignInLink},
 		{"GET", api.PathAudit, auth.Admin, "auditlog.list", "The audit log (?actor=&action=&outcome=&since=&until=&after=&limit=)", s.handleAudit},
 		{"GET", telemetry.PathMetrics, auth.Viewer, "metrics.scrape", "Prometheus metrics", s.metrics.reg.MetricsHandler().ServeHTTP},
 	}
@@ -558,4 +561,57 @@ func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(s.openAPI())
+}
+
+// signInUserRE is what a sign-in link's user name may be.
+var signInUserRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// handleSignInLink mints a one-time console sign-in link (the demo prints
+// one for its admin). Only the operator's token may, and only when the
+// configuration turns links on; the user is one of the operator's tenant,
+// made or updated with the role asked for.
+func (s *Server) handleSignInLink(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	if !isOperator(p) {
+		writeError(w, http.StatusForbidden, "only the operator's token (api_token_file) mints sign-in links")
+		return
+	}
+	var req api.SignInLinkRequest
+	if code, err := decodeBody(w, r, &req); err != nil {
+		writeError(w, code, err.Error())
+		return
+	}
+	role, roleErr := auth.ParseRole(req.Role)
+	switch {
+	case !signInUserRE.MatchString(req.User):
+		writeError(w, http.StatusBadRequest, "user: want 1-64 letters, digits, '.', '_' or '-'")
+		return
+	case roleErr != nil:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("role %q: want admin, editor or viewer", req.Role))
+		return
+	case req.TTLSeconds < 0 || time.Duration(req.TTLSeconds)*time.Second > auth.MaxSignInLinkTTL:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl_seconds %d: want up to %d", req.TTLSeconds, int64(auth.MaxSignInLinkTTL/time.Second)))
+		return
+	}
+	ctx := r.Context()
+	u, err := s.auth.UpsertUser(ctx, auth.User{Tenant: p.Tenant, ExternalID: "signin-link:" + req.User, DisplayName: req.User + " (sign-in link)", Active: true, Role: role})
+	if err != nil {
+		s.log.Error("sign-in link user", "error", err.Error())
+		writeError(w, http.StatusInternalServerError, "could not record the user")
+		return
+	}
+	token, expires, err := s.auth.CreateSignInLink(ctx, p.Tenant, u.ID, time.Duration(req.TTLSeconds)*time.Second)
+	if errors.Is(err, auth.ErrSignInLinksOff) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		s.log.Error("sign-in link", "error", err.Error())
+		writeError(w, http.StatusInternalServerError, "could not make the link")
+		return
+	}
+	writeJSON(w, http.StatusCreated, api.SignInLink{
+		URL:    "https://" + r.Host + auth.SignInLinkPath + "?token=" + url.QueryEscape(token.Reveal()),
+		Tenant: p.Tenant, User: req.User, Role: string(role), ExpiresAt: expires.UTC(),
+	})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/ferry-ai/ferry/controlplane/agentapi"
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/controlplane/apiclient"
+	"github.com/ferry-ai/ferry/controlplane/auth"
 	"github.com/ferry-ai/ferry/controlplane/metadb"
 	"github.com/ferry-ai/ferry/controlplane/metadb/metadbtest"
 	"github.com/ferry-ai/ferry/internal/graph"
@@ -126,6 +127,8 @@ type harnessOptions struct {
 	attempts int
 	// enroll turns enrollment on with the dev CA's key.
 	enroll bool
+	// signInLinks turns one-time sign-in links on (auth.signin_links).
+	signInLinks bool
 }
 
 // pgSchemas maps a data directory to its PostgreSQL schema's URL when the
@@ -163,6 +166,9 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 	}
 	if o.enroll {
 		cfg.CAKey = filepath.Join(h.certDir, pki.CAKeyFile)
+	}
+	if o.signInLinks {
+		cfg.Auth = &auth.Config{SignInLinks: true}
 	}
 	if metadbtest.FromEnv() == metadb.Postgres && !o.sqlite {
 		u, ok := pgSchemas.Load(h.dataDir)

@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-ai/ferry/internal/demodata"
 	"github.com/ferry-ai/ferry/internal/devstack"
 	"github.com/ferry-ai/ferry/internal/link"
+	"github.com/ferry-ai/ferry/internal/pki"
 )
 
 // DemoQuery is the query `ferry demo` runs: which recently active customers
@@ -88,8 +89,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	output := fs.String("output", "churn_predictions", "prediction table")
 	binDir := fs.String("bin", "", "directory of the ferry binaries (default: next to this one)")
 	warehouse := fs.String("warehouse", "", "an existing DuckDB warehouse to run on (duckdb:///path.db) instead of generating the demo's")
+	keep := fs.Bool("keep", stdinIsTerminal(), "after the job, keep the three processes and the console running until interrupted (default: when run from a terminal)")
 	optionsArg := fs.String("options", "", `training options as JSON, e.g. {"validation_start":"2005-01-01T00:00:00Z","test_start":"2010-01-01T00:00:00Z","anchor_step_days":30}`)
-	if err := parse(fs, args, "ferry demo [--dir DIR] [--scale S | --warehouse duckdb:///PATH] [--query Q] [--output TABLE] [--options JSON]", stdout); err != nil {
+	if err := parse(fs, args, "ferry demo [--dir DIR] [--scale S | --warehouse duckdb:///PATH] [--query Q] [--output TABLE] [--options JSON] [--keep]", stdout); err != nil {
 		return done(err)
 	}
 	if fs.NArg() > 0 {
@@ -151,7 +153,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	say("== starting control plane, engine and agent (mutual TLS 1.3; development CA in %s; the agent enrolls with a one-time token)", filepath.Join(abs, "run", "certs"))
 	runDir := filepath.Join(abs, "run")
 	_ = os.RemoveAll(runDir)
-	stack, err := devstack.Start(ctx, devstack.Options{BinDir: *binDir, Dir: runDir, Warehouse: wh})
+	stack, err := devstack.Start(ctx, devstack.Options{BinDir: *binDir, Dir: runDir, Warehouse: wh, SignInLinks: true})
 	if err != nil {
 		return err
 	}
@@ -159,7 +161,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	say("   control plane API %s, agent RPC %s, engine Flight %s; agent %s enrolled (key in %s) and connected (outbound only)",
 		stack.APIURL, stack.AgentAddr, stack.EngineAddr, devstack.AgentID, stack.AgentState)
 
-	// 3. Submit and follow.
+	// 3. The console, and a one-time link that signs its admin in.
+	var link api.SignInLink
+	if err := stack.Client.Do(ctx, "POST", api.PathSignInLinks, api.SignInLinkRequest{User: "demo-admin", Role: "admin"}, &link); err != nil {
+		return fmt.Errorf("sign-in link: %w", err)
+	}
+	say("== web console: %s/console/ (the development CA %s signs its certificate: your browser will warn)", stack.APIURL, filepath.Join(runDir, "certs", pki.CAFile))
+	say("   sign in as demo-admin with this one-time link (valid until %s, once):", link.ExpiresAt.Local().Format("15:04:05"))
+	say("   %s", link.URL)
+
+	// 4. Submit and follow.
 	say("== submitting: %s", *query)
 	job, err := stack.Client.SubmitRequest(ctx, api.SubmitRequest{Query: *query, OutputTable: *output, Options: options})
 	if err != nil {
@@ -178,12 +189,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("job %s %s: %s (logs in %s)", job.ID, d.Job.State, msg, filepath.Join(runDir, "logs"))
 	}
 
-	// 4. Metrics beside the baselines.
+	// 5. Metrics beside the baselines.
 	if m := d.Model; m != nil && m.Test != nil {
 		printMetrics(say, m)
 	}
 
-	// 5. What the control plane holds: metadata only.
+	// 6. What the control plane holds: metadata only.
 	say("== what the control plane holds about the job (metadata only: no row, no key, no value)")
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("   ", "  ")
@@ -197,7 +208,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	_ = enc.Encode(meta)
 
-	// 6. Stop the processes, then read the predictions back from DuckDB.
+	// 7. Stop the processes (after the console's visit, with --keep), then
+	// read the predictions back from DuckDB.
+	if *keep {
+		say("== the job %s is in the console at %s/console/#/jobs/%s; press Ctrl-C to stop", job.ID, stack.APIURL, job.ID)
+		<-ctx.Done()
+		ctx = context.WithoutCancel(ctx)
+	}
 	say("== stopping the three processes")
 	if err := stack.Stop(); err != nil {
 		return err
@@ -282,4 +299,11 @@ func printMetrics(say func(string, ...any), m *api.Model) {
 	}
 	say("   %d features, %d anchors, %d train rows, %d parameter sets, best iteration %d; features %.1fs, training %.1fs",
 		m.NumFeatures, m.Anchors, m.TrainRows, m.ParameterSets, m.BestIteration, m.FeatureSeconds, m.TrainSeconds)
+}
+
+// stdinIsTerminal reports whether standard input is a terminal (someone
+// may press Ctrl-C), not a pipe or /dev/null (a script or CI).
+func stdinIsTerminal() bool {
+	fi, err := os.Stdin.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

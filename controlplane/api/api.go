@@ -16,6 +16,7 @@ const (
 	PathTokens      = "/v1/tokens"
 	PathSCIM        = "/scim/v2"
 	PathTenants     = "/v1/tenants"
+	PathSignInLinks = "/v1/signin-links"
 	PathSupport     = "/v1/support/requests"
 	PathConnections = "/v1/connections"
 	PathQueries     = "/v1/queries"
@@ -352,6 +353,27 @@ type CreateTokenRequest struct {
 type CreatedToken struct {
 	Token  any    `json:"token"`
 	Secret string `json:"secret"`
+}
+
+// SignInLinkRequest asks for a one-time console sign-in link for a user
+// of the operator's tenant, made (or updated) with the given role.
+type SignInLinkRequest struct {
+	// User names the user (letters, digits, '.', '_', '-'; "demo-admin").
+	User string `json:"user"`
+	// Role is admin, editor or viewer.
+	Role string `json:"role"`
+	// TTLSeconds is how long the link works (default 900, at most 3600).
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+}
+
+// SignInLink is a one-time console sign-in link: URL is shown this once,
+// never again, and signs in once.
+type SignInLink struct {
+	URL       string    `json:"url"`
+	Tenant    string    `json:"tenant"`
+	User      string    `json:"user"`
+	Role      string    `json:"role"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // TenantDeletion reports an account closure: the rows deleted per table

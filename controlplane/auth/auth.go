@@ -139,6 +139,7 @@ const (
 	ActionUserUpsert     = "auth.user_upsert"
 	ActionUserDeactivate = "auth.user_deactivate"
 	ActionSessionsEnd    = "auth.sessions_end"
+	ActionSignInLink     = "auth.signin_link_create"
 )
 
 // Outcomes reported in Event.Outcome.

@@ -44,6 +44,11 @@ type Config struct {
 	MaxTokenTTL time.Duration `yaml:"max_token_ttl"`
 	// BreakGlass is the optional local admin, disabled unless enabled.
 	BreakGlass BreakGlassConfig `yaml:"break_glass"`
+	// SignInLinks lets the service mint one-time sign-in links
+	// (CreateSignInLink) for users it already knows: for a demo, or a
+	// first admin before the tenant's provider is set up. Off by default:
+	// a link is a credential, like a password-reset mail.
+	SignInLinks bool `yaml:"signin_links"`
 	// TrustedOrigins are origins (https://host[:port]) besides the API's
 	// own whose cross-origin, cookie-authenticated requests may change
 	// state (a UI served from another host).

@@ -502,7 +502,7 @@ func TestSCIMListsAndTenants(t *testing.T) {
 
 // authTables are the tables of the auth component, every row of one
 // tenant.
-var authTables = []string{"auth_users", "auth_sessions", "auth_tokens", "auth_flows", "auth_groups", "auth_group_members"}
+var authTables = []string{"auth_users", "auth_sessions", "auth_tokens", "auth_flows", "auth_groups", "auth_group_members", "auth_signin_links"}
 
 func countRows(t *testing.T, db *metadb.DB, tenant string) map[string]int64 {
 	t.Helper()
@@ -531,6 +531,7 @@ func TestDeleteTenant(t *testing.T) {
 			})
 			c.IdPs = append(c.IdPs, auth.IdPConfig{Tenant: "globex", Issuer: globexIdP.Issuer, ClientID: "ferry-globex",
 				ClientSecret: secrets.New("globex-secret"), RedirectURL: redirect, Roles: map[string]auth.Role{"globex-admins": auth.Admin}})
+			c.SignInLinks = true
 		})
 		ctx := context.Background()
 		acme, globex := newSCIM(t, h.svc)
@@ -547,6 +548,9 @@ func TestDeleteTenant(t *testing.T) {
 				t.Fatalf("sign-in to %s: %d", tn, status)
 			}
 			if _, _, err := h.svc.CreateToken(ctx, tn, pr.UserID, auth.Viewer, "ci", 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := h.svc.CreateSignInLink(ctx, tn, pr.UserID, 0); err != nil {
 				t.Fatal(err)
 			}
 			uid := c.must(201, "POST", "/Users", map[string]any{"schemas": []string{scim.SchemaUser}, "userName": "p@" + tn + ".example"})["id"].(string)
@@ -575,7 +579,7 @@ func TestDeleteTenant(t *testing.T) {
 			t.Errorf("DeleteTenant reported %v, want %v", deleted, before)
 		}
 		if after := countRows(t, db, tenant); !maps.Equal(after, map[string]int64{"auth_users": 0, "auth_sessions": 0, "auth_tokens": 0, "auth_flows": 0,
-			"auth_groups": 0, "auth_group_members": 0}) {
+			"auth_groups": 0, "auth_group_members": 0, "auth_signin_links": 0}) {
 			t.Errorf("rows of acme left: %v", after)
 		}
 		if other := countRows(t, db, "globex"); !maps.Equal(other, otherBefore) {

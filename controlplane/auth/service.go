@@ -100,6 +100,8 @@ func New(ctx context.Context, db *metadb.DB, cfg Config) (*Service, error) {
 //	GET  /auth/callback                       the provider's redirect back
 //	POST /auth/logout                         end the session (CSRF header or form field csrf)
 //	POST /auth/breakglass                     break-glass sign-in (form or JSON username, password)
+//	GET  /auth/link?token=…                   a one-time sign-in link's page (Config.SignInLinks)
+//	POST /auth/link                           sign in with the link's token (form field token)
 //	GET  /auth/me                             the principal, as JSON
 //
 // Mount it at /auth/ of the API's HTTPS listener.
@@ -109,6 +111,8 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET "+CallbackPath, s.callback)
 	mux.HandleFunc("POST "+LogoutPath, s.logout)
 	mux.HandleFunc("POST "+BreakGlassPath, s.breakGlass)
+	mux.HandleFunc("GET "+SignInLinkPath, s.signInLinkPage)
+	mux.HandleFunc("POST "+SignInLinkPath, s.signInWithLink)
 	mux.Handle("GET "+MePath, s.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := FromContext(r.Context())
 		writeJSON(w, http.StatusOK, p)

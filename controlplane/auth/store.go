@@ -105,11 +105,21 @@ CREATE TABLE auth_group_members (
 );
 CREATE INDEX auth_group_members_user ON auth_group_members (tenant, user_id);
 `,
+	// 3: one-time sign-in links (Config.SignInLinks), by the hash of
+	// their token.
+	`
+CREATE TABLE auth_signin_links (
+	token_hash          TEXT PRIMARY KEY,
+	tenant              TEXT NOT NULL,
+	user_id             TEXT NOT NULL,
+	expires_unix_nanos  BIGINT NOT NULL
+);
+`,
 }
 
 // tenantTables are the auth tables, children first: what DeleteTenant
 // empties of a tenant.
-var tenantTables = []string{"auth_group_members", "auth_groups", "auth_sessions", "auth_tokens", "auth_flows", "auth_users"}
+var tenantTables = []string{"auth_group_members", "auth_groups", "auth_sessions", "auth_tokens", "auth_flows", "auth_signin_links", "auth_users"}
 
 // touchEvery is how stale a session's last use (or a token's) may be
 // before a request records it again: one write a minute, not one a
@@ -292,6 +302,9 @@ func (s *Service) takeFlow(ctx context.Context, state string) (flow, error) {
 // calls it; a server may also call it now and then.
 func (s *Service) Sweep(ctx context.Context) error {
 	now := s.now()
+	if _, err := s.db.Exec(ctx, `DELETE FROM auth_signin_links WHERE expires_unix_nanos < ?`, nanos(now)); err != nil {
+		return fmt.Errorf("auth: sweep: %w", err)
+	}
 	if _, err := s.db.Exec(ctx, `DELETE FROM auth_flows WHERE expires_unix_nanos < ?`, nanos(now)); err != nil {
 		return fmt.Errorf("auth: sweep: %w", err)
 	}

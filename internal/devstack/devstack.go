@@ -46,6 +46,9 @@ type Options struct {
 	// AgentYAML is appended to the agent's configuration: a credentials
 	// block, say.
 	AgentYAML string
+	// SignInLinks lets the operator's token mint one-time console sign-in
+	// links (auth.signin_links): the demo's admin link.
+	SignInLinks bool
 }
 
 // Proc is one running process.
@@ -158,6 +161,9 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 			engineAddr, engineMetrics, opts.EngineThreads, opts.EngineMaxRounds, level, s.APIURL+api.PathCRL, tlsYAML("engine")),
 		"agent.yaml": fmt.Sprintf("agent_id: %q\ncontrol_plane: %q\nengine: %q\nmetrics_addr: %q\nwarehouse: %q\nheartbeat: 1s\nresume_timeout: 5s\nlog_level: %s\ntls:\n  ca: %q\nenrollment:\n  api: %q\n  token_file: %q\n  state_dir: %q\n",
 			AgentID, agentAddr, engineAddr, agentMetrics, opts.Warehouse, level, caFile, apiAddr, enrollTokenFile, s.AgentState) + opts.AgentYAML,
+	}
+	if opts.SignInLinks {
+		files["controlplane.yaml"] += "auth:\n  signin_links: true\n"
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(opts.Dir, name), []byte(body), 0o600); err != nil {
