@@ -84,7 +84,7 @@ func TestEnrollRotateRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enrollment, err := admin.CreateEnrollment(ctx, "agent-7", "acme", time.Minute)
+	enrollment, err := admin.CreateEnrollment(ctx, "agent-7", "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestEnrollRotateRevoke(t *testing.T) {
 		_, _ = b.ReadFrom(resp.Body)
 		return resp.StatusCode, b.String()
 	}
-	short, err := admin.CreateEnrollment(ctx, "agent-8", "acme", time.Second)
+	short, err := admin.CreateEnrollment(ctx, "agent-8", "", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,8 +163,8 @@ func TestEnrollRotateRevoke(t *testing.T) {
 	waitFor(t, 10*time.Second, "the enrolled agent connects", func() bool { return !connectedSince().IsZero() })
 	first := readCert(t, filepath.Join(state, pki.IdentityFile))
 	id, err := pki.IdentityOf(first)
-	if err != nil || id != (pki.AgentIdentity{AgentID: "agent-7", Tenant: "acme"}) {
-		t.Fatalf("enrolled certificate names %+v (%v), want agent-7 of acme", id, err)
+	if err != nil || id != (pki.AgentIdentity{AgentID: "agent-7", Tenant: pki.DefaultTenant}) {
+		t.Fatalf("enrolled certificate names %+v (%v), want agent-7 of the operator's tenant", id, err)
 	}
 	if fi, err := os.Stat(filepath.Join(state, pki.IdentityFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("agent key file: %v, %v; want mode 0600", fi, err)
@@ -225,7 +225,7 @@ func TestEnrollRotateRevoke(t *testing.T) {
 	waitFor(t, 5*time.Second, "the engine refuses the revoked agent", func() bool {
 		return handshake(eng.Addr().String(), state, pool) != nil
 	})
-	if _, err := admin.CreateEnrollment(ctx, "agent-7", "acme", time.Minute); err == nil {
+	if _, err := admin.CreateEnrollment(ctx, "agent-7", "", time.Minute); err == nil {
 		t.Fatal("a revoked agent ID got a new enrollment token")
 	}
 }

@@ -148,6 +148,10 @@ func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error
 		log.LogAttrs(ctx, slog.LevelWarn, "agent refused", slog.String("error", err.Error()))
 		return err
 	}
+	if s.cfg.DisableFileConnections && catalog.IsFileKind(hello.GetWarehouseKind()) {
+		log.LogAttrs(ctx, slog.LevelWarn, "agent refused: its warehouse is a file", slog.String("warehouse_kind", clip(hello.GetWarehouseKind(), maxNameLen)))
+		return status.Errorf(codes.PermissionDenied, "the agent's warehouse is a %s file, and this control plane accepts customer warehouses only (disable_file_connections)", clip(hello.GetWarehouseKind(), maxNameLen))
+	}
 	now := time.Now()
 	rec := agentRecord{ID: hello.GetAgentId(), Tenant: peerID.Tenant, Version: clip(hello.GetVersion(), maxNameLen), WarehouseKind: clip(hello.GetWarehouseKind(), maxNameLen)}
 	if err := s.store.agentConnected(ctx, rec, g, now); errors.Is(err, errAgentOfOtherTenant) {

@@ -67,6 +67,10 @@ func (s *Server) readConnection(w http.ResponseWriter, r *http.Request) (catalog
 	}
 	p := principal(r)
 	c.Tenant, c.CreatedBy = p.Tenant, p.UserID
+	if s.cfg.DisableFileConnections && catalog.IsFileKind(c.Kind) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("connection kind %q reads files, and this control plane accepts customer warehouses only (disable_file_connections)", c.Kind))
+		return c, false
+	}
 	return c, true
 }
 

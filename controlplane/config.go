@@ -129,6 +129,10 @@ type Config struct {
 	// staff (DefaultSupportTenant if empty): they see a customer's tenant
 	// only with an approved, unexpired grant.
 	SupportTenant string
+	// DisableFileConnections accepts customer warehouses only: a
+	// connection of a file kind (catalog.FileKinds: a DuckDB file, local
+	// Parquet) is refused, and so is an agent whose warehouse is one.
+	DisableFileConnections bool
 }
 
 // HashToken returns the hex SHA-256 of a bearer token, the form
@@ -214,6 +218,8 @@ type FileConfig struct {
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// JobAttempts is Config.JobAttempts.
 	JobAttempts int `yaml:"job_attempts"`
+	// DisableFileConnections is Config.DisableFileConnections.
+	DisableFileConnections bool `yaml:"disable_file_connections"`
 	// LogLevel is debug, info, warn or error (info if empty).
 	LogLevel string `yaml:"log_level"`
 	// Encryption turns on customer-managed keys for the sensitive

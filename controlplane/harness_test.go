@@ -129,6 +129,8 @@ type harnessOptions struct {
 	enroll bool
 	// signInLinks turns one-time sign-in links on (auth.signin_links).
 	signInLinks bool
+	// noFiles is Config.DisableFileConnections.
+	noFiles bool
 }
 
 // pgSchemas maps a data directory to its PostgreSQL schema's URL when the
@@ -152,17 +154,18 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 		o.heartbeat = 300 * time.Millisecond
 	}
 	cfg := controlplane.Config{
-		DataDir:           h.dataDir,
-		APIAddr:           "127.0.0.1:0",
-		AgentAddr:         "127.0.0.1:0",
-		TLS:               pki.DevFiles(h.certDir, "controlplane"),
-		APIToken:          testToken,
-		Planner:           controlplane.PlannerFunc(testPlanner),
-		Logger:            slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		HeartbeatInterval: o.heartbeat,
-		ShutdownTimeout:   3 * time.Second,
-		Sealer:            o.sealer,
-		JobAttempts:       o.attempts,
+		DataDir:                h.dataDir,
+		APIAddr:                "127.0.0.1:0",
+		AgentAddr:              "127.0.0.1:0",
+		TLS:                    pki.DevFiles(h.certDir, "controlplane"),
+		APIToken:               testToken,
+		Planner:                controlplane.PlannerFunc(testPlanner),
+		Logger:                 slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		HeartbeatInterval:      o.heartbeat,
+		ShutdownTimeout:        3 * time.Second,
+		Sealer:                 o.sealer,
+		JobAttempts:            o.attempts,
+		DisableFileConnections: o.noFiles,
 	}
 	if o.enroll {
 		cfg.CAKey = filepath.Join(h.certDir, pki.CAKeyFile)

@@ -221,7 +221,7 @@ func TestTenantsIsolated(t *testing.T) {
 		t.Errorf("acme's agent stream after closure: %v, want Aborted", err)
 	}
 	again := h.dialAgentTLS(acmeCfg)
-	again.send(hello("z-acme"))
+	_ = again.stream.Send(hello("z-acme")) // the refusal may come first
 	if err := again.recvErr(); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "closed or unknown") {
 		t.Errorf("closed tenant's agent reconnects: %v, want PermissionDenied", err)
 	}
@@ -234,4 +234,45 @@ func TestTenantsIsolated(t *testing.T) {
 	}
 	globexAgent.succeed(g.ID)
 	waitFor(t, globex, g.ID, api.StateSucceeded)
+}
+
+// TestFileConnectionsDisabled: a control plane configured for customer
+// warehouses only (disable_file_connections) refuses a connection of a
+// file kind and an agent whose warehouse is a file, and accepts the rest.
+func TestFileConnectionsDisabled(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		noFiles bool
+	}{{"files allowed", false}, {"files disabled", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startHarness(t, harnessOptions{noFiles: tc.noFiles})
+			bearer := "Bearer " + testToken
+			for _, kind := range []string{"duckdb", "parquet", "postgres"} {
+				code, body := h.do("POST", "/v1/connections", bearer, `{"name":"c-`+kind+`","kind":"`+kind+`","settings":{"host":"db.example"}}`)
+				refused := tc.noFiles && kind != "postgres"
+				switch {
+				case refused && (code != http.StatusBadRequest || !strings.Contains(body, "customer warehouses only")):
+					t.Errorf("%s connection with files disabled: %d %s, want 400", kind, code, body)
+				case !refused && code != http.StatusCreated:
+					t.Errorf("%s connection: %d %s, want 201", kind, code, body)
+				}
+			}
+			a := h.dialAgent("agent")
+			m := hello(testAgentID)
+			m.GetHello().WarehouseKind = "duckdb"
+			a.send(m)
+			if tc.noFiles {
+				if err := a.recvErr(); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "duckdb file") {
+					t.Errorf("an agent on a DuckDB file with files disabled: %v, want PermissionDenied", err)
+				}
+				a = h.dialAgent("agent")
+				m = hello(testAgentID)
+				m.GetHello().WarehouseKind = "postgres"
+				a.send(m)
+			}
+			if w := a.recv(); w.GetWelcome() == nil {
+				t.Errorf("agent: got %v, want Welcome", w)
+			}
+		})
+	}
 }

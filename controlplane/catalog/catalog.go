@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,14 @@ var (
 	ErrExists   = errors.New("already exists")
 	ErrInvalid  = errors.New("invalid")
 )
+
+// FileKinds are the kinds of connection (and agent warehouse) that read
+// files rather than a warehouse: a DuckDB file, a directory of Parquet
+// files. A control plane may refuse them (disable_file_connections).
+var FileKinds = []string{"duckdb", "parquet"}
+
+// IsFileKind reports whether kind is one of FileKinds.
+func IsFileKind(kind string) bool { return slices.Contains(FileKinds, kind) }
 
 // Kinds of connection, as the agent's connector URL schemes name them.
 var Kinds = []string{"duckdb", "postgres", "redshift", "snowflake", "databricks", "bigquery", "s3", "parquet"}
