@@ -153,6 +153,10 @@ func (s *Server) supportScope(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// A refusal here is this layer's decision about a signed-in
+		// caller, audited as support.access_denied (by controlplane/support)
+		// or by the route below it, never as an unauthenticated call.
+		routed(r)
 		if p.Tenant != s.supportTenant() {
 			writeError(w, http.StatusForbidden, "only support staff act on another tenant")
 			return
@@ -169,6 +173,15 @@ func (s *Server) supportScope(next http.Handler) http.Handler {
 		sp := auth.Principal{Tenant: target, UserID: "support:" + p.UserID, Role: auth.Viewer, Via: "support", TokenID: grant.ID}
 		next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), sp)))
 	})
+}
+
+// routed records that a route's layer answered the request (its pattern,
+// as the mux matched it), so the API's outer handler does not audit a
+// refusal as an unauthenticated call.
+func routed(r *http.Request) {
+	if h, ok := r.Context().Value(routeKey{}).(*string); ok && *h == "" {
+		*h = r.Pattern
+	}
 }
 
 // isOperator reports whether p is the operator's token (api_token_file),

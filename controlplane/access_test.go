@@ -324,6 +324,12 @@ func TestSupportAccess(t *testing.T) {
 			t.Errorf("no %s in the tenant's audit log: %d", want, st)
 		}
 	}
+	// A support refusal is support.access_denied, not also an
+	// unauthenticated call: the engineer was signed in.
+	st, body = h.do("GET", "/v1/audit?action=api.unauthenticated&limit=100", "Bearer "+testToken, "")
+	if st != http.StatusOK || strings.Contains(body, "/v1/jobs") {
+		t.Errorf("support refusals audited as unauthenticated calls: %d %s", st, body)
+	}
 	if st, body := h.do("GET", "/v1/jobs", "Bearer "+testToken+"x", ""); st != http.StatusUnauthorized {
 		t.Errorf("a wrong operator token: %d %s", st, body)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ferry-ai/ferry/connectors"
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/internal/cli"
@@ -302,8 +304,9 @@ func printMetrics(say func(string, ...any), m *api.Model) {
 }
 
 // stdinIsTerminal reports whether standard input is a terminal (someone
-// may press Ctrl-C), not a pipe or /dev/null (a script or CI).
+// may press Ctrl-C), not a file, pipe or /dev/null (a script or CI; /dev/null
+// is a character device too, so the file mode cannot tell).
 func stdinIsTerminal() bool {
-	fi, err := os.Stdin.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"tokens":      {"create, list and revoke your API tokens: tokens create|list|revoke", runTokens},
 		"connections": {"the tenant's warehouse connections (no credentials): connections list|create|delete", runConnections},
 		"queries":     {"the tenant's saved predictive queries: queries list|create|delete|run", runQueries},
+		"graphs":      {"the schema graph queries are planned against: graphs show [--json]", runGraphs},
 		"agents":      {"list agents, issue enrollment tokens, revoke: agents list|enroll|revoke", runAgents},
 		"pql":         {"check a predictive query against a warehouse's graph: pql check", runPQL},
 		"demo":        {"run the all-in-one demo on the embedded DuckDB warehouse", runDemo},

@@ -21,13 +21,13 @@ func TestHelpEverywhere(t *testing.T) {
 		{"ferry-engine", "--help"},
 		{"ferry-controlplane", "--help"},
 	}
-	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "agents", "pql", "demo", "tokens", "connections", "queries"} {
+	for _, sub := range []string{"demo-data", "dev", "tables", "read", "copy", "jobs", "agents", "pql", "demo", "tokens", "connections", "queries", "graphs"} {
 		cases = append(cases, []string{"ferry", sub, "--help"})
 	}
 	cases = append(cases, []string{"ferry", "dev", "certs", "--help"}, []string{"ferry", "jobs", "submit", "--help"},
 		[]string{"ferry", "jobs", "status", "--help"}, []string{"ferry", "jobs", "list", "--help"},
 		[]string{"ferry", "jobs", "cancel", "--help"}, []string{"ferry", "jobs", "logs", "--help"}, []string{"ferry", "tokens", "create", "--help"},
-		[]string{"ferry", "agents", "list", "--help"}, []string{"ferry", "agents", "enroll", "--help"}, []string{"ferry", "agents", "revoke", "--help"})
+		[]string{"ferry", "agents", "list", "--help"}, []string{"ferry", "agents", "enroll", "--help"}, []string{"ferry", "agents", "revoke", "--help"}, []string{"ferry", "graphs", "show", "--help"})
 	for _, args := range cases {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			cmd := exec.Command(filepath.Join(binDir, args[0]), args[1:]...)

@@ -380,6 +380,14 @@ func checkCLI(t *testing.T, s *devstack.Stack, jobID string) {
 	if code, out, _ := ferry(t, operator, "connections", "list"); code != 0 || !strings.Contains(out, "demo") {
 		t.Errorf("connections list: exit %d %s", code, out)
 	}
+	// The graph queries are planned against, keys and all.
+	if code, out, stderr := ferry(t, operator, "graphs", "show"); code != 0 || !strings.Contains(out, "customers  primary key (customer_id)") ||
+		!strings.Contains(out, "foreign key (customer_id) -> customers") || !strings.Contains(out, "graph reported by agent "+devstack.AgentID) {
+		t.Errorf("graphs show: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, out, _ := ferry(t, operator, "graphs", "show", "--json"); code != 0 || !strings.Contains(out, `"primary_key"`) {
+		t.Errorf("graphs show --json: exit %d %s", code, out)
+	}
 	code, out, stderr := ferry(t, operator, "queries", "create", "--name", "churn", "--pql", demoQuery, "--output", "churn_saved")
 	var saved struct{ ID string }
 	if code != 0 || json.Unmarshal([]byte(out), &saved) != nil || saved.ID == "" {
