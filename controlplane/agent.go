@@ -49,6 +49,9 @@ type session struct {
 	kicked   chan struct{}
 	kickOnce sync.Once
 	reason   string
+	// ended is closed once endSession has recorded the session's end (its
+	// job re-queued, the agent marked disconnected).
+	ended chan struct{}
 
 	// seen is when the agent last heartbeated (Unix nanoseconds), written to
 	// the metadata database in batches by the server's flusher.
@@ -167,6 +170,7 @@ func (a *agentService) Connect(stream agentapi.AgentService_ConnectServer) error
 		graph:   g,
 		out:     make(chan *agentapi.ControlMessage, 16),
 		kicked:  make(chan struct{}),
+		ended:   make(chan struct{}),
 	}
 	log = s.log.With(slog.String("agent", ss.agentID))
 	s.register(ss)
@@ -361,6 +365,7 @@ func (s *Server) endSession(ss *session, reason string) {
 		s.auditAgent(ctx, ss.tenant, ss.agentID, "agent.disconnect", "agent/"+ss.agentID, audit.Success, map[string]string{"reason": clip(reason, 200)})
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "agent disconnected", slog.String("agent", ss.agentID), slog.String("reason", reason))
+	close(ss.ended)
 	s.wake()
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/controlplane/audit"
@@ -50,8 +51,10 @@ func (s *store) deleteTenant(ctx context.Context, tenant string) (map[string]int
 // reasonTenantClosed ends the sessions of a closed tenant's agents.
 const reasonTenantClosed = "the tenant's account was closed"
 
-// kickTenant ends every session of a tenant's agents.
-func (s *Server) kickTenant(tenant, reason string) {
+// kickTenant ends every session of a tenant's agents and waits (up to
+// ctx) until each has recorded its end, so that nothing a session writes
+// on its way out (its job re-queued) lands after the tenant's deletion.
+func (s *Server) kickTenant(ctx context.Context, tenant, reason string) error {
 	s.mu.Lock()
 	var kick []*session
 	for _, ss := range s.sessions {
@@ -63,6 +66,14 @@ func (s *Server) kickTenant(tenant, reason string) {
 	for _, ss := range kick {
 		ss.kick(reason)
 	}
+	for _, ss := range kick {
+		select {
+		case <-ss.ended:
+		case <-ctx.Done():
+			return fmt.Errorf("ending the sessions of tenant %s's agents: %w", tenant, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // handleDeleteTenant closes a tenant's account: every row of its metadata
@@ -80,7 +91,14 @@ func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	// Its agents' sessions end first; they cannot connect again once the
 	// catalog no longer knows the tenant (the default tenant is re-made).
-	s.kickTenant(tenant, reasonTenantClosed)
+	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := s.kickTenant(kctx, tenant, reasonTenantClosed)
+	cancel()
+	if err != nil {
+		s.log.Error("tenant deletion failed", "tenant", tenant, "error", err.Error())
+		writeError(w, http.StatusServiceUnavailable, "the tenant's agents did not disconnect in time; run the deletion again")
+		return
+	}
 	rep := api.TenantDeletion{Tenant: tenant, Deleted: map[string]int64{}}
 	add := func(m map[string]int64) {
 		for k, v := range m {
