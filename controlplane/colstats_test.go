@@ -3,10 +3,6 @@ package controlplane_test
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -58,7 +54,7 @@ func TestColumnStatsRoundTrip(t *testing.T) {
 	for _, sealed := range []bool{false, true} {
 		name, opts := "plaintext", harnessOptions{}
 		if sealed {
-			name, opts.sealer, opts.sqlite = "sealed", newStatsSealer(t), true
+			name, opts.sealer, opts.sqlite = "sealed", newGCMSealer(t), true
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
@@ -127,36 +123,4 @@ func statsString(s *api.ColumnStats) string {
 		return *p
 	}
 	return fmt.Sprint("nulls ", s.Nulls, " (", s.NullFraction, ") range ", r(s.Min), "..", r(s.Max), " distinct ", s.DistinctEstimate)
-}
-
-// statsSealer seals with AES-GCM under a key of the test's own: a customer
-// key without Vault.
-type statsSealer struct{ aead cipher.AEAD }
-
-func newStatsSealer(t *testing.T) statsSealer {
-	t.Helper()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return statsSealer{aead}
-}
-
-func (s statsSealer) Seal(_ context.Context, p, aad []byte) ([]byte, error) {
-	nonce := make([]byte, s.aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, p, aad), nil
-}
-
-func (s statsSealer) Open(_ context.Context, e, aad []byte) ([]byte, error) {
-	if len(e) < s.aead.NonceSize() {
-		return nil, errors.New("short envelope")
-	}
-	return s.aead.Open(nil, e[:s.aead.NonceSize()], e[s.aead.NonceSize():], aad)
 }

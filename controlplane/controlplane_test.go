@@ -477,22 +477,34 @@ func TestCancel(t *testing.T) {
 	h.waitState(running.ID, api.StateCancelled)
 }
 
-func TestRestart(t *testing.T) {
-	certDir := t.TempDir()
-	dataDir := t.TempDir()
+// runningBeforeRestart starts a control plane on fresh directories with an
+// agent, submits a job and reports it through the given states; it returns
+// the harness, the agent, the job and the directories a restarted control
+// plane reuses.
+func runningBeforeRestart(t *testing.T, states ...agentapi.JobState) (h *harness, a *testAgent, job *api.Job, certDir, dataDir string) {
+	t.Helper()
+	certDir, dataDir = t.TempDir(), t.TempDir()
 	if err := pkiDevCerts(certDir); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	h := startHarness(t, harnessOptions{certDir: certDir, dataDir: dataDir})
-	a := h.connectAgent(true)
-	running, err := h.client.Submit(ctx, testQuery, "p1")
+	h = startHarness(t, harnessOptions{certDir: certDir, dataDir: dataDir})
+	a = h.connectAgent(true)
+	job, err := h.client.Submit(context.Background(), testQuery, "p1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.recv()
-	a.event(running.ID, agentapi.JobState_JOB_STATE_READING, nil)
-	h.waitState(running.ID, api.StateReading)
+	for _, st := range states {
+		a.event(job.ID, st, nil)
+	}
+	want := map[agentapi.JobState]api.JobState{agentapi.JobState_JOB_STATE_READING: api.StateReading, agentapi.JobState_JOB_STATE_TRAINING: api.StateTraining}[states[len(states)-1]]
+	h.waitState(job.ID, want)
+	return h, a, job, certDir, dataDir
+}
+
+func TestRestart(t *testing.T) {
+	ctx := context.Background()
+	h, a, running, certDir, dataDir := runningBeforeRestart(t, agentapi.JobState_JOB_STATE_READING)
 	h.stop() // Serve returns nil on cancel: checked by stop
 	if err := a.recvErr(); status.Code(err) != codes.Unavailable {
 		t.Errorf("agent stream on shutdown: %v, want Unavailable", err)
@@ -533,22 +545,8 @@ func TestRestart(t *testing.T) {
 // shutdown leaves a job running in its database; the next start re-queues
 // it (the agent stopped it when its stream broke).
 func TestRestartRecoversRunningJobs(t *testing.T) {
-	certDir := t.TempDir()
-	dataDir := t.TempDir()
-	if err := pkiDevCerts(certDir); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	h := startHarness(t, harnessOptions{certDir: certDir, dataDir: dataDir})
-	a := h.connectAgent(true)
-	j, err := h.client.Submit(ctx, testQuery, "p1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.recv()
-	a.event(j.ID, agentapi.JobState_JOB_STATE_READING, nil)
-	a.event(j.ID, agentapi.JobState_JOB_STATE_TRAINING, nil)
-	h.waitState(j.ID, api.StateTraining)
+	h, _, j, certDir, dataDir := runningBeforeRestart(t, agentapi.JobState_JOB_STATE_READING, agentapi.JobState_JOB_STATE_TRAINING)
 	// A graceful stop re-queues the job; put it back as a crash leaves it:
 	// still training on its agent.
 	h.stop()

@@ -35,32 +35,7 @@ func TestSIGTERMMidJob(t *testing.T) {
 			proc := map[string]*devstack.Proc{"engine": s.Engine, "agent": s.Agent}[tc.target]
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			// Catch a job while it is on the engine (a table has been
-			// streamed) and not yet done; a job that ends first is retried.
-			var jobID string
-			for attempt := 0; attempt < 8 && jobID == ""; attempt++ {
-				j, err := s.Client.Submit(ctx, demoQuery, "preds_sigterm")
-				if err != nil {
-					t.Fatal(err)
-				}
-				for {
-					d, err := s.Client.Get(ctx, j.ID)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if (d.State == api.StateReading || d.State == api.StateTraining) && len(d.TableStats) > 0 {
-						jobID = j.ID
-						break
-					}
-					if d.State.Terminal() {
-						break
-					}
-					time.Sleep(2 * time.Millisecond)
-				}
-			}
-			if jobID == "" {
-				t.Fatal("no job was caught in flight in 8 attempts")
-			}
+			jobID := catchInFlight(ctx, t, s, "preds_sigterm")
 			if err := proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
