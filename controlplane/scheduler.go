@@ -45,10 +45,10 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 
 // schedule runs one pass: each queued job, oldest first, goes to an idle
 // connected agent of the job's tenant whose schema has every table the job
-// needs; an agent
-// runs one job at a time, and the agents take turns. The server's lock is
-// held only to read and claim sessions, never across the database: a
-// thousand agents heartbeating and connecting do not queue behind a pass.
+// needs; an agent runs one job at a time, and the agents take turns. The
+// server's lock is held only to read and claim sessions, never across the
+// database: a thousand agents heartbeating and connecting do not queue
+// behind a pass.
 func (s *Server) schedule(ctx context.Context) {
 	s.mu.Lock()
 	var idle []*session
@@ -79,7 +79,7 @@ func (s *Server) schedule(ctx context.Context) {
 		}
 		i := slices.IndexFunc(idle, func(ss *session) bool { return ss.tenant == j.Tenant && ss.hasTables(j.Tables) })
 		if i < 0 {
-			s.log.LogAttrs(ctx, slog.LevelDebug, "scheduler: no idle agent has the job's tables", slog.String("job_id", j.ID))
+			s.log.LogAttrs(ctx, slog.LevelDebug, "scheduler: no idle agent of the job's tenant has its tables", slog.String("job_id", j.ID))
 			continue
 		}
 		ss := idle[i]
