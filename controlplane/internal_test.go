@@ -235,8 +235,8 @@ func TestApplyEventOwnership(t *testing.T) {
 	if err != nil || j.Error == nil || j.Error.Stage != "agent" {
 		t.Errorf("job = %+v, %v", j, err)
 	}
-	if from, err := st.failRunning(ctx, "j-1", "agent", now, func(api.JobState) string { return "x" }); from != "" || err != nil {
-		t.Errorf("failRunning on a finished job: %q, %v; want no change", from, err)
+	if from, to, _, err := st.requeueRunning(ctx, "j-1", "agent", 3, now, func(api.JobState) string { return "x" }); from != "" || to != "" || err != nil {
+		t.Errorf("requeueRunning on a finished job: %q -> %q, %v; want no change", from, to, err)
 	}
 }
 

@@ -917,43 +917,17 @@ func (s *store) cancelQueued(ctx context.Context, id string, now time.Time) (boo
 	return cancelled, err
 }
 
-// failRunning fails a job that is assigned or running, with the error stage
-// and the message msg(previous state). It returns the previous state, or ""
-// when the job was not running (queued or already finished).
-//
-// The message is sealed before the write transaction (sealing may ask
-// Vault), so the write applies only if the job is still in the state the
-// message was made for; otherwise it is made again.
-func (s *store) failRunning(ctx context.Context, id, stage string, now time.Time, msg func(from api.JobState) string) (api.JobState, error) {
-	for attempt := 0; ; attempt++ {
-		var state api.JobState
-		err := s.db.QueryRow(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&state)
-		if errors.Is(err, sql.ErrNoRows) {
-			return "", errJobNotFound
-		}
-		if err != nil {
-			return "", fmt.Errorf("metadata db: fail job %s: %w", id, err)
-		}
-		if state == api.StateQueued || state.Terminal() {
-			return "", nil
-		}
-		ok, err := s.failFrom(ctx, id, state, stage, msg(state), now)
-		if err != nil || ok {
-			return state, err
-		}
-		if attempt == 10 {
-			return "", fmt.Errorf("metadata db: fail job %s: its state keeps changing", id)
-		}
-	}
-}
-
 // requeueRunning puts a job that is assigned or running back in the queue
 // after its agent session ended (the agent stopped the job with it), noting
 // why: the scheduler assigns it again, and its writeback, keyed by the job,
 // is idempotent. A job already assigned maxAttempts times fails instead,
-// with the stage and message of failRunning. It returns the previous and
-// the new state, or "" and "" when the job was not running, and the job's
-// tenant.
+// with the error stage and why(previous state). It returns the previous and
+// the new state, or "" and "" when the job was not running (queued or
+// already finished), and the job's tenant.
+//
+// The note is sealed before the write transaction (sealing may ask Vault),
+// so the write applies only if the job is still in the state the note was
+// made for; otherwise it is made again.
 func (s *store) requeueRunning(ctx context.Context, id, stage string, maxAttempts int, now time.Time, why func(from api.JobState) string) (from, to api.JobState, tenant string, err error) {
 	for try := 0; ; try++ {
 		var state api.JobState
