@@ -186,7 +186,10 @@ func routed(r *http.Request) {
 
 // isOperator reports whether p is the operator's token (api_token_file),
 // which may act on any tenant's agents.
-func isOperator(p auth.Principal) bool { return p.Via == auth.ViaToken && p.TokenID == "operator" }
+func isOperator(p auth.Principal) bool { return p.Via == auth.ViaToken && p.TokenID == operatorTokenID }
+
+// operatorTokenID is the TokenID of the operator's principal.
+const operatorTokenID = "operator"
 
 // supportTenant is the tenant whose users are the provider's support staff.
 func (s *Server) supportTenant() string {
@@ -279,7 +282,7 @@ func (s *Server) operator(r *http.Request) (auth.Principal, bool) {
 	if subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
 		return auth.Principal{}, false
 	}
-	return auth.Principal{Tenant: DefaultTenant, UserID: s.operatorID, Role: auth.Admin, Via: auth.ViaToken, TokenID: "operator"}, true
+	return auth.Principal{Tenant: DefaultTenant, UserID: s.operatorID, Role: auth.Admin, Via: auth.ViaToken, TokenID: operatorTokenID}, true
 }
 
 // audited appends an audit entry for every call of rt once it is answered:
@@ -309,7 +312,7 @@ func (s *Server) audited(rt route, next http.Handler) http.Handler {
 		}
 		p, _ := auth.FromContext(r.Context())
 		kind := audit.User
-		if p.Via == auth.ViaBreakGlass || p.TokenID == "operator" {
+		if p.Via == auth.ViaBreakGlass || isOperator(p) {
 			kind = audit.Admin
 		}
 		target := rt.path
@@ -492,7 +495,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	p, _ := auth.FromContext(r.Context())
 	q := r.URL.Query()
 	tenant := p.Tenant
-	if p.TokenID == "operator" {
+	if isOperator(p) {
 		tenant = q.Get("tenant") // the provider's operator sees every tenant, and requests refused before one was known
 	}
 	f := audit.Filter{Tenant: tenant, Actor: q.Get("actor"), Action: q.Get("action"), Outcome: audit.Outcome(q.Get("outcome")), Limit: 100}
