@@ -64,7 +64,7 @@ func (s *Server) coreRoutes() []route {
 		{"GET", api.PathJobs + "/{id}", auth.Viewer, "job.get", "A job with its history, table statistics, model metrics, write and purge reports", s.handleJob},
 		{"POST", api.PathJobs + "/{id}/cancel", auth.Editor, "job.cancel", "Cancel a job", s.handleCancel},
 		{"GET", api.PathAgents, auth.Viewer, "agent.list", "Agents: connected, last seen, tables", s.handleAgents},
-		{"GET", pathGraph, auth.Viewer, "graph.get", "The schema queries are planned against: tables, columns, primary and foreign keys (the latest an agent reported)", s.handleGraph},
+		{"GET", api.PathGraph, auth.Viewer, "graph.get", "The schema queries are planned against: tables, columns, primary and foreign keys (the latest an agent reported)", s.handleGraph},
 		{"POST", api.PathEnrollments, auth.Admin, "agent.enroll_token", "Create a one-time enrollment token for an agent", s.handleEnrollments},
 		{"POST", api.PathAgents + "/{id}/revoke", auth.Admin, "agent.revoke", "Revoke an agent's certificates", s.handleRevoke},
 		{"GET", api.PathTokens, auth.Viewer, "token.list", "Your API tokens (never the tokens themselves)", s.handleListTokens},

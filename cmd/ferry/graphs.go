@@ -8,19 +8,9 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ferry-ai/ferry/controlplane/api"
 	"github.com/ferry-ai/ferry/internal/cli"
-	"github.com/ferry-ai/ferry/internal/graph"
 )
-
-// graphPath is the control plane's graph endpoint (controlplane's
-// pathGraph).
-const graphPath = "/v1/graph"
-
-// graphDoc is the body of GET /v1/graph.
-type graphDoc struct {
-	AgentID string        `json:"agent_id"`
-	Tables  []graph.Table `json:"tables"`
-}
 
 // runGraphs prints the schema graph queries are planned against: what the
 // tenant's agent reported (tables, columns, keys, time columns; metadata
@@ -48,8 +38,8 @@ func runGraphs(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	var g graphDoc
-	if err := c.Do(ctx, "GET", graphPath, nil, &g); err != nil {
+	var g api.Graph
+	if err := c.Do(ctx, "GET", api.PathGraph, nil, &g); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -62,7 +52,7 @@ func runGraphs(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // writeGraph prints a graph as text: a block per table.
-func writeGraph(w io.Writer, g graphDoc) {
+func writeGraph(w io.Writer, g api.Graph) {
 	fmt.Fprintf(w, "graph reported by agent %s: %d tables\n", g.AgentID, len(g.Tables))
 	for _, t := range g.Tables {
 		fmt.Fprintf(w, "\n%s", t.Name)

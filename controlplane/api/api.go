@@ -7,6 +7,7 @@ package api
 import (
 	"time"
 
+	"github.com/ferry-ai/ferry/internal/graph"
 	"github.com/ferry-ai/ferry/internal/link"
 )
 
@@ -23,6 +24,7 @@ const (
 	PathAudit       = "/v1/audit"
 	PathOpenAPI     = "/openapi.json"
 	PathAgents      = "/v1/agents"
+	PathGraph       = "/v1/graph"
 	PathHealthz     = "/healthz"
 	// PathEnrollments (bearer token) issues one-time enrollment tokens.
 	PathEnrollments = "/v1/agents/enrollments"
@@ -353,6 +355,17 @@ type CreateTokenRequest struct {
 type CreatedToken struct {
 	Token  any    `json:"token"`
 	Secret string `json:"secret"`
+}
+
+// Graph is the body of GET /v1/graph: the schema the caller's tenant's
+// agent last reported (tables, columns with their types, primary and
+// foreign keys, time columns), the one queries are planned against.
+// Metadata only.
+type Graph struct {
+	// AgentID is the agent that reported it (a connected one first, then
+	// the most recent).
+	AgentID string        `json:"agent_id"`
+	Tables  []graph.Table `json:"tables"`
 }
 
 // SignInLinkRequest asks for a one-time console sign-in link for a user
