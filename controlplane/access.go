@@ -605,8 +605,14 @@ func (s *Server) handleSignInLink(w http.ResponseWriter, r *http.Request) {
 	case roleErr != nil:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("role %q: want admin, editor or viewer", req.Role))
 		return
-	case req.TTLSeconds < 0 || time.Duration(req.TTLSeconds)*time.Second > auth.MaxSignInLinkTTL:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl_seconds %d: want up to %d", req.TTLSeconds, int64(auth.MaxSignInLinkTTL/time.Second)))
+	}
+	ttl, err := s.auth.SignInLinkTTL(time.Duration(req.TTLSeconds) * time.Second)
+	switch {
+	case errors.Is(err, auth.ErrSignInLinksOff):
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "ttl_seconds: "+err.Error())
 		return
 	}
 	ctx := r.Context()
@@ -616,11 +622,7 @@ func (s *Server) handleSignInLink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "could not record the user")
 		return
 	}
-	token, expires, err := s.auth.CreateSignInLink(ctx, p.Tenant, u.ID, time.Duration(req.TTLSeconds)*time.Second)
-	if errors.Is(err, auth.ErrSignInLinksOff) {
-		writeError(w, http.StatusNotFound, err.Error())
-		return
-	}
+	token, expires, err := s.auth.CreateSignInLink(ctx, p.Tenant, u.ID, ttl)
 	if err != nil {
 		s.log.Error("sign-in link", "error", err.Error())
 		writeError(w, http.StatusInternalServerError, "could not make the link")

@@ -3,10 +3,12 @@ package auth
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ferry-ai/ferry/controlplane/metadb"
@@ -24,30 +26,45 @@ const (
 )
 
 // signInLinkPrefix starts every sign-in link token, so a leaked one is
-// recognisable.
-const signInLinkPrefix = "fsl_"
+// recognisable; signInLinkBytes random bytes follow, base64url.
+const (
+	signInLinkPrefix = "fsl_"
+	signInLinkBytes  = 32
+)
 
 // ErrSignInLinksOff refuses CreateSignInLink when Config.SignInLinks is
 // not set.
 var ErrSignInLinksOff = errors.New("one-time sign-in links are disabled (auth.signin_links)")
 
-// CreateSignInLink mints a one-time sign-in link token for an active user
-// of tenant, valid for ttl (DefaultSignInLinkTTL if zero, at most
-// MaxSignInLinkTTL): its first use at SignInLinkPath starts a browser
-// session as the user, with their role. Only the token's hash is stored.
-func (s *Service) CreateSignInLink(ctx context.Context, tenant, userID string, ttl time.Duration) (secrets.Secret, time.Time, error) {
+// SignInLinkTTL checks that a link of lifetime ttl may be minted and
+// returns the lifetime it would have: ErrSignInLinksOff when links are off,
+// ErrInvalid for a lifetime out of range. A caller that makes the link's
+// user first checks here, so a refused request changes nothing.
+func (s *Service) SignInLinkTTL(ttl time.Duration) (time.Duration, error) {
 	if !s.cfg.SignInLinks {
-		return secrets.Secret{}, time.Time{}, ErrSignInLinksOff
+		return 0, ErrSignInLinksOff
 	}
 	if ttl == 0 {
 		ttl = DefaultSignInLinkTTL
 	}
 	if ttl < 0 || ttl > MaxSignInLinkTTL {
-		return secrets.Secret{}, time.Time{}, fmt.Errorf("sign-in link lifetime %v: want up to %v", ttl, MaxSignInLinkTTL)
+		return 0, fmt.Errorf("%w: sign-in link lifetime %v: want up to %v", ErrInvalid, ttl, MaxSignInLinkTTL)
 	}
-	token := signInLinkPrefix + randomString(32)
+	return ttl, nil
+}
+
+// CreateSignInLink mints a one-time sign-in link token for an active user
+// of tenant, valid for ttl (DefaultSignInLinkTTL if zero, at most
+// MaxSignInLinkTTL; another is ErrInvalid): its first use at SignInLinkPath starts a browser
+// session as the user, with their role. Only the token's hash is stored.
+func (s *Service) CreateSignInLink(ctx context.Context, tenant, userID string, ttl time.Duration) (secrets.Secret, time.Time, error) {
+	ttl, err := s.SignInLinkTTL(ttl)
+	if err != nil {
+		return secrets.Secret{}, time.Time{}, err
+	}
+	token := signInLinkPrefix + randomString(signInLinkBytes)
 	expires := s.now().Add(ttl)
-	err := s.db.InTx(ctx, func(tx *metadb.Tx) error {
+	err = s.db.InTx(ctx, func(tx *metadb.Tx) error {
 		u, err := findUser(ctx, tx, tenant, "id", userID)
 		if err != nil {
 			return fmt.Errorf("user %s of tenant %s: %w", userID, tenant, err)
@@ -96,7 +113,7 @@ func (s *Service) signInLinkPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := r.URL.Query().Get("token")
-	if len(token) != len(signInLinkPrefix)+43 || token[:len(signInLinkPrefix)] != signInLinkPrefix {
+	if len(token) != len(signInLinkPrefix)+base64.RawURLEncoding.EncodedLen(signInLinkBytes) || !strings.HasPrefix(token, signInLinkPrefix) {
 		writeError(w, http.StatusBadRequest, "this is not a Ferry sign-in link")
 		return
 	}
