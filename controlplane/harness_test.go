@@ -272,20 +272,7 @@ func (h *harness) do(method, path, token, body string) (int, string) {
 // waitState polls a job until it reaches want.
 func (h *harness) waitState(id string, want api.JobState) *api.JobDetail {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d, err := h.client.Get(context.Background(), id)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		if d.State == want {
-			return d
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("job %s is %s, want %s; detail %+v", id, d.State, want, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return waitFor(h.t, h.client, id, want)
 }
 
 // testAgent is a gRPC client speaking the agent protocol.
