@@ -651,6 +651,9 @@ func TestConsoleBrowserIntegration(t *testing.T) {
 	ad.do("filter the audit log", 10*time.Second,
 		chromedp.SendKeys(chromedp.CSS(`#audit-filters input[name=action]`), "job.submit"),
 		chromedp.Click(chromedp.ID("audit-apply")),
+		// The unfiltered table has job.submit rows too: wait until the
+		// filtered answer has replaced it.
+		chromedp.Poll[chromedp.Void](`document.querySelectorAll('#audit tbody tr:not([data-action="job.submit"])').length === 0`, chromedp.WithPollingTimeout(5*time.Second)),
 		chromedp.WaitVisible(chromedp.CSS(`#audit tr[data-action="job.submit"][data-outcome=denied]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#audit tr[data-action="job.submit"][data-outcome=success]`)))
 	if n := eval[int](ad, "other actions", `document.querySelectorAll('#audit tbody tr:not([data-action="job.submit"])').length`); n != 0 {
